@@ -1,0 +1,774 @@
+// Package storetest is the conformance suite for implementations of
+// [store.Store]: every Store in this module passes it, and so should yours.
+//
+//	func TestMyStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store {
+//			s := mystore.New(...) // empty, isolated from every other store
+//			t.Cleanup(func() { s.Close() })
+//			return s
+//		})
+//	}
+//
+// Run checks each method's contract as written in package store: values,
+// copies, keys, TTLs, one-time Take and single-winner SetNX under racing
+// goroutines, binary and 1 MiB values, and contexts that are already done.
+//
+// Expiry is tested in one of two ways. A store that reads an injected clock
+// is given [WithClock]: Run then moves that clock and the test is exact and
+// instant. A store whose expiry runs on a server's clock (Redis) is tested
+// with short real TTLs: Run polls until the record is gone, and fails if it
+// disappeared early or lingers past a tolerance ([WithExpiryTolerance]).
+//
+// Run does not run its subtests in parallel (they share the clock); the
+// concurrency tests start their own goroutines.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stepupauth/stepup/store"
+)
+
+// An Option configures Run.
+type Option func(*config)
+
+type config struct {
+	advance   func(time.Duration)
+	tolerance time.Duration
+	racers    int
+}
+
+// WithClock tells Run that the stores newStore returns measure TTLs with a
+// clock that advance moves forward by d (such as [Clock.Advance]). All those
+// stores may share that clock. Without WithClock, Run waits for real TTLs.
+func WithClock(advance func(d time.Duration)) Option {
+	return func(c *config) { c.advance = advance }
+}
+
+// WithExpiryTolerance sets how long after its TTL a record may still be
+// seen when Run waits for real TTLs (no WithClock), to allow for a loaded
+// machine or a remote server. Default: 2 seconds.
+func WithExpiryTolerance(d time.Duration) Option {
+	return func(c *config) { c.tolerance = d }
+}
+
+// Clock is a fake clock for stores that take a Now function; it is safe for
+// concurrent use. Pass c.Now to the store and WithClock(c.Advance) to Run.
+type Clock struct {
+	mu sync.Mutex // guards t
+	t  time.Time
+}
+
+// NewClock returns a Clock that reads start until it is advanced.
+func NewClock(start time.Time) *Clock { return &Clock{t: start} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Racers is how many goroutines race in the Take and SetNX tests.
+const Racers = 64
+
+// Run runs the conformance suite. newStore is called once or more per
+// subtest and must return an empty Store, isolated from every other store it
+// returned (for a shared server: a key prefix of its own), cleaned up by
+// t.Cleanup when needed.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) {
+	c := &config{tolerance: 2 * time.Second, racers: Racers}
+	for _, o := range opts {
+		o(c)
+	}
+	s := &suite{config: c, newStore: newStore}
+	tests := []struct {
+		name string
+		fn   func(t *testing.T)
+	}{
+		{"GetMissing", s.getMissing},
+		{"SetGet", s.setGet},
+		{"SetReplaces", s.setReplaces},
+		{"EmptyValue", s.emptyValue},
+		{"BinaryValue", s.binaryValue},
+		{"LargeValue", s.largeValue},
+		{"ValuesAreCopied", s.valuesAreCopied},
+		{"Keys", s.keys},
+		{"KeyPrefixesAreDistinct", s.keyPrefixes},
+		{"StoresAreIsolated", s.isolation},
+		{"InvalidArguments", s.invalidArguments},
+		{"SetNX", s.setNX},
+		{"Take", s.take},
+		{"Delete", s.delete},
+		{"Expiry", s.expiry},
+		{"SetResetsTTL", s.setResetsTTL},
+		{"GetDoesNotExtendTTL", s.getDoesNotExtendTTL},
+		{"SetNXKeepsTTL", s.setNXKeepsTTL},
+		{"TinyAndLongTTL", s.tinyAndLongTTL},
+		{"TakeRace", s.takeRace},
+		{"SetNXRace", s.setNXRace},
+		{"ConcurrentUse", s.concurrentUse},
+		{"CanceledContext", s.canceledContext},
+		{"ExpiredContext", s.expiredContext},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, tc.fn)
+	}
+}
+
+type suite struct {
+	*config
+	newStore func(t *testing.T) store.Store
+}
+
+func (s *suite) store(t *testing.T) store.Store {
+	t.Helper()
+	st := s.newStore(t)
+	if st == nil {
+		t.Fatal("newStore returned nil")
+	}
+	return st
+}
+
+func bg() context.Context { return context.Background() }
+
+// The helpers below fail the test with a message that names the call.
+
+func mustSet(t *testing.T, st store.Store, key string, v []byte, ttl time.Duration) {
+	t.Helper()
+	if err := st.Set(bg(), key, v, ttl); err != nil {
+		t.Fatalf("Set(%q, %d bytes, %v): %v", key, len(v), ttl, err)
+	}
+}
+
+func wantValue(t *testing.T, st store.Store, key string, want []byte) {
+	t.Helper()
+	got, err := st.Get(bg(), key)
+	if err != nil {
+		t.Fatalf("Get(%q): %v, want %s", key, err, show(want))
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Get(%q) = %s, want %s", key, show(got), show(want))
+	}
+}
+
+func wantNotFound(t *testing.T, st store.Store, key string) {
+	t.Helper()
+	got, err := st.Get(bg(), key)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(%q) = %s, %v; want ErrNotFound", key, show(got), err)
+	}
+}
+
+// show prints a value briefly: large values as their length and a prefix.
+func show(b []byte) string {
+	if len(b) > 32 {
+		return fmt.Sprintf("%d bytes %q...", len(b), b[:32])
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+func (s *suite) getMissing(t *testing.T) {
+	st := s.store(t)
+	wantNotFound(t, st, "missing")
+	if v, err := st.Take(bg(), "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Take(missing) = %s, %v; want ErrNotFound", show(v), err)
+	}
+	if errors.Is(store.ErrNotFound, store.ErrUnavailable) || errors.Is(store.ErrUnavailable, store.ErrNotFound) {
+		t.Fatal("ErrNotFound and ErrUnavailable must be distinct")
+	}
+}
+
+func (s *suite) setGet(t *testing.T) {
+	st := s.store(t)
+	mustSet(t, st, "k", []byte("value"), time.Hour)
+	wantValue(t, st, "k", []byte("value"))
+	// Get does not consume.
+	wantValue(t, st, "k", []byte("value"))
+}
+
+func (s *suite) setReplaces(t *testing.T) {
+	st := s.store(t)
+	mustSet(t, st, "k", []byte("first, and longer"), time.Hour)
+	mustSet(t, st, "k", []byte("second"), time.Hour)
+	wantValue(t, st, "k", []byte("second"))
+}
+
+func (s *suite) emptyValue(t *testing.T) {
+	st := s.store(t)
+	for _, v := range [][]byte{nil, {}} {
+		mustSet(t, st, "empty", v, time.Hour)
+		wantValue(t, st, "empty", nil)
+	}
+	if ok, err := st.SetNX(bg(), "empty2", nil, time.Hour); !ok || err != nil {
+		t.Fatalf("SetNX(empty2, nil) = %v, %v; want true, nil", ok, err)
+	}
+	got, err := st.Take(bg(), "empty2")
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Take(empty2) = %s, %v; want empty, nil", show(got), err)
+	}
+}
+
+func (s *suite) binaryValue(t *testing.T) {
+	st := s.store(t)
+	all := make([]byte, 0, 512)
+	for i := range 256 {
+		all = append(all, byte(i))
+	}
+	all = append(all, []byte("\x00\r\n$-1\r\n\xff\xfe")...) // NUL, RESP look-alikes, invalid UTF-8
+	mustSet(t, st, "bin", all, time.Hour)
+	wantValue(t, st, "bin", all)
+	got, err := st.Take(bg(), "bin")
+	if err != nil || !bytes.Equal(got, all) {
+		t.Fatalf("Take(bin) = %s, %v; want %s", show(got), err, show(all))
+	}
+}
+
+func (s *suite) largeValue(t *testing.T) {
+	st := s.store(t)
+	big := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range big {
+		big[i] = byte(r.Uint32())
+	}
+	mustSet(t, st, "big", big, time.Hour)
+	wantValue(t, st, "big", big)
+	if ok, err := st.SetNX(bg(), "big2", big, time.Hour); !ok || err != nil {
+		t.Fatalf("SetNX(big2, 1 MiB) = %v, %v; want true, nil", ok, err)
+	}
+	got, err := st.Take(bg(), "big2")
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("Take(big2) = %s, %v; want the 1 MiB value", show(got), err)
+	}
+}
+
+func (s *suite) valuesAreCopied(t *testing.T) {
+	st := s.store(t)
+	v := []byte("original")
+	mustSet(t, st, "k", v, time.Hour)
+	copy(v, "MUTATED!")
+	wantValue(t, st, "k", []byte("original"))
+
+	got, err := st.Get(bg(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(got, "MUTATED!")
+	wantValue(t, st, "k", []byte("original"))
+
+	v2 := []byte("nx-value")
+	if ok, err := st.SetNX(bg(), "k2", v2, time.Hour); !ok || err != nil {
+		t.Fatalf("SetNX(k2) = %v, %v; want true, nil", ok, err)
+	}
+	copy(v2, "MUTATED!")
+	wantValue(t, st, "k2", []byte("nx-value"))
+}
+
+// keys stepup and its users write: printable ASCII without spaces, with the
+// separators and Redis hash-tag braces they use.
+var sampleKeys = []string{
+	"a",
+	"tx:3q2-7wEvAbc_xyz0123456789ABCDEFGHIJKLMNOPQRSTU",
+	"sess:{9f86d081884c7d659a2feaa0c55ad015}",
+	"lease:{9f86d081884c7d659a2feaa0c55ad015}:refresh",
+	"{tag}",
+	"{}",
+	"}{",
+	"x{y}z{w}",
+	"!\"#$%&'()*+,-./0123456789:;<=>?@[\\]^_`|~",
+	strings.Repeat("k", 200),
+}
+
+func (s *suite) keys(t *testing.T) {
+	st := s.store(t)
+	for i, k := range sampleKeys {
+		mustSet(t, st, k, []byte(fmt.Sprint("value-", i)), time.Hour)
+	}
+	for i, k := range sampleKeys {
+		wantValue(t, st, k, []byte(fmt.Sprint("value-", i)))
+	}
+	for i, k := range sampleKeys {
+		got, err := st.Take(bg(), k)
+		if err != nil || string(got) != fmt.Sprint("value-", i) {
+			t.Fatalf("Take(%q) = %s, %v; want %q", k, show(got), err, fmt.Sprint("value-", i))
+		}
+	}
+}
+
+func (s *suite) keyPrefixes(t *testing.T) {
+	st := s.store(t)
+	keys := []string{"k", "k:", "k:1", "K", "kk", "k1"}
+	for _, k := range keys {
+		mustSet(t, st, k, []byte("v"+k), time.Hour)
+	}
+	if err := st.Delete(bg(), "k"); err != nil {
+		t.Fatalf("Delete(k): %v", err)
+	}
+	wantNotFound(t, st, "k")
+	for _, k := range keys[1:] {
+		wantValue(t, st, k, []byte("v"+k))
+	}
+	if _, err := st.Take(bg(), "k:"); err != nil {
+		t.Fatalf("Take(k:): %v", err)
+	}
+	for _, k := range keys[2:] {
+		wantValue(t, st, k, []byte("v"+k))
+	}
+}
+
+func (s *suite) isolation(t *testing.T) {
+	a, b := s.store(t), s.store(t)
+	mustSet(t, a, "shared-name", []byte("in a"), time.Hour)
+	wantNotFound(t, b, "shared-name")
+	if ok, err := b.SetNX(bg(), "shared-name", []byte("in b"), time.Hour); !ok || err != nil {
+		t.Fatalf("SetNX in the second store = %v, %v; want true, nil (stores must be isolated)", ok, err)
+	}
+	wantValue(t, a, "shared-name", []byte("in a"))
+	if _, err := b.Take(bg(), "shared-name"); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, a, "shared-name", []byte("in a"))
+	if err := b.Delete(bg(), "shared-name"); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, a, "shared-name", []byte("in a"))
+}
+
+func (s *suite) invalidArguments(t *testing.T) {
+	st := s.store(t)
+	ctx := bg()
+	wantInvalid := func(t *testing.T, call string, err error) {
+		t.Helper()
+		if !errors.Is(err, store.ErrInvalidArgument) {
+			t.Errorf("%s: got %v, want ErrInvalidArgument", call, err)
+		}
+	}
+	_, err := st.Get(ctx, "")
+	wantInvalid(t, `Get("")`, err)
+	wantInvalid(t, `Set("")`, st.Set(ctx, "", []byte("v"), time.Hour))
+	ok, err := st.SetNX(ctx, "", []byte("v"), time.Hour)
+	wantInvalid(t, `SetNX("")`, err)
+	if ok {
+		t.Errorf(`SetNX("") reported true`)
+	}
+	_, err = st.Take(ctx, "")
+	wantInvalid(t, `Take("")`, err)
+	wantInvalid(t, `Delete("")`, st.Delete(ctx, ""))
+
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		wantInvalid(t, fmt.Sprintf("Set(ttl %v)", ttl), st.Set(ctx, "k", []byte("v"), ttl))
+		ok, err := st.SetNX(ctx, "k", []byte("v"), ttl)
+		wantInvalid(t, fmt.Sprintf("SetNX(ttl %v)", ttl), err)
+		if ok {
+			t.Errorf("SetNX(ttl %v) reported true", ttl)
+		}
+		wantNotFound(t, st, "k")
+	}
+	// An invalid TTL does not touch an existing record either.
+	mustSet(t, st, "k", []byte("kept"), time.Hour)
+	wantInvalid(t, "Set(existing, ttl 0)", st.Set(ctx, "k", []byte("lost"), 0))
+	wantValue(t, st, "k", []byte("kept"))
+}
+
+func (s *suite) setNX(t *testing.T) {
+	st := s.store(t)
+	ok, err := st.SetNX(bg(), "lease", []byte("owner-1"), time.Hour)
+	if !ok || err != nil {
+		t.Fatalf("SetNX on an absent key = %v, %v; want true, nil", ok, err)
+	}
+	ok, err = st.SetNX(bg(), "lease", []byte("owner-2"), time.Hour)
+	if ok || err != nil {
+		t.Fatalf("SetNX on a present key = %v, %v; want false, nil", ok, err)
+	}
+	wantValue(t, st, "lease", []byte("owner-1"))
+	if err := st.Delete(bg(), "lease"); err != nil {
+		t.Fatal(err)
+	}
+	ok, err = st.SetNX(bg(), "lease", []byte("owner-3"), time.Hour)
+	if !ok || err != nil {
+		t.Fatalf("SetNX after Delete = %v, %v; want true, nil", ok, err)
+	}
+	wantValue(t, st, "lease", []byte("owner-3"))
+	// Set overrides a lease (it is unconditional).
+	mustSet(t, st, "lease", []byte("forced"), time.Hour)
+	wantValue(t, st, "lease", []byte("forced"))
+}
+
+func (s *suite) take(t *testing.T) {
+	st := s.store(t)
+	mustSet(t, st, "tx", []byte("transaction"), time.Hour)
+	got, err := st.Take(bg(), "tx")
+	if err != nil || string(got) != "transaction" {
+		t.Fatalf("Take(tx) = %s, %v; want %q", show(got), err, "transaction")
+	}
+	if got, err := st.Take(bg(), "tx"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second Take(tx) = %s, %v; want ErrNotFound (one-time use)", show(got), err)
+	}
+	wantNotFound(t, st, "tx")
+	if ok, err := st.SetNX(bg(), "tx", []byte("again"), time.Hour); !ok || err != nil {
+		t.Fatalf("SetNX after Take = %v, %v; want true, nil", ok, err)
+	}
+	// The slice Take returned belongs to the caller.
+	got, err = st.Take(bg(), "tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(got, "XXXXX")
+	mustSet(t, st, "tx", []byte("fresh"), time.Hour)
+	wantValue(t, st, "tx", []byte("fresh"))
+}
+
+func (s *suite) delete(t *testing.T) {
+	st := s.store(t)
+	mustSet(t, st, "k", []byte("v"), time.Hour)
+	if err := st.Delete(bg(), "k"); err != nil {
+		t.Fatalf("Delete(k): %v", err)
+	}
+	wantNotFound(t, st, "k")
+	if err := st.Delete(bg(), "k"); err != nil {
+		t.Fatalf("Delete of a deleted key: %v, want nil", err)
+	}
+	if err := st.Delete(bg(), "never-set"); err != nil {
+		t.Fatalf("Delete of a missing key: %v, want nil", err)
+	}
+}
+
+// expire waits until the records set at start with TTL ttl have expired: by
+// moving the clock, or by polling for key to disappear (real TTLs).
+// Before that, it checks that key was not reported missing early.
+func (s *suite) expire(t *testing.T, st store.Store, key string, start time.Time, ttl time.Duration) {
+	t.Helper()
+	if s.advance != nil {
+		s.advance(ttl)
+		return
+	}
+	deadline := start.Add(ttl + s.tolerance)
+	for {
+		_, err := st.Get(bg(), key)
+		now := time.Now()
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if now.Before(start.Add(ttl)) {
+				t.Fatalf("%q expired after %v, before its TTL of %v", key, now.Sub(start), ttl)
+			}
+			return
+		case err != nil:
+			t.Fatalf("Get(%q) while waiting for expiry: %v", key, err)
+		case now.After(deadline):
+			t.Fatalf("%q still there %v after it was set with TTL %v", key, now.Sub(start), ttl)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a server-side expiry
+	}
+}
+
+// realTTL is the TTL used when the suite waits for real expiry: long enough
+// that the reads just after a write happen before it, on a loaded machine.
+const realTTL = 300 * time.Millisecond
+
+func (s *suite) ttl() time.Duration {
+	if s.advance != nil {
+		return time.Minute
+	}
+	return realTTL
+}
+
+// liveSince checks that key still holds want, if less than ttl has passed
+// since start; past that, the check is meaningless and skipped.
+func (s *suite) liveSince(t *testing.T, st store.Store, key string, want []byte, start time.Time, ttl time.Duration) {
+	t.Helper()
+	got, err := st.Get(bg(), key)
+	if s.advance == nil && time.Since(start) >= ttl {
+		t.Logf("machine too slow to check %q before its %v TTL (%v passed)", key, ttl, time.Since(start))
+		return
+	}
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("Get(%q) before its TTL = %s, %v; want %s", key, show(got), err, show(want))
+	}
+}
+
+func (s *suite) expiry(t *testing.T) {
+	st := s.store(t)
+	ttl := s.ttl()
+	start := time.Now()
+	// "take" is written first: once "set" is seen expired, so is "take",
+	// which the suite cannot poll without consuming it.
+	mustSet(t, st, "take", []byte("v3"), ttl)
+	mustSet(t, st, "set", []byte("v1"), ttl)
+	if ok, err := st.SetNX(bg(), "setnx", []byte("v2"), ttl); !ok || err != nil {
+		t.Fatalf("SetNX = %v, %v; want true, nil", ok, err)
+	}
+	mustSet(t, st, "long", []byte("v4"), time.Hour)
+	s.liveSince(t, st, "set", []byte("v1"), start, ttl)
+	s.liveSince(t, st, "setnx", []byte("v2"), start, ttl)
+
+	s.expire(t, st, "set", start, ttl)
+	wantNotFound(t, st, "set")
+	if s.advance == nil {
+		s.expire(t, st, "setnx", start, ttl)
+	}
+	wantNotFound(t, st, "setnx")
+	if got, err := st.Take(bg(), "take"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Take of an expired key = %s, %v; want ErrNotFound", show(got), err)
+	}
+	wantValue(t, st, "long", []byte("v4"))
+	// An expired key counts as absent for SetNX.
+	if ok, err := st.SetNX(bg(), "set", []byte("new"), time.Hour); !ok || err != nil {
+		t.Fatalf("SetNX on an expired key = %v, %v; want true, nil", ok, err)
+	}
+	wantValue(t, st, "set", []byte("new"))
+	if err := st.Delete(bg(), "setnx"); err != nil {
+		t.Fatalf("Delete of an expired key: %v", err)
+	}
+}
+
+func (s *suite) setResetsTTL(t *testing.T) {
+	st := s.store(t)
+	ttl := s.ttl()
+	mustSet(t, st, "k", []byte("v1"), ttl)
+	mustSet(t, st, "k", []byte("v2"), time.Hour)
+	start := time.Now()
+	mustSet(t, st, "probe", nil, ttl)
+	s.expire(t, st, "probe", start, ttl)
+	wantValue(t, st, "k", []byte("v2"))
+	// And a shorter TTL replaces a longer one.
+	mustSet(t, st, "k", []byte("v3"), ttl)
+	start = time.Now()
+	s.expire(t, st, "k", start, ttl)
+	wantNotFound(t, st, "k")
+}
+
+func (s *suite) getDoesNotExtendTTL(t *testing.T) {
+	st := s.store(t)
+	ttl := s.ttl()
+	start := time.Now()
+	mustSet(t, st, "k", []byte("v"), ttl)
+	if s.advance != nil {
+		s.advance(ttl / 2)
+		wantValue(t, st, "k", []byte("v"))
+		s.advance(ttl - ttl/2)
+		wantNotFound(t, st, "k")
+		return
+	}
+	s.liveSince(t, st, "k", []byte("v"), start, ttl)
+	// Reading while waiting must not keep the record alive.
+	s.expire(t, st, "k", start, ttl)
+}
+
+func (s *suite) setNXKeepsTTL(t *testing.T) {
+	st := s.store(t)
+	ttl := s.ttl()
+	start := time.Now()
+	mustSet(t, st, "k", []byte("first"), ttl)
+	if ok, err := st.SetNX(bg(), "k", []byte("second"), time.Hour); ok || err != nil {
+		t.Fatalf("SetNX on a present key = %v, %v; want false, nil", ok, err)
+	}
+	s.expire(t, st, "k", start, ttl)
+	wantNotFound(t, st, "k")
+}
+
+func (s *suite) tinyAndLongTTL(t *testing.T) {
+	st := s.store(t)
+	// Below any store's resolution: valid, rounded up, never an error.
+	if err := st.Set(bg(), "tiny", []byte("v"), time.Nanosecond); err != nil {
+		t.Fatalf("Set with a 1ns TTL: %v", err)
+	}
+	if ok, err := st.SetNX(bg(), "tiny-nx", []byte("v"), time.Nanosecond); !ok || err != nil {
+		t.Fatalf("SetNX with a 1ns TTL = %v, %v; want true, nil", ok, err)
+	}
+	mustSet(t, st, "year", []byte("v"), 366*24*time.Hour)
+	if s.advance != nil {
+		s.advance(365 * 24 * time.Hour)
+	}
+	wantValue(t, st, "year", []byte("v"))
+	if s.advance != nil {
+		wantNotFound(t, st, "tiny")
+		wantNotFound(t, st, "tiny-nx")
+		s.advance(24 * time.Hour)
+		wantNotFound(t, st, "year")
+	}
+}
+
+func (s *suite) takeRace(t *testing.T) {
+	st := s.store(t)
+	const rounds = 8
+	for round := range rounds {
+		key := fmt.Sprint("race-", round)
+		val := []byte(fmt.Sprint("the-value-", round))
+		mustSet(t, st, key, val, time.Hour)
+		var (
+			winners  atomic.Int32
+			start    = make(chan struct{})
+			wg       sync.WaitGroup
+			errsMu   sync.Mutex
+			failures []string
+		)
+		for range s.racers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				got, err := st.Take(bg(), key)
+				switch {
+				case err == nil && bytes.Equal(got, val):
+					winners.Add(1)
+				case errors.Is(err, store.ErrNotFound):
+				default:
+					errsMu.Lock()
+					failures = append(failures, fmt.Sprintf("Take = %s, %v", show(got), err))
+					errsMu.Unlock()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for _, f := range failures {
+			t.Errorf("round %d: %s", round, f)
+		}
+		if n := winners.Load(); n != 1 {
+			t.Fatalf("round %d: %d of %d racing Takes got the value, want exactly 1", round, n, s.racers)
+		}
+		wantNotFound(t, st, key)
+	}
+}
+
+func (s *suite) setNXRace(t *testing.T) {
+	st := s.store(t)
+	const rounds = 8
+	for round := range rounds {
+		key := fmt.Sprint("lease-", round)
+		var (
+			winner   atomic.Int32
+			winners  atomic.Int32
+			start    = make(chan struct{})
+			wg       sync.WaitGroup
+			errsMu   sync.Mutex
+			failures []string
+		)
+		for i := range s.racers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ok, err := st.SetNX(bg(), key, []byte(fmt.Sprint("owner-", i)), time.Hour)
+				if err != nil {
+					errsMu.Lock()
+					failures = append(failures, fmt.Sprintf("SetNX by %d: %v", i, err))
+					errsMu.Unlock()
+					return
+				}
+				if ok {
+					winners.Add(1)
+					winner.Store(int32(i))
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for _, f := range failures {
+			t.Errorf("round %d: %s", round, f)
+		}
+		if n := winners.Load(); n != 1 {
+			t.Fatalf("round %d: %d of %d racing SetNX won, want exactly 1", round, n, s.racers)
+		}
+		wantValue(t, st, key, []byte(fmt.Sprint("owner-", winner.Load())))
+	}
+}
+
+// concurrentUse runs every method at once on overlapping keys; it finds data
+// races (under -race) and errors that appear only under contention.
+func (s *suite) concurrentUse(t *testing.T) {
+	st := s.store(t)
+	const workers, ops, keys = 8, 200, 16
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := range ops {
+				key := fmt.Sprint("c", r.IntN(keys))
+				val := []byte(fmt.Sprint(w, "-", i))
+				var err error
+				switch r.IntN(5) {
+				case 0:
+					err = st.Set(bg(), key, val, time.Hour)
+				case 1:
+					_, err = st.SetNX(bg(), key, val, time.Hour)
+				case 2:
+					_, err = st.Get(bg(), key)
+				case 3:
+					_, err = st.Take(bg(), key)
+				case 4:
+					err = st.Delete(bg(), key)
+				}
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					errc <- fmt.Errorf("worker %d op %d on %q: %w", w, i, key, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+}
+
+// doneContextCalls calls every method with ctx and checks that each fails
+// with an error matching want and changes nothing.
+func (s *suite) doneContextCalls(t *testing.T, ctx context.Context, want error) {
+	st := s.store(t)
+	mustSet(t, st, "k", []byte("kept"), time.Hour)
+	check := func(call string, err error) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Errorf("%s with a done context: got %v, want an error matching %v", call, err, want)
+		}
+	}
+	_, err := st.Get(ctx, "k")
+	check("Get", err)
+	check("Set", st.Set(ctx, "k", []byte("changed"), time.Hour))
+	check("Set (new key)", st.Set(ctx, "new", []byte("v"), time.Hour))
+	ok, err := st.SetNX(ctx, "nx", []byte("v"), time.Hour)
+	check("SetNX", err)
+	if ok {
+		t.Error("SetNX with a done context reported true")
+	}
+	_, err = st.Take(ctx, "k")
+	check("Take", err)
+	check("Delete", st.Delete(ctx, "k"))
+
+	wantValue(t, st, "k", []byte("kept"))
+	wantNotFound(t, st, "new")
+	wantNotFound(t, st, "nx")
+}
+
+func (s *suite) canceledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(bg())
+	cancel()
+	s.doneContextCalls(t, ctx, context.Canceled)
+}
+
+func (s *suite) expiredContext(t *testing.T) {
+	ctx, cancel := context.WithDeadline(bg(), time.Now().Add(-time.Second))
+	defer cancel()
+	s.doneContextCalls(t, ctx, context.DeadlineExceeded)
+}
