@@ -1,0 +1,426 @@
+package stepup
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// Defaults of a keySet.
+const (
+	// defaultMinRefetchInterval bounds how often an unknown kid may trigger a
+	// JWKS fetch: a flood of tokens with random kids costs the tenant at most
+	// one fetch per interval.
+	defaultMinRefetchInterval = 30 * time.Second
+	// defaultFailureBackoff is how long a failed fetch is remembered: during
+	// it, callers fail closed at once instead of queueing more fetches.
+	defaultFailureBackoff = 2 * time.Second
+	// defaultRefreshInterval is the background refresh period of jwk.Cache.
+	defaultRefreshInterval = 10 * time.Minute
+	// defaultFetchTimeout bounds one JWKS request when the HTTP client has no timeout.
+	defaultFetchTimeout = 10 * time.Second
+	// maxJWKSBytes bounds the JWKS document we read.
+	maxJWKSBytes = 1 << 20
+)
+
+// jwksEndpoint names the endpoint in *TenantError.
+const jwksEndpoint = "/.well-known/jwks.json"
+
+// keySet is the tenant's signing keys, fetched lazily from its JWKS URL on
+// first use (construction does no I/O and starts no goroutine), kept fresh by
+// jwx's jwk.Cache in the background, and refetched once, on demand, when a
+// token names a kid the set does not have (key rotation). Concurrent callers
+// share one fetch, and on-demand fetches are rate limited.
+//
+// When the key set has never been fetched, or the fetch an unknown kid
+// triggered fails, callers get an error matching ErrTenantUnavailable: no
+// token is accepted on a guess. Once fetched, a set is kept while background
+// refreshes fail (Auth0 signing keys live for months).
+//
+// Keys of type "oct" (symmetric) published in a JWKS are ignored: a
+// public document cannot hold a verification secret.
+type keySet struct {
+	url        string
+	httpClient *http.Client
+	now        func() time.Time
+
+	minRefetch     time.Duration
+	failureBackoff time.Duration
+
+	snap atomic.Pointer[keySnapshot] // current keys; nil until the first successful fetch
+	gen  atomic.Uint64               // counts snapshots
+
+	mu        sync.Mutex // guards the fields below
+	cache     *jwk.Cache
+	cancel    context.CancelFunc
+	closed    bool
+	inflight  *fetchCall
+	lastFetch time.Time // start of the last on-demand fetch (first fetch or unknown-kid refetch)
+	lastErr   error     // error of the last on-demand fetch, if it failed
+	fetches   int       // on-demand fetches started, for tests
+}
+
+// fetchCall is one in-flight fetch shared by all callers that want it.
+type fetchCall struct {
+	done chan struct{}
+	err  error
+}
+
+// keySnapshot is an immutable view of one fetched JWKS.
+type keySnapshot struct {
+	gen   uint64
+	keys  []*verificationKey
+	byKID map[string][]*verificationKey
+}
+
+// verificationKey is one public key of the set.
+type verificationKey struct {
+	kid string
+	alg string // the JWK's alg, "" when it has none
+	kty string // "RSA", "EC", "OKP"
+	key any    // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+	// fingerprint identifies the key material across snapshots.
+	fingerprint [32]byte
+}
+
+// acceptsAlg reports whether k may verify a signature made with alg.
+//
+// An RSA key labelled with an RSA algorithm accepts the other RSA algorithms:
+// Auth0 labels its tenant keys RS256 and signs with the same keys the ID
+// tokens of applications configured for PS256. The header alg must still be
+// allowed by the verifier, and the key type must fit.
+func (k *verificationKey) acceptsAlg(alg string) bool {
+	if k.alg != "" && k.alg != alg && !(isRSAAlg(k.alg) && isRSAAlg(alg)) {
+		return false
+	}
+	switch alg {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+		return k.kty == "RSA"
+	case "ES256", "ES384", "ES512":
+		return k.kty == "EC"
+	case "EdDSA":
+		return k.kty == "OKP"
+	}
+	return false
+}
+
+func isRSAAlg(alg string) bool {
+	switch alg {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+		return true
+	}
+	return false
+}
+
+// newKeySet returns a key set for jwksURL. It does no I/O. httpClient nil
+// means http.DefaultClient; now nil means time.Now.
+func newKeySet(jwksURL string, httpClient *http.Client, now func() time.Time) *keySet {
+	if httpClient == nil {
+		httpClient = http.DefaultClient
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &keySet{
+		url:            jwksURL,
+		httpClient:     httpClient,
+		now:            now,
+		minRefetch:     defaultMinRefetchInterval,
+		failureBackoff: defaultFailureBackoff,
+	}
+}
+
+// errKeySetClosed is returned by a closed keySet; it matches ErrTenantUnavailable
+// through the *TenantError that carries it.
+var errKeySetClosed = errors.New("key set closed")
+
+// Close stops the background refresh. It is safe to call more than once.
+// jwx's cache offers no way to wait for its goroutines: they end soon after
+// Close, when they see their context cancelled.
+func (k *keySet) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil
+	}
+	k.closed = true
+	if k.cancel != nil {
+		k.cancel()
+	}
+	return nil
+}
+
+// current returns the keys, fetching them on first use.
+func (k *keySet) current(ctx context.Context) (*keySnapshot, error) {
+	if s := k.snap.Load(); s != nil {
+		return s, nil
+	}
+	if err := k.fetch(ctx, nil); err != nil {
+		return nil, err
+	}
+	if s := k.snap.Load(); s != nil {
+		return s, nil
+	}
+	return nil, k.unavailable(errors.New("JWKS holds no usable key"))
+}
+
+// candidates returns the keys that may have signed a token with header kid
+// and alg. A kid the set does not know triggers one shared, rate-limited
+// refetch. Without a kid, every key that accepts alg is a candidate (Auth0
+// always sends a kid; other issuers with a single key may not).
+func (k *keySet) candidates(ctx context.Context, kid, alg string) ([]*verificationKey, error) {
+	s, err := k.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if kid == "" {
+		return s.withoutKID(alg), nil
+	}
+	if keys, ok := s.byKID[kid]; ok {
+		return keys, nil
+	}
+	if err := k.fetch(ctx, s); err != nil {
+		if errors.Is(err, errRefetchLimited) {
+			return nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "no key with this kid in the JWKS (refetched recently)"}
+		}
+		return nil, err
+	}
+	s = k.snap.Load()
+	if keys, ok := s.byKID[kid]; ok {
+		return keys, nil
+	}
+	return nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "no key with this kid in the JWKS"}
+}
+
+// withoutKID returns the keys to try for a token that names no kid.
+func (s *keySnapshot) withoutKID(alg string) []*verificationKey {
+	if len(s.keys) == 1 {
+		return s.keys
+	}
+	var out []*verificationKey
+	for _, key := range s.keys {
+		if key.acceptsAlg(alg) {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// has reports whether the snapshot still holds key material with kid and fingerprint.
+func (s *keySnapshot) has(kid string, fp *[32]byte) bool {
+	for _, key := range s.byKID[kid] {
+		if key.fingerprint == *fp {
+			return true
+		}
+	}
+	return false
+}
+
+var errRefetchLimited = errors.New("refetch rate limited")
+
+// fetch fetches the JWKS unless a fetch is in flight (then it waits for it)
+// or, for an unknown-kid refetch (seen != nil), one happened within
+// minRefetch (then it returns errRefetchLimited). A fetch that failed within
+// failureBackoff is not retried: its error is returned.
+func (k *keySet) fetch(ctx context.Context, seen *keySnapshot) error {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return k.unavailable(errKeySetClosed)
+	}
+	if cur := k.snap.Load(); seen != nil && cur != seen {
+		// Someone refreshed the set since the caller looked: look again.
+		k.mu.Unlock()
+		return nil
+	} else if seen == nil && cur != nil {
+		k.mu.Unlock()
+		return nil
+	}
+	call := k.inflight
+	if call == nil {
+		now := k.now()
+		since := now.Sub(k.lastFetch)
+		switch {
+		case !k.lastFetch.IsZero() && k.lastErr != nil && since < k.failureBackoff:
+			err := k.lastErr
+			k.mu.Unlock()
+			return err
+		case seen != nil && !k.lastFetch.IsZero() && k.lastErr == nil && since < k.minRefetch:
+			k.mu.Unlock()
+			return errRefetchLimited
+		}
+		k.lastFetch = now
+		k.fetches++
+		call = &fetchCall{done: make(chan struct{})}
+		k.inflight = call
+		cache, err := k.cacheLocked()
+		k.mu.Unlock()
+		if err == nil {
+			// The fetch runs on its own context so that one caller giving
+			// up does not fail the others waiting for it; Close cancels it.
+			_, err = cache.Refresh(context.WithoutCancel(ctx), k.url)
+		}
+		if err != nil {
+			err = k.unavailable(err)
+		}
+		k.mu.Lock()
+		call.err = err
+		k.lastErr = err
+		k.inflight = nil
+		k.mu.Unlock()
+		close(call.done)
+		return err
+	}
+	k.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.err
+	case <-ctx.Done():
+		return k.unavailable(ctx.Err())
+	}
+}
+
+// cacheLocked returns the jwk.Cache, creating it on first use. k.mu is held.
+func (k *keySet) cacheLocked() (*jwk.Cache, error) {
+	if k.cache != nil {
+		return k.cache, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cache := jwk.NewCache(ctx, jwk.WithRefreshWindow(time.Minute))
+	client := &limitedClient{c: k.httpClient, ctx: ctx}
+	if client.c.Timeout == 0 {
+		c := *client.c
+		c.Timeout = defaultFetchTimeout
+		client.c = &c
+	}
+	err := cache.Register(k.url,
+		jwk.WithHTTPClient(client),
+		jwk.WithRefreshInterval(defaultRefreshInterval),
+		jwk.WithPostFetcher(jwk.PostFetchFunc(func(_ string, set jwk.Set) (jwk.Set, error) {
+			snap, err := k.buildSnapshot(set)
+			if err != nil {
+				return nil, err
+			}
+			k.snap.Store(snap)
+			return set, nil
+		})),
+	)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	k.cache, k.cancel = cache, cancel
+	return cache, nil
+}
+
+// buildSnapshot indexes the usable public keys of set.
+func (k *keySet) buildSnapshot(set jwk.Set) (*keySnapshot, error) {
+	s := &keySnapshot{byKID: make(map[string][]*verificationKey)}
+	for i := 0; i < set.Len(); i++ {
+		key, _ := set.Key(i)
+		if key == nil {
+			continue
+		}
+		if u := key.KeyUsage(); u != "" && u != "sig" {
+			continue
+		}
+		var raw any
+		if err := key.Raw(&raw); err != nil {
+			continue
+		}
+		vk := &verificationKey{kid: key.KeyID()}
+		if a := key.Algorithm(); a != nil {
+			vk.alg = a.String()
+		}
+		h := sha256.New()
+		switch pk := raw.(type) {
+		case *rsa.PublicKey:
+			vk.kty, vk.key = "RSA", pk
+		case *rsa.PrivateKey:
+			vk.kty, vk.key = "RSA", &pk.PublicKey
+		case *ecdsa.PublicKey:
+			vk.kty, vk.key = "EC", pk
+		case *ecdsa.PrivateKey:
+			vk.kty, vk.key = "EC", &pk.PublicKey
+		case ed25519.PublicKey:
+			vk.kty, vk.key = "OKP", pk
+		default:
+			continue // symmetric keys and anything unknown
+		}
+		switch pk := vk.key.(type) {
+		case *rsa.PublicKey:
+			h.Write(pk.N.Bytes())
+			fmt.Fprintf(h, ".%d", pk.E)
+		case *ecdsa.PublicKey:
+			b, err := pk.Bytes()
+			if err != nil {
+				continue
+			}
+			h.Write(b)
+		case ed25519.PublicKey:
+			h.Write(pk)
+		}
+		h.Sum(vk.fingerprint[:0])
+		s.keys = append(s.keys, vk)
+		s.byKID[vk.kid] = append(s.byKID[vk.kid], vk)
+	}
+	if len(s.keys) == 0 {
+		return nil, errors.New("JWKS holds no usable signing key")
+	}
+	s.gen = k.gen.Add(1)
+	return s, nil
+}
+
+// unavailable wraps err as a *TenantError on the JWKS endpoint, which matches
+// ErrTenantUnavailable.
+func (k *keySet) unavailable(err error) error {
+	var te *TenantError
+	if errors.As(err, &te) {
+		return err
+	}
+	return &TenantError{Endpoint: jwksEndpoint, Err: fmt.Errorf("fetching JWKS: %w", err)}
+}
+
+// fetchCount returns how many on-demand fetches were started (tests).
+func (k *keySet) fetchCount() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.fetches
+}
+
+// limitedClient adapts *http.Client to jwk's HTTPClient: the request carries
+// the key set's context (cancelled by Close), and the body is bounded.
+type limitedClient struct {
+	c   *http.Client
+	ctx context.Context
+}
+
+func (l *limitedClient) Get(u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	res, err := l.c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	res.Body = limitedBody{Reader: io.LimitReader(res.Body, maxJWKSBytes), Closer: res.Body}
+	return res, nil
+}
+
+type limitedBody struct {
+	io.Reader
+	io.Closer
+}

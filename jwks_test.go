@@ -1,0 +1,216 @@
+package stepup
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+func newTestKeySet(t testing.TB, srv *jwksServer, clock *testClock) *keySet {
+	t.Helper()
+	ks := newKeySet(srv.jwksURL(), srv.Client(), clock.Now)
+	t.Cleanup(func() { _ = ks.Close() })
+	return ks
+}
+
+func TestKeySetLazyAndCached(t *testing.T) {
+	keys := testKeys(t, 1)
+	srv := newJWKSServer(t, keys[0])
+	ks := newTestKeySet(t, srv, newTestClock())
+	if got := srv.hits.Load(); got != 0 {
+		t.Fatalf("construction fetched the JWKS %d times, want 0", got)
+	}
+	for i := 0; i < 5; i++ {
+		got, err := ks.candidates(context.Background(), keys[0].kid, "RS256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].kid != keys[0].kid {
+			t.Fatalf("got %d keys, want the key %q", len(got), keys[0].kid)
+		}
+	}
+	if got := srv.hits.Load(); got != 1 {
+		t.Fatalf("JWKS fetched %d times, want 1", got)
+	}
+}
+
+func TestKeySetUnknownKIDFloodIsOneFetchPerInterval(t *testing.T) {
+	keys := testKeys(t, 2)
+	srv := newJWKSServer(t, keys[0])
+	clock := newTestClock()
+	ks := newTestKeySet(t, srv, clock)
+	ctx := context.Background()
+	if _, err := ks.current(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour) // the first fetch no longer limits the refetch
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := ks.candidates(ctx, fmt.Sprintf("random-%d", i), "RS256")
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrTokenUnknownKey) || !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("got %v, want ErrTokenUnknownKey", err)
+		}
+	}
+	if got := srv.hits.Load(); got != 2 {
+		t.Fatalf("JWKS fetched %d times for a flood of 200 random kids, want 2 (first use + one refetch)", got)
+	}
+	// Within the interval, more random kids cost nothing.
+	clock.Advance(defaultMinRefetchInterval / 2)
+	for i := 0; i < 50; i++ {
+		if _, err := ks.candidates(ctx, fmt.Sprintf("again-%d", i), "RS256"); !errors.Is(err, ErrTokenUnknownKey) {
+			t.Fatalf("got %v, want ErrTokenUnknownKey", err)
+		}
+	}
+	if got := srv.hits.Load(); got != 2 {
+		t.Fatalf("JWKS fetched %d times, want still 2", got)
+	}
+	// After the interval, one more.
+	clock.Advance(defaultMinRefetchInterval)
+	for i := 0; i < 50; i++ {
+		_, _ = ks.candidates(ctx, fmt.Sprintf("later-%d", i), "RS256")
+	}
+	if got := srv.hits.Load(); got != 3 {
+		t.Fatalf("JWKS fetched %d times, want 3", got)
+	}
+}
+
+func TestKeySetRotation(t *testing.T) {
+	keys := testKeys(t, 2)
+	srv := newJWKSServer(t, keys[0])
+	clock := newTestClock()
+	ks := newTestKeySet(t, srv, clock)
+	ctx := context.Background()
+	if _, err := ks.candidates(ctx, keys[0].kid, "RS256"); err != nil {
+		t.Fatal(err)
+	}
+	srv.setKeys(keys[0], keys[1]) // the tenant publishes the next key
+	clock.Advance(defaultMinRefetchInterval)
+	got, err := ks.candidates(ctx, keys[1].kid, "RS256")
+	if err != nil {
+		t.Fatalf("unknown kid after rotation: %v", err)
+	}
+	if len(got) != 1 || got[0].kid != keys[1].kid {
+		t.Fatalf("got %v, want key %q", got, keys[1].kid)
+	}
+	if n := srv.hits.Load(); n != 2 {
+		t.Fatalf("JWKS fetched %d times, want 2", n)
+	}
+}
+
+func TestKeySetFailClosed(t *testing.T) {
+	keys := testKeys(t, 1)
+	srv := newJWKSServer(t, keys[0])
+	srv.setStatus(http.StatusServiceUnavailable)
+	clock := newTestClock()
+	ks := newTestKeySet(t, srv, clock)
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		_, err := ks.candidates(ctx, keys[0].kid, "RS256")
+		if !errors.Is(err, ErrTenantUnavailable) {
+			t.Fatalf("got %v, want ErrTenantUnavailable", err)
+		}
+		if errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("an unreachable JWKS must not read as an invalid token: %v", err)
+		}
+	}
+	if n := srv.hits.Load(); n != 1 {
+		t.Fatalf("JWKS fetched %d times during the failure backoff, want 1", n)
+	}
+	srv.setStatus(http.StatusOK)
+	clock.Advance(defaultFailureBackoff)
+	if _, err := ks.candidates(ctx, keys[0].kid, "RS256"); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+
+	// Unusable documents fail closed too.
+	for _, doc := range []any{map[string]any{"keys": []any{}}, "not a set", map[string]any{"keys": []any{map[string]any{"kty": "oct", "k": "c2VjcmV0"}}}} {
+		srv2 := newJWKSServer(t)
+		srv2.setDoc(doc)
+		ks2 := newTestKeySet(t, srv2, clock)
+		if _, err := ks2.current(ctx); !errors.Is(err, ErrTenantUnavailable) {
+			t.Fatalf("JWKS %v: got %v, want ErrTenantUnavailable", doc, err)
+		}
+	}
+}
+
+func TestKeySetWithoutKID(t *testing.T) {
+	keys := testKeys(t, 2)
+	ctx := context.Background()
+
+	one := newJWKSServer(t)
+	noKID := *keys[0]
+	noKID.kid = ""
+	one.setDoc(map[string]any{"keys": []any{noKID.jwkJSON("")}})
+	ks := newTestKeySet(t, one, newTestClock())
+	got, err := ks.candidates(ctx, "", "RS256")
+	if err != nil || len(got) != 1 {
+		t.Fatalf("one key, no kid: got %d keys, %v; want the single key", len(got), err)
+	}
+
+	two := newJWKSServer(t)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := ecKey.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := map[string]any{"kty": "EC", "crv": "P-256", "kid": "ec", "use": "sig", "alg": "ES256",
+		"x": base64.RawURLEncoding.EncodeToString(pt[1:33]), "y": base64.RawURLEncoding.EncodeToString(pt[33:])}
+	two.setDoc(map[string]any{"keys": []any{keys[0].jwkJSON("RS256"), ec, keys[1].jwkJSON("PS256")}})
+	ks2 := newTestKeySet(t, two, newTestClock())
+	got, err = ks2.candidates(ctx, "", "PS256")
+	if err != nil || len(got) != 2 || got[0].kid != keys[0].kid || got[1].kid != keys[1].kid {
+		t.Fatalf("several keys, no kid: got %d keys, %v; want the two RSA keys", len(got), err)
+	}
+	got, err = ks2.candidates(ctx, "", "ES256")
+	if err != nil || len(got) != 1 || got[0].kid != "ec" {
+		t.Fatalf("several keys, no kid, ES256: got %d keys, %v; want the EC key", len(got), err)
+	}
+}
+
+func TestKeySetClose(t *testing.T) {
+	keys := testKeys(t, 1)
+	srv := newJWKSServer(t, keys[0])
+	ks := newKeySet(srv.jwksURL(), srv.Client(), nil)
+	if _, err := ks.current(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	// Known keys stay usable; a refetch is refused.
+	if _, err := ks.candidates(context.Background(), keys[0].kid, "RS256"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.candidates(context.Background(), "other", "RS256"); !errors.Is(err, ErrTenantUnavailable) {
+		t.Fatalf("refetch after Close: got %v, want ErrTenantUnavailable", err)
+	}
+	// Close of a never-used set is fine.
+	if err := newKeySet("https://example.invalid/jwks", nil, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+}
