@@ -1,0 +1,268 @@
+package auth0test
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Credentials tell a Browser how to get through the hosted pages.
+type Credentials struct {
+	// Email picks the user: on the database login page (with Password) and on a
+	// social connection's page (Password unused).
+	Email, Password string
+	// OTP is typed on the OTP page; "" computes the user's current code from their
+	// TOTP secret with the tenant's clock.
+	OTP string
+	// SkipOTP makes Login stop with ErrMFARequired when the OTP page appears.
+	SkipOTP bool
+}
+
+// Browser is a user agent for tests: an HTTP client with a cookie jar (so the
+// tenant's SSO cookie survives between logins) that fills in the hosted pages'
+// forms. It never fetches the callback URL.
+type Browser struct {
+	t      *Tenant
+	client *http.Client
+	// Pages records the data-page of every page the last Login went through
+	// ("login", "social", "otp"), so a test can assert, say, that no OTP was asked.
+	Pages []string
+}
+
+// NewBrowser returns a Browser with an empty cookie jar.
+func (t *Tenant) NewBrowser() *Browser {
+	jar, _ := cookiejar.New(nil)
+	c := t.Client()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Browser{t: t, client: c}
+}
+
+// Client is the browser's HTTP client (it does not follow redirects).
+func (b *Browser) Client() *http.Client { return b.client }
+
+// Login drives an authorization request through the hosted pages and returns the
+// callback URL the tenant redirected to (with code and state, or error and
+// error_description — an error redirect is not a Go error). A page the tenant
+// refuses with an error page returns a *PageError.
+func (t *Tenant) Login(ctx context.Context, authorizeURL string, c Credentials) (*url.URL, error) {
+	return t.NewBrowser().Login(ctx, authorizeURL, c)
+}
+
+// Login: see Tenant.Login. The Browser keeps the SSO cookie for later logins.
+func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials) (*url.URL, error) {
+	b.Pages = nil
+	cur, err := url.Parse(authorizeURL)
+	if err != nil {
+		return nil, fmt.Errorf("auth0test: authorize URL: %w", err)
+	}
+	base, _ := url.Parse(b.t.URL())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cur.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("auth0test: authorize URL: %w", err)
+	}
+	otpTried := false
+	for step := 0; step < 20; step++ {
+		resp, err := b.client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("auth0test: browser: %w", err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("auth0test: browser: %w", err)
+		}
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			loc, err := req.URL.Parse(resp.Header.Get("Location"))
+			if err != nil {
+				return nil, fmt.Errorf("%w: bad Location: %v", ErrUnexpectedPage, err)
+			}
+			if loc.Scheme != base.Scheme || loc.Host != base.Host {
+				return loc, nil // the callback (or a logout return URL)
+			}
+			req, err = http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		page := parsePage(string(body))
+		if page.name != "" {
+			b.Pages = append(b.Pages, page.name)
+		}
+		switch {
+		case page.name == "error":
+			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
+		case page.name == "login" && page.errCode != "":
+			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
+		case page.name == "social" && page.errCode != "":
+			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
+		case page.name == "otp" && page.errCode != "":
+			return nil, fmt.Errorf("%w: %s", ErrOTPRejected, page.message)
+		case page.form == nil:
+			return nil, fmt.Errorf("%w: status %d, page %q", ErrUnexpectedPage, resp.StatusCode, page.name)
+		}
+		f := page.form
+		switch page.name {
+		case "login":
+			f.values.Set("username", c.Email)
+			f.values.Set("password", c.Password)
+		case "social":
+			f.values.Set("email", c.Email)
+		case "otp":
+			if c.SkipOTP {
+				return nil, ErrMFARequired
+			}
+			if otpTried {
+				return nil, fmt.Errorf("%w: OTP page shown twice", ErrUnexpectedPage)
+			}
+			otpTried = true
+			code := c.OTP
+			if code == "" {
+				code = b.t.OTP(c.Email)
+				if code == "" {
+					return nil, fmt.Errorf("auth0test: no OTP: user %q has no TOTP secret; set Credentials.OTP", c.Email)
+				}
+			}
+			f.values.Set("code", code)
+		default:
+			return nil, fmt.Errorf("%w: page %q", ErrUnexpectedPage, page.name)
+		}
+		action, err := req.URL.Parse(f.action)
+		if err != nil {
+			return nil, fmt.Errorf("%w: form action: %v", ErrUnexpectedPage, err)
+		}
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, action.String(), strings.NewReader(f.values.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	return nil, fmt.Errorf("%w: too many steps", ErrUnexpectedPage)
+}
+
+// Logout visits a logout URL (/v2/logout or /oidc/logout) with the browser's
+// cookies and returns where the tenant redirected to (nil when it showed its own
+// "logged out" page).
+func (b *Browser) Logout(ctx context.Context, logoutURL string) (*url.URL, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, logoutURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("auth0test: browser: %w", err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return req.URL.Parse(resp.Header.Get("Location"))
+	}
+	page := parsePage(string(body))
+	if page.name == "error" {
+		return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: status %d", ErrUnexpectedPage, resp.StatusCode)
+	}
+	return nil, nil
+}
+
+// HasSession reports whether the browser holds a live SSO session of the tenant.
+func (b *Browser) HasSession() bool {
+	u, _ := url.Parse(b.t.URL())
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			return b.t.sessionFor(&http.Request{Header: http.Header{"Cookie": {c.String()}}}, b.t.cfg.Now()) != nil
+		}
+	}
+	return false
+}
+
+type form struct {
+	action string
+	values url.Values
+}
+
+type parsedPage struct {
+	name, errCode, message string
+	form                   *form
+}
+
+var (
+	pageRE    = regexp.MustCompile(`<body data-page="([^"]*)"(?: data-error="([^"]*)")?`)
+	messageRE = regexp.MustCompile(`(?s)<p class="error" id="error">(.*?)</p>`)
+	formRE    = regexp.MustCompile(`(?s)<form method="post" action="([^"]*)">(.*?)</form>`)
+	inputRE   = regexp.MustCompile(`<input[^>]*\bname="([^"]*)"[^>]*>`)
+	valueRE   = regexp.MustCompile(`\bvalue="([^"]*)"`)
+)
+
+// parsePage reads the tenant's own pages (it is not a general HTML parser).
+func parsePage(s string) parsedPage {
+	var p parsedPage
+	if m := pageRE.FindStringSubmatch(s); m != nil {
+		p.name, p.errCode = m[1], html.UnescapeString(m[2])
+	}
+	if m := messageRE.FindStringSubmatch(s); m != nil {
+		p.message = html.UnescapeString(m[1])
+	}
+	if p.name == "error" && p.message == "" {
+		p.message = "(no description)"
+	}
+	if m := formRE.FindStringSubmatch(s); m != nil {
+		f := &form{action: html.UnescapeString(m[1]), values: url.Values{}}
+		for _, in := range inputRE.FindAllStringSubmatch(m[2], -1) {
+			v := ""
+			if vm := valueRE.FindStringSubmatch(in[0]); vm != nil {
+				v = html.UnescapeString(vm[1])
+			}
+			f.values.Set(html.UnescapeString(in[1]), v)
+		}
+		p.form = f
+	}
+	return p
+}
+
+// IDTokenClaims returns the claims of a valid ID token of the tenant for that
+// application and user (iss, sub, aud, iat, exp, auth_time by the tenant's clock,
+// plus sid, email, name), a baseline for negative tests to mutate and Sign.
+func (t *Tenant) IDTokenClaims(clientID string, user User) map[string]any {
+	now := t.cfg.Now()
+	return map[string]any{
+		"iss":            t.Issuer(),
+		"sub":            user.ID,
+		"aud":            clientID,
+		"iat":            now.Unix(),
+		"exp":            now.Add(t.cfg.IDTokenLifetime).Unix(),
+		"auth_time":      now.Unix(),
+		"sid":            randomToken(16),
+		"email":          user.Email,
+		"email_verified": true,
+		"name":           user.Name,
+	}
+}
+
+// AccessTokenClaims returns the claims of a valid access token of the tenant for
+// the API audience and user (scope space-separated), a baseline to mutate and Sign.
+func (t *Tenant) AccessTokenClaims(clientID, audience string, user User, scope string) map[string]any {
+	now := t.cfg.Now()
+	c := map[string]any{
+		"iss": t.Issuer(),
+		"sub": user.ID,
+		"aud": audience,
+		"azp": clientID,
+		"iat": now.Unix(),
+		"exp": now.Add(t.cfg.AccessTokenLifetime).Unix(),
+		"jti": randomToken(16),
+	}
+	if scope != "" {
+		c["scope"] = scope
+	}
+	return c
+}

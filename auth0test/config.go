@@ -1,0 +1,291 @@
+package auth0test
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// MFAACR is the authentication class Auth0 uses for multi-factor authentication.
+// Requesting it in acr_values makes the tenant's step-up Action demand MFA.
+const MFAACR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+
+// Grant type identifiers accepted by /oauth/token.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+	GrantCIBA              = "urn:openid:params:grant-type:ciba"
+	GrantMFAOTP            = "http://auth0.com/oauth/grant-type/mfa-otp"
+	GrantMFAOOB            = "http://auth0.com/oauth/grant-type/mfa-oob"
+	GrantMFARecoveryCode   = "http://auth0.com/oauth/grant-type/mfa-recovery-code"
+)
+
+// Connection names and strategies of the default tenant.
+const (
+	DatabaseConnection = "Username-Password-Authentication"
+	GoogleConnection   = "google-oauth2"
+)
+
+// Config describes a tenant. The zero value is a usable tenant with the defaults
+// documented on each field. Start copies the Config; later changes to the caller's
+// value (or its slices) do not affect a running tenant.
+type Config struct {
+	// Addr is the loopback address to listen on. Default "127.0.0.1:0" (a free port).
+	Addr string
+
+	// Applications registered on the tenant. Default: []Application{DefaultApplication()}.
+	Applications []Application
+	// APIs (resource servers) registered on the tenant. Default: none.
+	APIs []API
+	// Users of the tenant. Default: DefaultUsers().
+	Users []User
+	// Connections of the tenant. Default: the database connection
+	// Username-Password-Authentication (strategy "auth0") and google-oauth2.
+	Connections []Connection
+
+	// ACRValuesSupported is published in discovery; a requested acr value is only
+	// honoured (and only comes back in the ID token) when listed here. Default [MFAACR].
+	ACRValuesSupported []string
+	// IgnoreACRValues emulates a misconfigured tenant whose post-login Action does not
+	// look at acr_values: no MFA is performed for them and no acr is returned.
+	IgnoreACRValues bool
+
+	// RefreshTokenRotation enables rotation: each exchange returns a new refresh token
+	// and invalidates the one used; reusing an invalidated token revokes its whole
+	// family. Default false: a refresh token is reusable and exchanges return none.
+	RefreshTokenRotation bool
+	// RotationOverlap is the reuse interval: within it the immediately previous
+	// refresh token may be exchanged again without breach detection. Default 0.
+	RotationOverlap time.Duration
+	// RefreshTokenLifetime is the absolute lifetime of a refresh-token family
+	// (not extended by rotation). Default 2592000 s (30 days).
+	RefreshTokenLifetime time.Duration
+	// RefreshTokenIdleLifetime is renewed by each exchange. Default 2592000 s.
+	RefreshTokenIdleLifetime time.Duration
+
+	// IDTokenLifetime defaults to 36000 s.
+	IDTokenLifetime time.Duration
+	// AccessTokenLifetime defaults to 86400 s (an API's own lifetime wins).
+	AccessTokenLifetime time.Duration
+	// SessionLifetime bounds the SSO session absolutely (default 7 days) and
+	// SessionIdleLifetime since its last use (default 3 days), like Auth0's defaults.
+	SessionLifetime, SessionIdleLifetime time.Duration
+
+	// IssuerInAuthorizationResponse adds the RFC 9207 iss parameter to every
+	// redirect to a callback URL.
+	IssuerInAuthorizationResponse bool
+
+	// Now is the tenant's clock; default time.Now. Every expiry (codes, PAR, CIBA,
+	// MFA tokens, refresh tokens, sessions) and every iat/exp/auth_time uses it, so
+	// tests move the clock instead of sleeping.
+	Now func() time.Time
+
+	// Action is the tenant's post-login Action. It runs on interactive and silent
+	// logins, refresh-token exchanges, CIBA and MFA-API grants (see ActionEvent.Protocol).
+	Action func(ev *ActionEvent, api *ActionAPI)
+
+	// Logger receives one debug line per request and every choice the tenant makes
+	// that a test may want to know about. Default: discard.
+	Logger *slog.Logger
+}
+
+// Application is an Auth0 application (client).
+type Application struct {
+	Name         string
+	ClientID     string
+	ClientSecret string
+	// CallbackURLs are the allowed redirect_uri values (exact match).
+	CallbackURLs []string
+	// LogoutURLs are the allowed returnTo / post_logout_redirect_uri values.
+	LogoutURLs []string
+	// GrantTypes allowed for the application. Default: authorization_code,
+	// refresh_token, client_credentials, CIBA, mfa-otp, mfa-oob, mfa-recovery-code.
+	GrantTypes []string
+	// TokenEndpointAuthMethod is "client_secret_post" (default), "client_secret_basic"
+	// or "none" (public client: PKCE is then required). It is enforced.
+	TokenEndpointAuthMethod string
+	// IDTokenAlg is "RS256" (default) or "HS256" (signed with ClientSecret).
+	IDTokenAlg string
+}
+
+// API is an Auth0 API (resource server).
+type API struct {
+	// Identifier is the audience.
+	Identifier string
+	// Scopes the API defines; requested scopes outside this list are dropped.
+	Scopes []string
+	// MFAScopes: requesting one of them makes the tenant demand MFA (Auth0's
+	// documented API step-up: an Action calling api.multifactor.enable).
+	MFAScopes []string
+	// AccessTokenLifetime overrides Config.AccessTokenLifetime for this API.
+	AccessTokenLifetime time.Duration
+	// SigningAlg of the access tokens: "RS256" (default).
+	SigningAlg string
+}
+
+// User is a tenant user.
+type User struct {
+	// ID is the user_id, e.g. "auth0|alice" or "google-oauth2|1234".
+	ID string
+	// Connection the user belongs to. Default: derived from the ID's prefix.
+	Connection string
+	Email      string
+	// Password for database users; unused for social users.
+	Password string
+	Name     string
+	// TOTPSecret is the base32 secret of the user's enrolled OTP factor;
+	// "" means no factor is enrolled.
+	TOTPSecret string
+	// RecoveryCode is the user's MFA recovery code ("" = none). Using it through the
+	// mfa-recovery-code grant replaces it with a new one.
+	RecoveryCode string
+	// Blocked users cannot log in (error=unauthorized, "user is blocked").
+	Blocked bool
+}
+
+// Connection is an identity provider.
+type Connection struct {
+	Name string
+	// Strategy is "auth0" for a database connection, or a social strategy such as
+	// "google-oauth2" (emulated by a page that signs in one of its users).
+	Strategy string
+}
+
+// DefaultApplication is the application a zero Config registers.
+func DefaultApplication() Application {
+	return Application{
+		Name:         "Stepup Demo",
+		ClientID:     "stepup-demo-client",
+		ClientSecret: "stepup-demo-secret-0123456789abcdef0123456789abcdef",
+		CallbackURLs: []string{"http://127.0.0.1:8080/callback", "http://localhost:8080/callback"},
+		LogoutURLs:   []string{"http://127.0.0.1:8080/", "http://localhost:8080/"},
+	}
+}
+
+// Default users' credentials.
+const (
+	AliceEmail    = "alice@fabrikam.example"
+	AlicePassword = "correct horse battery staple"
+	// AliceTOTPSecret is alice's enrolled OTP factor (base32).
+	AliceTOTPSecret   = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	AliceRecoveryCode = "ALICE0RECOVERY0CODE00000"
+	BobEmail          = "bob@fabrikam.example"
+	BobPassword       = "hunter2 hunter2 hunter2"
+	CarolEmail        = "carol@gmail.example"
+)
+
+// DefaultUsers returns the users a zero Config creates: alice (database user with
+// an OTP factor and a recovery code), bob (database user, no factor enrolled) and
+// carol (a google-oauth2 user, with an OTP factor).
+func DefaultUsers() []User {
+	return []User{
+		{ID: "auth0|alice", Connection: DatabaseConnection, Email: AliceEmail, Password: AlicePassword,
+			Name: "Alice Fabrikam", TOTPSecret: AliceTOTPSecret, RecoveryCode: AliceRecoveryCode},
+		{ID: "auth0|bob", Connection: DatabaseConnection, Email: BobEmail, Password: BobPassword, Name: "Bob Fabrikam"},
+		{ID: "google-oauth2|108000000000000000001", Connection: GoogleConnection, Email: CarolEmail,
+			Name: "Carol Google", TOTPSecret: "KRSXG5CTMVRXEZLUKN2XAZLSKNSWG4TF"},
+	}
+}
+
+// DefaultConnections returns the database and google-oauth2 connections.
+func DefaultConnections() []Connection {
+	return []Connection{{Name: DatabaseConnection, Strategy: "auth0"}, {Name: GoogleConnection, Strategy: "google-oauth2"}}
+}
+
+func defaultGrantTypes() []string {
+	return []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantCIBA,
+		GrantMFAOTP, GrantMFAOOB, GrantMFARecoveryCode}
+}
+
+const (
+	defaultRefreshLifetime = 2592000 * time.Second
+	defaultIDTokenLifetime = 36000 * time.Second
+	defaultATLifetime      = 86400 * time.Second
+	defaultSessionLifetime = 7 * 24 * time.Hour
+	defaultSessionIdle     = 3 * 24 * time.Hour
+)
+
+// withDefaults returns a deep-enough copy of c with defaults applied.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:0"
+	}
+	if c.Applications == nil {
+		c.Applications = []Application{DefaultApplication()}
+	}
+	apps := make([]Application, len(c.Applications))
+	for i, a := range c.Applications {
+		a.CallbackURLs = append([]string(nil), a.CallbackURLs...)
+		a.LogoutURLs = append([]string(nil), a.LogoutURLs...)
+		if a.GrantTypes == nil {
+			a.GrantTypes = defaultGrantTypes()
+		} else {
+			a.GrantTypes = append([]string(nil), a.GrantTypes...)
+		}
+		if a.TokenEndpointAuthMethod == "" {
+			a.TokenEndpointAuthMethod = "client_secret_post"
+		}
+		if a.IDTokenAlg == "" {
+			a.IDTokenAlg = "RS256"
+		}
+		apps[i] = a
+	}
+	c.Applications = apps
+	apis := make([]API, len(c.APIs))
+	for i, a := range c.APIs {
+		a.Scopes = append([]string(nil), a.Scopes...)
+		a.MFAScopes = append([]string(nil), a.MFAScopes...)
+		if a.SigningAlg == "" {
+			a.SigningAlg = "RS256"
+		}
+		apis[i] = a
+	}
+	c.APIs = apis
+	if c.Users == nil {
+		c.Users = DefaultUsers()
+	}
+	c.Users = append([]User(nil), c.Users...)
+	if c.Connections == nil {
+		c.Connections = DefaultConnections()
+	}
+	c.Connections = append([]Connection(nil), c.Connections...)
+	for i, u := range c.Users {
+		if u.Connection == "" {
+			if prefix, _, ok := strings.Cut(u.ID, "|"); ok && prefix != "auth0" {
+				c.Users[i].Connection = prefix
+			} else {
+				c.Users[i].Connection = DatabaseConnection
+			}
+		}
+	}
+	if c.ACRValuesSupported == nil {
+		c.ACRValuesSupported = []string{MFAACR}
+	}
+	c.ACRValuesSupported = append([]string(nil), c.ACRValuesSupported...)
+	if c.RefreshTokenLifetime <= 0 {
+		c.RefreshTokenLifetime = defaultRefreshLifetime
+	}
+	if c.RefreshTokenIdleLifetime <= 0 {
+		c.RefreshTokenIdleLifetime = defaultRefreshLifetime
+	}
+	if c.IDTokenLifetime <= 0 {
+		c.IDTokenLifetime = defaultIDTokenLifetime
+	}
+	if c.AccessTokenLifetime <= 0 {
+		c.AccessTokenLifetime = defaultATLifetime
+	}
+	if c.SessionLifetime <= 0 {
+		c.SessionLifetime = defaultSessionLifetime
+	}
+	if c.SessionIdleLifetime <= 0 {
+		c.SessionIdleLifetime = defaultSessionIdle
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

@@ -1,0 +1,220 @@
+package auth0test
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// clock is a test clock that only moves when told to.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+const testVerifier = "dBjftJeZ4CVP-mJ92K9-1B7g2oZ-0123456789_abcdef-ghijkl"
+
+func s256(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// authorizeURL builds an /authorize URL for the default application; extra
+// overrides (an empty value deletes the parameter).
+func authorizeURL(tn *Tenant, extra map[string]string) string {
+	app := DefaultApplication()
+	q := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {app.ClientID},
+		"redirect_uri":          {app.CallbackURLs[0]},
+		"scope":                 {"openid profile email offline_access"},
+		"state":                 {"state-123"},
+		"nonce":                 {"nonce-456"},
+		"code_challenge":        {s256(testVerifier)},
+		"code_challenge_method": {"S256"},
+	}
+	for k, v := range extra {
+		if v == "" {
+			q.Del(k)
+		} else {
+			q.Set(k, v)
+		}
+	}
+	return tn.URL() + "/authorize?" + q.Encode()
+}
+
+var alice = Credentials{Email: AliceEmail, Password: AlicePassword}
+
+// login drives a login that must end with a code and returns it.
+func login(t *testing.T, b *Browser, authURL string, c Credentials) string {
+	t.Helper()
+	cb, err := b.Login(context.Background(), authURL, c)
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	code := cb.Query().Get("code")
+	if code == "" {
+		t.Fatalf("callback %s has no code (error=%q %q)", cb, cb.Query().Get("error"), cb.Query().Get("error_description"))
+	}
+	return code
+}
+
+// post sends a form to the tenant and decodes the JSON answer.
+func post(t *testing.T, tn *Tenant, path string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	resp, err := tn.Client().PostForm(tn.URL()+path, form)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("POST %s: status %d, body %q is not JSON: %v", path, resp.StatusCode, body, err)
+		}
+	}
+	return resp.StatusCode, m
+}
+
+func codeForm(code string) url.Values {
+	app := DefaultApplication()
+	return url.Values{
+		"grant_type":    {"authorization_code"},
+		"client_id":     {app.ClientID},
+		"client_secret": {app.ClientSecret},
+		"code":          {code},
+		"redirect_uri":  {app.CallbackURLs[0]},
+		"code_verifier": {testVerifier},
+	}
+}
+
+func refreshForm(rt string) url.Values {
+	app := DefaultApplication()
+	return url.Values{
+		"grant_type":    {"refresh_token"},
+		"client_id":     {app.ClientID},
+		"client_secret": {app.ClientSecret},
+		"refresh_token": {rt},
+	}
+}
+
+// exchange redeems a code and fails the test unless it succeeds.
+func exchange(t *testing.T, tn *Tenant, code string) map[string]any {
+	t.Helper()
+	st, m := post(t, tn, "/oauth/token", codeForm(code))
+	if st != http.StatusOK {
+		t.Fatalf("code exchange: status %d, body %v", st, m)
+	}
+	return m
+}
+
+// verifiedClaims checks a token's RS256 signature against the tenant's published
+// JWKS (fetched over HTTPS, as a client would) and returns its claims.
+func verifiedClaims(t *testing.T, tn *Tenant, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q is not a JWS", token)
+	}
+	var hdr map[string]any
+	hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	if err := json.Unmarshal(hb, &hdr); err != nil {
+		t.Fatalf("header: %v", err)
+	}
+	resp, err := tn.Client().Get(tn.URL() + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []struct{ Kid, N, E string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	var pub *rsa.PublicKey
+	for _, k := range set.Keys {
+		if k.Kid == hdr["kid"] {
+			n, _ := base64.RawURLEncoding.DecodeString(k.N)
+			e, _ := base64.RawURLEncoding.DecodeString(k.E)
+			pub = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+		}
+	}
+	if pub == nil || hdr["alg"] != "RS256" {
+		t.Fatalf("no published key for header %v", hdr)
+	}
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
+		t.Fatalf("signature: %v", err)
+	}
+	return claimsOf(t, token)
+}
+
+func claimsOf(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q is not a JWS", token)
+	}
+	cb, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(cb, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func decodeJSON(resp *http.Response, v any) error {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	return json.Unmarshal(body, v)
+}
+
+func headerOf(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	if err := json.Unmarshal(hb, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
