@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -175,7 +176,7 @@ func Start(cfg Config) (*Tenant, error) {
 		// HTTP/1.1 only: dropped connections (Fault.Drop) need http.Hijacker.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		TLSConfig:    &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
-		ErrorLog:     nil,
+		ErrorLog:     slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	go t.srv.ServeTLS(ln, "", "")
 	return t, nil
