@@ -44,3 +44,19 @@ ensure_packages() {
 		package_installed "$p" || die "package $p still not installed after apt-get install"
 	done
 }
+
+# ensure_commands CMD=PKG...: for each command missing from PATH, installs
+# the Debian package that provides it (ensure_packages); fails if the command
+# is still missing afterwards.
+ensure_commands() {
+	local pair pkgs=()
+	for pair in "$@"; do
+		command -v "${pair%%=*}" >/dev/null 2>&1 || pkgs+=("${pair#*=}")
+	done
+	[ ${#pkgs[@]} -eq 0 ] && return 0
+	ensure_packages "${pkgs[@]}"
+	for pair in "$@"; do
+		command -v "${pair%%=*}" >/dev/null 2>&1 ||
+			die "command ${pair%%=*} still missing after installing package ${pair#*=}"
+	done
+}

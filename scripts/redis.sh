@@ -205,7 +205,7 @@ status)
 		exit 1
 	fi
 	;;
-install) ensure_packages redis-server redis-tools ;;
+install) ensure_commands redis-server=redis-server redis-cli=redis-tools ;;
 *)
 	sed -n '2,20p' "$0" >&2
 	exit 2
