@@ -1,15 +1,14 @@
 package stepup
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"math"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -94,7 +93,7 @@ type IDToken struct {
 	ACR             string
 	AMR             []string
 	OrgID           string
-	// Claims holds every claim, as decoded by encoding/json.
+	// Claims holds every claim, decoded as encoding/json decodes into any.
 	Claims map[string]any
 	// Raw is the token as received.
 	Raw string
@@ -172,10 +171,7 @@ func newIDTokenVerifier(cfg idTokenConfig) *idTokenVerifier {
 
 // joseHeader is the part of a JWS header we read.
 type joseHeader struct {
-	Alg  string          `json:"alg"`
-	Kid  string          `json:"kid"`
-	Typ  string          `json:"typ"`
-	Crit json.RawMessage `json:"crit"`
+	Alg, Kid, Typ string
 }
 
 // splitJWS splits a compact JWS into its three parts and decodes the header.
@@ -196,26 +192,32 @@ func splitJWS(raw string) (h joseHeader, headerB64, payloadB64, sigB64 string, e
 		return h, "", "", "", tokenErr(ErrTokenMalformed, "", "not a compact JWS (encrypted tokens are not supported)")
 	}
 	headerB64, payloadB64, sigB64 = raw[:i], raw[i+1:j], raw[j+1:]
-	var buf [512]byte
-	hb := buf[:0]
-	if n := base64.RawURLEncoding.DecodedLen(len(headerB64)); n > len(buf) {
-		hb = make([]byte, 0, n)
-	}
-	hb, err = base64.RawURLEncoding.AppendDecode(hb, []byte(headerB64))
+	hb, err := base64.RawURLEncoding.DecodeString(headerB64)
 	if err != nil {
 		return h, "", "", "", &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad base64url", Err: err}
 	}
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return h, "", "", "", &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad JSON", Err: err}
+	m, err := decodeJSONObject(unsafe.String(unsafe.SliceData(hb), len(hb)))
+	if err != nil {
+		return h, "", "", "", &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "not a JSON object", Err: err}
 	}
-	if len(h.Crit) > 0 && !bytes.Equal(h.Crit, []byte("null")) {
+	if _, ok := m["crit"]; ok {
 		return h, "", "", "", tokenErr(ErrTokenMalformed, "crit", "critical header extensions are not supported")
 	}
-	if h.Alg == "" {
+	var ok bool
+	if h.Alg, ok, err = stringClaim(m, "alg"); err != nil {
+		return h, "", "", "", err
+	}
+	if !ok || h.Alg == "" {
 		return h, "", "", "", tokenErr(ErrTokenAlgorithm, "alg", "missing")
 	}
 	if strings.EqualFold(h.Alg, "none") {
 		return h, "", "", "", tokenErr(ErrTokenAlgorithm, "alg", `"none" is never accepted`)
+	}
+	if h.Kid, _, err = stringClaim(m, "kid"); err != nil {
+		return h, "", "", "", err
+	}
+	if h.Typ, _, err = stringClaim(m, "typ"); err != nil {
+		return h, "", "", "", err
 	}
 	return h, headerB64, payloadB64, sigB64, nil
 }
@@ -290,14 +292,12 @@ func (v *idTokenVerifier) verifySignature(ctx context.Context, raw string, h jos
 	return nil, &TokenError{Kind: ErrTokenSignature, Detail: "signature does not verify", Err: lastErr}
 }
 
-// decodeClaims decodes a JWT payload: one JSON object.
+// decodeClaims decodes a JWT payload: one JSON object. The claims share
+// payload's memory: payload must not change afterwards.
 func decodeClaims(payload []byte) (map[string]any, error) {
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return nil, &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "not a JSON object", Err: err}
-	}
-	if claims == nil {
-		return nil, tokenErr(ErrTokenMalformed, "payload", "not a JSON object")
+	claims, err := decodeJSONObject(unsafe.String(unsafe.SliceData(payload), len(payload)))
+	if err != nil {
+		return nil, &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "not a valid JSON object", Err: err}
 	}
 	return claims, nil
 }

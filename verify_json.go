@@ -1,0 +1,348 @@
+package stepup
+
+import (
+	"errors"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// A small, strict JSON decoder for token headers and claim sets. It produces
+// the same Go values as encoding/json's decoding into any (map[string]any,
+// []any, string, float64, bool, nil) in one pass without reflection, and
+// shares the input's memory for strings without escapes. It is stricter than
+// encoding/json where laxness helps an attacker: a repeated member name,
+// invalid UTF-8 and nesting deeper than maxJSONDepth are errors.
+
+const maxJSONDepth = 32
+
+var (
+	errJSONSyntax    = errors.New("invalid JSON")
+	errJSONDuplicate = errors.New("repeated member name")
+	errJSONDepth     = errors.New("JSON nested too deeply")
+	errJSONUTF8      = errors.New("invalid UTF-8 in JSON string")
+	errJSONNotObject = errors.New("not a JSON object")
+)
+
+type jsonDecoder struct {
+	s     string
+	i     int
+	depth int
+}
+
+// decodeJSONObject decodes s, which must hold exactly one JSON object.
+// The returned values may share memory with s.
+func decodeJSONObject(s string) (map[string]any, error) {
+	d := jsonDecoder{s: s}
+	d.ws()
+	if d.i >= len(d.s) || d.s[d.i] != '{' {
+		return nil, errJSONNotObject
+	}
+	m, err := d.object()
+	if err != nil {
+		return nil, err
+	}
+	d.ws()
+	if d.i != len(d.s) {
+		return nil, errJSONSyntax
+	}
+	return m, nil
+}
+
+func (d *jsonDecoder) ws() {
+	for d.i < len(d.s) {
+		switch d.s[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *jsonDecoder) value() (any, error) {
+	d.ws()
+	if d.i >= len(d.s) {
+		return nil, errJSONSyntax
+	}
+	switch c := d.s[d.i]; {
+	case c == '{':
+		return d.object()
+	case c == '[':
+		return d.array()
+	case c == '"':
+		return d.str()
+	case c == 't':
+		return true, d.lit("true")
+	case c == 'f':
+		return false, d.lit("false")
+	case c == 'n':
+		return nil, d.lit("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return d.number()
+	}
+	return nil, errJSONSyntax
+}
+
+func (d *jsonDecoder) lit(word string) error {
+	if len(d.s)-d.i < len(word) || d.s[d.i:d.i+len(word)] != word {
+		return errJSONSyntax
+	}
+	d.i += len(word)
+	return nil
+}
+
+func (d *jsonDecoder) object() (map[string]any, error) {
+	if d.depth++; d.depth > maxJSONDepth {
+		return nil, errJSONDepth
+	}
+	d.i++ // '{'
+	m := make(map[string]any, 16)
+	d.ws()
+	if d.i < len(d.s) && d.s[d.i] == '}' {
+		d.i++
+		d.depth--
+		return m, nil
+	}
+	for {
+		d.ws()
+		if d.i >= len(d.s) || d.s[d.i] != '"' {
+			return nil, errJSONSyntax
+		}
+		k, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		d.ws()
+		if d.i >= len(d.s) || d.s[d.i] != ':' {
+			return nil, errJSONSyntax
+		}
+		d.i++
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := m[k]; dup {
+			return nil, errJSONDuplicate
+		}
+		m[k] = v
+		d.ws()
+		if d.i >= len(d.s) {
+			return nil, errJSONSyntax
+		}
+		switch d.s[d.i] {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			d.depth--
+			return m, nil
+		default:
+			return nil, errJSONSyntax
+		}
+	}
+}
+
+func (d *jsonDecoder) array() ([]any, error) {
+	if d.depth++; d.depth > maxJSONDepth {
+		return nil, errJSONDepth
+	}
+	d.i++ // '['
+	a := make([]any, 0, 4)
+	d.ws()
+	if d.i < len(d.s) && d.s[d.i] == ']' {
+		d.i++
+		d.depth--
+		return a, nil
+	}
+	for {
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		d.ws()
+		if d.i >= len(d.s) {
+			return nil, errJSONSyntax
+		}
+		switch d.s[d.i] {
+		case ',':
+			d.i++
+		case ']':
+			d.i++
+			d.depth--
+			return a, nil
+		default:
+			return nil, errJSONSyntax
+		}
+	}
+}
+
+// str decodes the string at d.i (an opening quote).
+func (d *jsonDecoder) str() (string, error) {
+	d.i++ // '"'
+	start := d.i
+	for d.i < len(d.s) {
+		c := d.s[d.i]
+		switch {
+		case c == '"':
+			v := d.s[start:d.i]
+			d.i++
+			return v, nil
+		case c == '\\':
+			return d.strSlow(start)
+		case c < 0x20:
+			return "", errJSONSyntax
+		case c < utf8.RuneSelf:
+			d.i++
+		default:
+			r, n := utf8.DecodeRuneInString(d.s[d.i:])
+			if r == utf8.RuneError && n <= 1 {
+				return "", errJSONUTF8
+			}
+			d.i += n
+		}
+	}
+	return "", errJSONSyntax
+}
+
+// strSlow decodes a string with escapes; d.i is at the first backslash.
+func (d *jsonDecoder) strSlow(start int) (string, error) {
+	b := make([]byte, 0, d.i-start+16)
+	b = append(b, d.s[start:d.i]...)
+	for d.i < len(d.s) {
+		c := d.s[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			return string(b), nil
+		case c == '\\':
+			if d.i+1 >= len(d.s) {
+				return "", errJSONSyntax
+			}
+			e := d.s[d.i+1]
+			d.i += 2
+			switch e {
+			case '"', '\\', '/':
+				b = append(b, e)
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r, ok := d.hex4()
+				if !ok {
+					return "", errJSONSyntax
+				}
+				if utf16.IsSurrogate(r) {
+					r2 := rune(-1)
+					if d.i+1 < len(d.s) && d.s[d.i] == '\\' && d.s[d.i+1] == 'u' {
+						save := d.i
+						d.i += 2
+						var ok2 bool
+						if r2, ok2 = d.hex4(); !ok2 {
+							return "", errJSONSyntax
+						}
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							r = dec
+						} else {
+							d.i = save // not a pair: r2 is decoded on its own
+							r = utf8.RuneError
+						}
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				b = utf8.AppendRune(b, r)
+			default:
+				return "", errJSONSyntax
+			}
+		case c < 0x20:
+			return "", errJSONSyntax
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			d.i++
+		default:
+			r, n := utf8.DecodeRuneInString(d.s[d.i:])
+			if r == utf8.RuneError && n <= 1 {
+				return "", errJSONUTF8
+			}
+			b = append(b, d.s[d.i:d.i+n]...)
+			d.i += n
+		}
+	}
+	return "", errJSONSyntax
+}
+
+func (d *jsonDecoder) hex4() (rune, bool) {
+	if len(d.s)-d.i < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(d.s[d.i : d.i+4]) {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	d.i += 4
+	return r, true
+}
+
+// number decodes a JSON number (RFC 8259 grammar) as float64.
+func (d *jsonDecoder) number() (any, error) {
+	start := d.i
+	if d.s[d.i] == '-' {
+		d.i++
+	}
+	switch {
+	case d.i < len(d.s) && d.s[d.i] == '0':
+		d.i++
+	case d.i < len(d.s) && d.s[d.i] >= '1' && d.s[d.i] <= '9':
+		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
+			d.i++
+		}
+	default:
+		return nil, errJSONSyntax
+	}
+	if d.i < len(d.s) && d.s[d.i] == '.' {
+		d.i++
+		if d.i >= len(d.s) || d.s[d.i] < '0' || d.s[d.i] > '9' {
+			return nil, errJSONSyntax
+		}
+		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
+			d.i++
+		}
+	}
+	if d.i < len(d.s) && (d.s[d.i] == 'e' || d.s[d.i] == 'E') {
+		d.i++
+		if d.i < len(d.s) && (d.s[d.i] == '+' || d.s[d.i] == '-') {
+			d.i++
+		}
+		if d.i >= len(d.s) || d.s[d.i] < '0' || d.s[d.i] > '9' {
+			return nil, errJSONSyntax
+		}
+		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
+			d.i++
+		}
+	}
+	f, err := strconv.ParseFloat(d.s[start:d.i], 64)
+	if err != nil {
+		// Out of float64 range: encoding/json rejects it too.
+		return nil, errJSONSyntax
+	}
+	return f, nil
+}
