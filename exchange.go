@@ -1,0 +1,162 @@
+package stepup
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stepupauth/stepup/store"
+	"golang.org/x/oauth2"
+)
+
+// ErrInvalidCallback: the callback's query is not an authorization response
+// (no state, or neither code nor error).
+var ErrInvalidCallback = errors.New("stepup: invalid callback")
+
+// LoginResult is the result of a successful Exchange: a verified ID token whose
+// authentication satisfies the requested policy, and the tokens.
+type LoginResult struct {
+	// IDToken is the verified ID token.
+	IDToken *IDToken
+	// Token holds the access token (for Audience) and the refresh token, if
+	// any. Its Expiry is computed with the Client's clock.
+	Token *oauth2.Token
+	// Policy is the effective policy requested and satisfied.
+	Policy Policy
+	// Connection is the connection requested, "" when the user chose.
+	Connection string
+	// Audience is the access token's audience ("" when none was requested).
+	Audience string
+	// ReturnTo is the local path to send the browser to.
+	ReturnTo string
+	// Silent reports a prompt=none login: its tokens are not evidence of an
+	// interactive authentication and never change a session's step-up.
+	Silent bool
+	// At is when the exchange completed.
+	At time.Time
+}
+
+// Exchange completes an authorization from the callback's query parameters
+// and the browser binding (the binding cookie's value). It takes the
+// transaction from the store atomically (a replayed callback finds nothing:
+// ErrTransactionNotFound), checks that the callback comes from the browser
+// that started it (ErrStateMismatch), turns error=... into *AuthorizeError,
+// checks iss (RFC 9207; ErrIssuerMismatch), redeems the code with the PKCE
+// verifier (tenant errors are *TenantError), demands an id_token
+// (ErrMissingIDToken), verifies it (signature, iss, aud, azp, exp, iat, sub,
+// nonce, auth_time against max_age: errors match ErrInvalidToken), and checks
+// the requested policy: a step-up the tenant did not perform is a
+// *StepUpError with Reason ReasonNotPerformed.
+func (c *Client) Exchange(ctx context.Context, callback url.Values, binding string) (*LoginResult, error) {
+	state := callback.Get("state")
+	if state == "" {
+		return nil, fmt.Errorf("%w: no state parameter", ErrInvalidCallback)
+	}
+	if !isRandomToken(state) {
+		// Not a state this Client made: nothing to look up.
+		return nil, fmt.Errorf("%w: malformed state", ErrTransactionNotFound)
+	}
+	data, err := c.store.Take(ctx, c.txKey(state))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrTransactionNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stepup: taking the authorization transaction: %w", err)
+	}
+	tx, err := decodeTx(data)
+	if err != nil {
+		c.log.ErrorContext(ctx, "stepup: unreadable authorization transaction", "error", err)
+		return nil, fmt.Errorf("%w: %w", ErrTransactionNotFound, err)
+	}
+	now := c.now()
+	if now.Unix() >= tx.Expires {
+		return nil, fmt.Errorf("%w: expired", ErrTransactionNotFound)
+	}
+	if !isRandomToken(binding) || subtle.ConstantTimeCompare(bindingHash(binding), tx.BindingHash) != 1 {
+		return nil, ErrStateMismatch
+	}
+	if tx.Issuer != c.issuer {
+		return nil, fmt.Errorf("%w: the transaction was started for issuer %q", ErrIssuerMismatch, tx.Issuer)
+	}
+	if iss, ok := callback["iss"]; ok {
+		if len(iss) != 1 || iss[0] != c.issuer {
+			return nil, fmt.Errorf("%w: got %q", ErrIssuerMismatch, strings.Join(iss, ","))
+		}
+	} else if c.cfg.RequireIssuerParameter {
+		return nil, fmt.Errorf("%w: the callback has no iss parameter", ErrIssuerMismatch)
+	}
+	if code := callback.Get("error"); code != "" {
+		return nil, &AuthorizeError{Code: code, Description: callback.Get("error_description")}
+	}
+	code := callback.Get("code")
+	if code == "" {
+		return nil, fmt.Errorf("%w: neither code nor error", ErrInvalidCallback)
+	}
+
+	opts, err := c.tokenAuthOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, oauth2.VerifierOption(tx.Verifier))
+	tok, err := c.oauth.Exchange(c.httpContext(ctx), code, opts...)
+	if err != nil {
+		return nil, tokenError(err)
+	}
+	// x/oauth2 computes Expiry with time.Now; use the Client's clock.
+	if tok.ExpiresIn > 0 {
+		tok.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, ErrMissingIDToken
+	}
+	check := idTokenCheck{Nonce: tx.Nonce}
+	if tx.MaxAge >= 0 {
+		check.MaxAge, check.CheckMaxAge = time.Duration(tx.MaxAge)*time.Second, true
+	}
+	idt, err := c.idv.verify(ctx, raw, check)
+	if err != nil {
+		return nil, err
+	}
+
+	login := &LoginResult{
+		IDToken:    idt,
+		Token:      tok,
+		Policy:     tx.Policy,
+		Connection: tx.Connection,
+		Audience:   tx.Audience,
+		ReturnTo:   tx.ReturnTo,
+		Silent:     tx.Silent,
+		At:         now,
+	}
+	// The user may have picked another connection at Auth0's chooser than
+	// the one the policy was made for: check what applies to the connection
+	// actually used.
+	policy := c.PolicyFor(tx.Policy, connectionKey(tx.Connection, idt.Subject))
+	if err := policy.Check(idt.Authentication(), now); err != nil {
+		var se *StepUpError
+		if !errors.As(err, &se) {
+			return nil, err
+		}
+		// Asking again would loop: the tenant was asked and did not do it.
+		return nil, &StepUpError{Policy: policy, Reason: ReasonNotPerformed, Cause: se.Reason, ACR: idt.ACR}
+	}
+	login.Policy = policy
+	return login, nil
+}
+
+// connectionKey is the key of Config.ConnectionPolicies for a session: the
+// connection requested, or the provider prefix of the user id.
+func connectionKey(requested, subject string) string {
+	if requested != "" {
+		return requested
+	}
+	if i := strings.IndexByte(subject, '|'); i > 0 {
+		return subject[:i]
+	}
+	return ""
+}

@@ -1,0 +1,318 @@
+package stepup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stepupauth/stepup/store"
+)
+
+type sessionCtxKey struct{}
+
+// SessionFromContext returns the session that RequireLogin or RequireStepUp
+// put in the request's context.
+func SessionFromContext(ctx context.Context) (*Session, bool) {
+	s, ok := ctx.Value(sessionCtxKey{}).(*Session)
+	return s, ok && s != nil
+}
+
+// RequireLogin serves next only to requests with a live session (see
+// RequireStepUp with the Login policy).
+func (c *Client) RequireLogin(next http.Handler) http.Handler {
+	return c.RequireStepUp(Login)(next)
+}
+
+// RequireStepUp returns middleware that serves next only to requests whose
+// session satisfies p, as adapted to the session's connection (PolicyFor);
+// next finds the session with SessionFromContext.
+//
+// Otherwise a browser navigation (Accept lists text/html, and it is neither
+// an XMLHttpRequest nor a fetch) is redirected through the tenant's
+// /authorize with p's acr_values and max_age and a local return path (the
+// request's own path for GET and HEAD, Config.DefaultReturnTo for other
+// methods), and any other request gets 401 with a JSON body:
+// {"error":"login_required"} or {"error":"insufficient_user_authentication",
+// "acr_values":"...","max_age":N}. A failing store is answered through
+// Config.ErrorHandler (503): nothing is served on a guess.
+func (c *Client) RequireStepUp(p Policy) func(http.Handler) http.Handler {
+	p = clonePolicy(p)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, err := c.sessionFromRequest(r)
+			if err != nil && !errors.Is(err, ErrNoSession) {
+				c.fail(w, r, err)
+				return
+			}
+			var checkErr error = ErrNoSession
+			if s != nil {
+				if checkErr = c.CheckSession(s, p); checkErr == nil {
+					next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionCtxKey{}, s)))
+					return
+				}
+			}
+			c.challenge(w, r, p, s, checkErr)
+		})
+	}
+}
+
+// challenge answers a request whose session is missing or too weak.
+func (c *Client) challenge(w http.ResponseWriter, r *http.Request, p Policy, s *Session, why error) {
+	eff := p
+	opts := AuthorizeOptions{ReturnTo: returnPath(r, c.cfg.DefaultReturnTo)}
+	if s != nil {
+		eff = c.PolicyFor(p, s.Connection)
+		if s.connectionWasSent {
+			opts.Connection = s.Connection
+		}
+		opts.LoginHint = s.Email
+	}
+	opts.Policy = eff
+	if !isBrowserNavigation(r) {
+		body := map[string]any{"error": "login_required", "error_description": why.Error()}
+		if s != nil {
+			body["error"] = "insufficient_user_authentication"
+			if v := eff.ACRValues(); v != "" {
+				body["acr_values"] = v
+			}
+			if sec, ok := eff.MaxAgeSeconds(); ok {
+				body["max_age"] = json.Number(sec)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(body)
+		return
+	}
+	c.redirectToAuthorize(w, r, opts)
+}
+
+func (c *Client) redirectToAuthorize(w http.ResponseWriter, r *http.Request, opts AuthorizeOptions) {
+	if ck, err := r.Cookie(c.bindingCookie); err == nil {
+		opts.Binding = ck.Value
+	}
+	ar, err := c.AuthorizeURL(r.Context(), opts)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: c.bindingCookie, Value: ar.Binding, Path: "/",
+		MaxAge:   int(c.cfg.TransactionTTL / time.Second),
+		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode,
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, ar.URL, http.StatusFound)
+}
+
+// LoginHandler starts a login: it redirects to the tenant's /authorize.
+// Query parameters: return_to (a local path; default
+// Config.DefaultReturnTo) and connection (optional).
+func (c *Client) LoginHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		opts := AuthorizeOptions{Connection: q.Get("connection"), ReturnTo: c.cfg.DefaultReturnTo}
+		if rt := q.Get("return_to"); rt != "" && checkReturnTo(rt) == nil {
+			opts.ReturnTo = rt
+		}
+		c.redirectToAuthorize(w, r, opts)
+	})
+}
+
+// CallbackHandler serves Config.RedirectURL: it completes the authorization
+// with Exchange, starts (or continues, rotating its cookie) the session, and
+// redirects to the login's return path. Any failure is answered through
+// Config.ErrorHandler, never with another redirect to the tenant: a step-up
+// the tenant did not perform does not loop.
+func (c *Client) CallbackHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var binding string
+		if ck, err := r.Cookie(c.bindingCookie); err == nil {
+			binding = ck.Value
+		}
+		res, err := c.Exchange(r.Context(), r.URL.Query(), binding)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		prev, err := c.sessionFromRequest(r)
+		if err != nil && !errors.Is(err, ErrNoSession) {
+			c.fail(w, r, err)
+			return
+		}
+		s, err := c.StartSession(r.Context(), res, prev)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		c.log.InfoContext(r.Context(), "stepup: login", "session", s.Handle[:8], "connection", s.Connection,
+			"policy", res.Policy.Name, "acr", s.Authentication.ACR, "amr", s.Authentication.AMR)
+		http.SetCookie(w, c.SessionCookie(s))
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, res.ReturnTo, http.StatusFound)
+	})
+}
+
+// LogoutHandler ends the session locally (store record deleted, cookie
+// cleared), revokes its refresh tokens at /oauth/revoke (failures are only
+// logged: the session is already gone), then redirects to the tenant's
+// /v2/logout, which ends Auth0's session and returns to
+// Config.LogoutReturnURL. It accepts GET and POST.
+func (c *Client) LogoutHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := c.sessionFromRequest(r)
+		if err != nil && !errors.Is(err, ErrNoSession) {
+			c.fail(w, r, err)
+			return
+		}
+		if s != nil {
+			var refresh []string
+			for aud := range s.rec.Tokens {
+				if t, err := c.Token(s, aud); err == nil && t.RefreshToken != "" {
+					refresh = append(refresh, t.RefreshToken)
+				}
+			}
+			if err := c.EndSession(r.Context(), s); err != nil {
+				c.fail(w, r, err)
+				return
+			}
+			for _, rt := range refresh {
+				if err := c.RevokeRefreshToken(r.Context(), rt); err != nil {
+					c.log.WarnContext(r.Context(), "stepup: revoking a refresh token at logout", "error", err)
+				}
+			}
+		}
+		http.SetCookie(w, c.ClearSessionCookie())
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, c.LogoutURL(), http.StatusFound)
+	})
+}
+
+// LogoutURL is the tenant's /v2/logout URL that ends Auth0's session and
+// returns to Config.LogoutReturnURL.
+func (c *Client) LogoutURL() string {
+	q := url.Values{"client_id": {c.cfg.ClientID}, "returnTo": {c.cfg.LogoutReturnURL}}
+	return c.logoutURL + "?" + q.Encode()
+}
+
+// RevokeRefreshToken revokes a refresh token at the tenant's /oauth/revoke.
+func (c *Client) RevokeRefreshToken(ctx context.Context, token string) error {
+	_, _, err := c.postForm(ctx, "/oauth/revoke", c.revokeURL, url.Values{"token": {token}})
+	return err
+}
+
+// sessionFromRequest loads the session of the request's cookie.
+func (c *Client) sessionFromRequest(r *http.Request) (*Session, error) {
+	ck, err := r.Cookie(c.sessionCookie)
+	if err != nil {
+		return nil, ErrNoSession
+	}
+	return c.LoadSession(r.Context(), ck.Value)
+}
+
+func (c *Client) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := ErrorStatus(err)
+	level := c.log.WarnContext
+	if status >= 500 {
+		level = c.log.ErrorContext
+	}
+	level(r.Context(), "stepup: request refused", "path", r.URL.Path, "status", status, "error", err)
+	c.cfg.ErrorHandler(w, r, err)
+}
+
+// ErrorStatus maps an error of this package to an HTTP status: 503 when the
+// store or the tenant is unavailable (fail closed), 400 for callbacks that
+// cannot be completed (unknown, replayed or foreign state, issuer mismatch,
+// invalid token, bad code), 403 when the tenant refused the login or the
+// requested step-up was not performed, 401 without a session, 500 otherwise.
+func ErrorStatus(err error) int {
+	var (
+		ae *AuthorizeError
+		te *TenantError
+	)
+	switch {
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, ErrTenantUnavailable),
+		errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrStepUpRequired), errors.As(err, &ae):
+		return http.StatusForbidden
+	case errors.Is(err, ErrTransactionNotFound), errors.Is(err, ErrStateMismatch),
+		errors.Is(err, ErrIssuerMismatch), errors.Is(err, ErrInvalidCallback),
+		errors.Is(err, ErrInvalidToken), errors.Is(err, ErrInvalidAuthorizeOptions):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrMissingIDToken):
+		return http.StatusBadGateway
+	case errors.As(err, &te):
+		if te.StatusCode >= 400 && te.StatusCode < 500 {
+			return http.StatusBadRequest
+		}
+		return http.StatusBadGateway
+	case errors.Is(err, ErrNoSession):
+		return http.StatusUnauthorized
+	}
+	return http.StatusInternalServerError
+}
+
+// DefaultErrorHandler writes a plain HTML page with ErrorStatus(err). The
+// error's message is shown for 4xx answers (it names what went wrong with
+// the sign-in, and holds no token or secret); 5xx answers say only that the
+// service is unavailable.
+func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	status := ErrorStatus(err)
+	var msg string
+	switch {
+	case status == http.StatusServiceUnavailable:
+		msg = "The sign-in service is unavailable at the moment. Nothing was let through. Please try again in a minute."
+	case status >= 500:
+		msg = "Sign-in failed because of an error on our side."
+	default:
+		msg = err.Error()
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<!doctype html>\n<title>%d %s</title>\n<h1>%s</h1>\n<p>%s</p>\n<p><a href=\"/\">Back to the start page</a></p>\n",
+		status, html.EscapeString(http.StatusText(status)), html.EscapeString(http.StatusText(status)), html.EscapeString(msg))
+}
+
+// isBrowserNavigation reports whether r is a top-level page load by a
+// browser, which can follow a redirect to the login page, rather than an
+// API call, XMLHttpRequest or fetch.
+func isBrowserNavigation(r *http.Request) bool {
+	if r.Header.Get("X-Requested-With") != "" {
+		return false
+	}
+	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" && m != "navigate" {
+		return false
+	}
+	for _, a := range r.Header.Values("Accept") {
+		if strings.Contains(a, "text/html") {
+			return true
+		}
+	}
+	return false
+}
+
+// returnPath is where a login started by r comes back to: r's own path and
+// query for GET and HEAD when it is a safe local path, def otherwise.
+func returnPath(r *http.Request, def string) string {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return def
+	}
+	p := r.RequestURI
+	if p == "" {
+		p = r.URL.RequestURI()
+	}
+	if checkReturnTo(p) != nil {
+		return def
+	}
+	return p
+}
