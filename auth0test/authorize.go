@@ -414,7 +414,9 @@ func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx
 	t.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: key, Path: "/", HttpOnly: true, Secure: true,
-		SameSite: http.SameSiteNoneMode, Expires: now.Add(t.cfg.SessionLifetime),
+		// MaxAge, not Expires: user agents compare Expires with the real clock, and
+		// the tenant's may be fake. The tenant enforces the lifetime itself.
+		SameSite: http.SameSiteNoneMode, MaxAge: int(t.cfg.SessionLifetime / time.Second),
 	})
 	t.redirectCallback(w, r, req, url.Values{"code": {code}})
 }

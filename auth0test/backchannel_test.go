@@ -403,6 +403,9 @@ func TestSignAndClaims(t *testing.T) {
 	if h := headerOf(t, tn.Sign(map[string]any{"kid": "unknown", "typ": "at+jwt"}, claims)); h["kid"] != "unknown" || h["typ"] != "at+jwt" {
 		t.Errorf("header = %v", h)
 	}
+	if h := headerOf(t, tn.Sign(map[string]any{"kid": nil}, claims)); len(h) != 1 || h["alg"] != "RS256" {
+		t.Errorf("header with kid removed = %v", h)
+	}
 	none := tn.Sign(map[string]any{"alg": "none"}, claims)
 	if !strings.HasSuffix(none, ".") {
 		t.Errorf("alg none token has a signature: %s", none)

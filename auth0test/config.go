@@ -1,7 +1,9 @@
 package auth0test
 
 import (
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -288,4 +290,43 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// AddCallbackURL allows one more redirect_uri for the application, for tests whose
+// callback server starts after the tenant (its port is not known before).
+func (t *Tenant) AddCallbackURL(clientID, callbackURL string) error {
+	return t.updateApp(clientID, func(a *Application) { a.CallbackURLs = append(a.CallbackURLs, callbackURL) })
+}
+
+// AddLogoutURL allows one more returnTo / post_logout_redirect_uri for the application.
+func (t *Tenant) AddLogoutURL(clientID, logoutURL string) error {
+	return t.updateApp(clientID, func(a *Application) { a.LogoutURLs = append(a.LogoutURLs, logoutURL) })
+}
+
+// Application returns a copy of the registered application.
+func (t *Tenant) Application(clientID string) (Application, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a, ok := t.apps[clientID]
+	if !ok {
+		return Application{}, false
+	}
+	return *a, true
+}
+
+// updateApp replaces the application with a changed copy: handlers that already
+// hold the old one keep reading an immutable value.
+func (t *Tenant) updateApp(clientID string, change func(*Application)) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a, ok := t.apps[clientID]
+	if !ok {
+		return fmt.Errorf("auth0test: no application %q", clientID)
+	}
+	cp := *a
+	cp.CallbackURLs = slices.Clone(a.CallbackURLs)
+	cp.LogoutURLs = slices.Clone(a.LogoutURLs)
+	change(&cp)
+	t.apps[clientID] = &cp
+	return nil
 }

@@ -78,3 +78,40 @@ func (t *Tenant) Endpoints() []string {
 	defer t.mu.Unlock()
 	return slices.Sorted(maps.Keys(t.calls))
 }
+
+// sweepLocked drops expired one-time records, so a long-running tenant (the demo)
+// does not grow without bound. Called every sweepEvery requests.
+func (t *Tenant) sweepLocked(now time.Time) {
+	for k, tx := range t.txs {
+		if now.After(tx.created.Add(loginTxTimeout)) {
+			delete(t.txs, k)
+		}
+	}
+	for k, c := range t.codes {
+		if now.After(c.expires.Add(codeLifetime)) { // kept a while to detect replays
+			delete(t.codes, k)
+		}
+	}
+	for k, p := range t.pars {
+		if now.After(p.expires) {
+			delete(t.pars, k)
+		}
+	}
+	for k, r := range t.ciba {
+		if now.After(r.expires.Add(time.Hour)) {
+			delete(t.ciba, k)
+		}
+	}
+	for k, g := range t.mfaTokens {
+		if now.After(g.expires) {
+			delete(t.mfaTokens, k)
+		}
+	}
+	for k, s := range t.sessions {
+		if now.After(s.created.Add(t.cfg.SessionLifetime)) || now.After(s.lastUsed.Add(t.cfg.SessionIdleLifetime)) {
+			delete(t.sessions, k)
+		}
+	}
+}
+
+const sweepEvery = 256

@@ -102,7 +102,8 @@ func (t *Tenant) handleJWKS(w http.ResponseWriter, r *http.Request) {
 
 // Sign signs claims with the tenant's current signing key. The header and claims
 // are used exactly as given, except that "alg" (default RS256) and "kid" (the
-// current key's) are added when absent. The signature algorithm follows the
+// current key's) are added when absent; a header member set to nil is left out
+// (Sign(map[string]any{"kid": nil}, c) has no kid). The signature algorithm follows the
 // header's alg: RS256/384/512 and PS256/384/512 sign with the RSA key; HS256/384/512
 // use the PEM of the current public key as the HMAC secret (the classic
 // algorithm-confusion attack); "none" yields an empty signature; any other alg is
@@ -118,12 +119,13 @@ func (t *Tenant) Sign(header, claims map[string]any) string {
 	if _, ok := h["kid"]; !ok {
 		h["kid"] = k.kid
 	}
-	return signJWT(k.priv, h, claims)
+	return signJWT(k.priv, dropNil(h), claims)
 }
 
 // SignWith signs with key: an *rsa.PrivateKey, or a []byte / string HMAC secret.
 // The header and claims are used exactly as given, except that a missing "alg" is
-// defaulted (RS256 for RSA keys, HS256 for secrets). No kid is added.
+// defaulted (RS256 for RSA keys, HS256 for secrets) and members set to nil are
+// left out. No kid is added.
 func (t *Tenant) SignWith(key any, header, claims map[string]any) string {
 	h := copyMap(header)
 	if _, ok := h["alg"]; !ok {
@@ -133,15 +135,26 @@ func (t *Tenant) SignWith(key any, header, claims map[string]any) string {
 			h["alg"] = "HS256"
 		}
 	}
-	return signJWT(key, h, claims)
+	return signJWT(key, dropNil(h), claims)
 }
 
+// copyMap copies a header; a member whose value is nil is kept as a marker that
+// dropNil removes after defaults were applied (so {"kid": nil} signs without kid).
 func copyMap(m map[string]any) map[string]any {
 	out := make(map[string]any, len(m)+2)
 	for k, v := range m {
 		out[k] = v
 	}
 	return out
+}
+
+func dropNil(m map[string]any) map[string]any {
+	for k, v := range m {
+		if v == nil {
+			delete(m, k)
+		}
+	}
+	return m
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

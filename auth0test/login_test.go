@@ -521,3 +521,38 @@ func TestTOTPVectors(t *testing.T) {
 		t.Error("checkTOTP window is not ±1 step")
 	}
 }
+
+func TestSSOWithClockInThePast(t *testing.T) {
+	// The session cookie must not depend on the real clock: a tenant clock years
+	// behind it still gives SSO.
+	past := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	tn := NewTenant(t, Config{Now: func() time.Time { return past }})
+	b := tn.NewBrowser()
+	login(t, b, authorizeURL(tn, nil), alice)
+	login(t, b, authorizeURL(tn, nil), alice)
+	if len(b.Pages) != 0 {
+		t.Errorf("second login showed %v: the SSO cookie was lost", b.Pages)
+	}
+}
+
+func TestAddCallbackURL(t *testing.T) {
+	tn := NewTenant(t, Config{})
+	const cb = "http://127.0.0.1:9999/auth/callback"
+	var pe *PageError
+	if _, err := tn.Login(context.Background(), authorizeURL(tn, map[string]string{"redirect_uri": cb}), alice); !errors.As(err, &pe) {
+		t.Fatalf("unregistered callback: %v", err)
+	}
+	if err := tn.AddCallbackURL(DefaultApplication().ClientID, cb); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.AddCallbackURL("nope", cb); err == nil {
+		t.Error("AddCallbackURL for an unknown application succeeded")
+	}
+	got, err := tn.Login(context.Background(), authorizeURL(tn, map[string]string{"redirect_uri": cb}), alice)
+	if err != nil || got.Path != "/auth/callback" || got.Query().Get("code") == "" {
+		t.Fatalf("registered callback: %v %v", got, err)
+	}
+	if app, _ := tn.Application(DefaultApplication().ClientID); !slices.Contains(app.CallbackURLs, cb) {
+		t.Errorf("Application().CallbackURLs = %v", app.CallbackURLs)
+	}
+}

@@ -59,6 +59,7 @@ type Tenant struct {
 	forge                   func(header, claims map[string]any)
 	calls                   map[string]int
 	grantCalls              map[string]int
+	requests                int
 }
 
 // ErrClosed is returned by operations on a closed tenant.
@@ -249,6 +250,9 @@ func (t *Tenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t.mu.Lock()
 	t.calls[path]++
+	if t.requests++; t.requests%sweepEvery == 0 {
+		t.sweepLocked(t.cfg.Now())
+	}
 	if grant != "" {
 		t.grantCalls[grant]++
 	}

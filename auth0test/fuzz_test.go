@@ -1,0 +1,125 @@
+package auth0test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// The fuzz targets drive the tenant in-process (ServeHTTP) with arbitrary input:
+// every answer must be a 2xx, 3xx or 4xx; a 5xx means a handler panicked (the
+// tenant recovers and answers 500) or failed on input it should have refused.
+
+func fuzzTenant(f *testing.F) *Tenant {
+	return NewTenant(f, Config{APIs: []API{{Identifier: "https://api", Scopes: []string{"read"}, MFAScopes: []string{"read"}}}})
+}
+
+func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder, input string) {
+	t.Helper()
+	if rec.Code >= 500 {
+		t.Fatalf("status %d for %q: %s", rec.Code, input, rec.Body.String())
+	}
+	if rec.Code >= 400 && rec.Header().Get("Content-Type") == "application/json; charset=utf-8" &&
+		!strings.Contains(rec.Body.String(), `"error"`) {
+		t.Fatalf("status %d without an error member for %q: %s", rec.Code, input, rec.Body.String())
+	}
+}
+
+func FuzzAuthorizeQuery(f *testing.F) {
+	tn := fuzzTenant(f)
+	app := DefaultApplication()
+	f.Add("response_type=code&client_id=" + app.ClientID + "&redirect_uri=" + app.CallbackURLs[0] + "&scope=openid&state=x")
+	f.Add("client_id=" + app.ClientID + "&response_type=code&prompt=none&max_age=0&acr_values=" + MFAACR)
+	f.Add("client_id=" + app.ClientID + "&request_uri=urn:ietf:params:oauth:request_uri:x")
+	f.Add("client_id=" + app.ClientID + "&code_challenge=abc&code_challenge_method=S256&audience=https://api&scope=read")
+	f.Add("%zz&client_id=%")
+	f.Add("client_id=" + app.ClientID + "&client_id=x")
+	f.Fuzz(func(t *testing.T, query string) {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			req := httptest.NewRequest(method, "/authorize", strings.NewReader(query))
+			req.URL.RawQuery = query
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			rec := httptest.NewRecorder()
+			tn.ServeHTTP(rec, req)
+			checkAnswer(t, rec, query)
+		}
+	})
+}
+
+func FuzzTokenBody(f *testing.F) {
+	tn := fuzzTenant(f)
+	app := DefaultApplication()
+	auth := "&client_id=" + app.ClientID + "&client_secret=" + app.ClientSecret
+	for _, g := range []string{"authorization_code&code=x&code_verifier=y&redirect_uri=z", "refresh_token&refresh_token=x&scope=openid",
+		"client_credentials&audience=https://api&scope=read", GrantCIBA + "&auth_req_id=x", GrantMFAOTP + "&mfa_token=x&otp=1",
+		GrantMFAOOB + "&mfa_token=x&oob_code=y", GrantMFARecoveryCode + "&mfa_token=x&recovery_code=y", "password"} {
+		f.Add("grant_type="+g+auth, false)
+	}
+	f.Add(`{"grant_type":"refresh_token","refresh_token":"x","client_id":"`+app.ClientID+`","client_secret":{"a":1}}`, true)
+	f.Add(`[]`, true)
+	f.Add(`null`, true)
+	f.Add("%", false)
+	f.Fuzz(func(t *testing.T, body string, asJSON bool) {
+		for _, path := range []string{"/oauth/token", "/oauth/revoke", "/oauth/par", "/mfa/challenge"} {
+			req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+			if asJSON {
+				req.Header.Set("Content-Type", "application/json")
+			} else {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			rec := httptest.NewRecorder()
+			tn.ServeHTTP(rec, req)
+			checkAnswer(t, rec, body)
+		}
+	})
+}
+
+func FuzzBCAuthorize(f *testing.F) {
+	tn := fuzzTenant(f)
+	app := DefaultApplication()
+	base := "client_id=" + app.ClientID + "&client_secret=" + app.ClientSecret + "&scope=openid&binding_message=hi"
+	f.Add(base+`&login_hint={"format":"iss_sub","iss":"`+tn.Issuer()+`","sub":"auth0|alice"}`, "Basic eDp5")
+	f.Add(base+"&login_hint=%7B%7D&requested_expiry=99999999999999999999", "")
+	f.Add(base+`&login_hint={"format":"iss_sub","sub":["x"]}&audience=https://api`, "Bearer x")
+	f.Fuzz(func(t *testing.T, body, authorization string) {
+		req := httptest.NewRequest(http.MethodPost, "/bc-authorize", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if authorization != "" {
+			req.Header["Authorization"] = []string{authorization}
+		}
+		rec := httptest.NewRecorder()
+		tn.ServeHTTP(rec, req)
+		checkAnswer(t, rec, body)
+	})
+}
+
+func FuzzHostedPages(f *testing.F) {
+	tn := fuzzTenant(f)
+	f.Add("/u/login", "state=x&username=alice@fabrikam.example&password=p")
+	f.Add("/u/mfa-otp-challenge", "state=&code=123456")
+	f.Add("/u/social", "state=x&connection=google-oauth2&email=carol@gmail.example")
+	f.Add("/auth0test/ciba", "auth_req_id=x&decision=approve")
+	f.Add("/oidc/logout", "id_token_hint=a.b.c&post_logout_redirect_uri=http://x")
+	f.Add("/userinfo", "access_token=x")
+	f.Fuzz(func(t *testing.T, path, body string) {
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n?#") {
+			return
+		}
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		req.URL.Path = path
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		tn.ServeHTTP(rec, req)
+		checkAnswer(t, rec, path+" "+body)
+	})
+}
+
+// FuzzParsePage checks that the Browser's page reader never panics.
+func FuzzParsePage(f *testing.F) {
+	f.Add(`<body data-page="login" data-error="x"><p class="error" id="error">m</p><form method="post" action="/u/login"><input name="a" value="&amp;"></form>`)
+	f.Add(`<form method="post" action="`)
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = parsePage(s)
+	})
+}
