@@ -13,6 +13,10 @@
 //	defer rdb.Close()
 //	st, err := redisstore.New(rdb, redisstore.Options{Prefix: "myapp:stepup:"})
 //
+// Tests prove it on a real redis-server, a real three-master Redis Cluster
+// and a real Sentinel set-up through a failover (scripts/test.sh starts
+// them).
+//
 // Each Store operation is one command, one round trip: Set is SET PX, SetNX
 // is SET NX PX, Take is GETDEL (Redis 6.2 or later), Delete is DEL, Get is
 // GET. Expiry is Redis's own: the TTL is set on the server, so an expired

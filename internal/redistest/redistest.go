@@ -1,7 +1,9 @@
 // Package redistest gives stepup's tests the Redis servers that
-// scripts/test.sh starts, a key space of their own on them, a go-redis hook
-// that counts commands, and a dedicated redis-server process that a test may
-// stop and restart (fault tests).
+// scripts/test.sh starts ([Client], [Cluster]), a key space of their own on
+// them ([Prefix]), a go-redis hook that counts commands ([CountCommands]),
+// and Redis processes of a test's own: a redis-server that the test may stop,
+// freeze and restart ([StartServer], for fault tests) and a Sentinel set-up
+// that fails over ([StartSentinel]).
 //
 // The servers are named by environment variables, which scripts/redis.sh
 // prints:

@@ -25,6 +25,9 @@ type Server struct {
 	bin  string
 	dir  string
 	addr string
+	// args come before the common ones (a config file, --sentinel) and
+	// extra after them (--replicaof ...).
+	args, extra []string
 
 	mu   sync.Mutex // guards cmd, done and frozen
 	cmd  *exec.Cmd
@@ -38,6 +41,14 @@ type Server struct {
 // Unavailable).
 func StartServer(t testing.TB) *Server {
 	t.Helper()
+	s := newServer(t)
+	s.Start()
+	return s
+}
+
+// newServer prepares a Server on a free port without starting it.
+func newServer(t testing.TB) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		Unavailable(t, "redis-server is not on PATH: this test starts its own (install Debian's redis-server)")
@@ -48,7 +59,6 @@ func StartServer(t testing.TB) *Server {
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	t.Cleanup(s.Stop)
-	s.Start()
 	return s
 }
 
@@ -82,8 +92,12 @@ func (s *Server) Start() {
 		return
 	}
 	_, port, _ := net.SplitHostPort(s.addr)
-	cmd := exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+	args := append(append([]string{}, s.args...), "--port", port, "--bind", "127.0.0.1",
 		"--dir", s.dir, "--daemonize", "no", "--logfile", "")
+	if len(s.args) == 0 { // not a Sentinel
+		args = append(args, "--save", "", "--appendonly", "no")
+	}
+	cmd := exec.Command(s.bin, append(args, s.extra...)...)
 	out, err := os.Create(s.dir + "/redis.log")
 	if err != nil {
 		s.t.Fatalf("redistest: %v", err)
