@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/url"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/auth0/go-auth0/v3/authentication"
 	"github.com/auth0/go-auth0/v3/authentication/ciba"
@@ -19,8 +21,22 @@ import (
 // TestGoAuth0CrossCheck runs go-auth0 v3's own authentication client, as is,
 // against the tenant: the tenant is only as good as this test says.
 func TestGoAuth0CrossCheck(t *testing.T) {
-	// go-auth0 validates ID tokens against the real clock, so this tenant uses it too.
-	tn := auth0test.NewTenant(t, auth0test.Config{RefreshTokenRotation: true})
+	// go-auth0 validates ID tokens against the real clock, so this tenant's clock is
+	// the real one plus an offset the test moves by a few seconds (within go-auth0's
+	// 60 s leeway).
+	var mu sync.Mutex
+	var offset time.Duration
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(offset)
+	}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		offset += d
+	}
+	tn := auth0test.NewTenant(t, auth0test.Config{RefreshTokenRotation: true, Now: now})
 	app := auth0test.DefaultApplication()
 	ctx := context.Background()
 	api, err := authentication.New(ctx, tn.Domain(),
@@ -141,6 +157,14 @@ func TestGoAuth0CrossCheck(t *testing.T) {
 	// Polling again at once is too fast: go-auth0 surfaces slow_down.
 	if _, err := poll(); !errors.As(err, &aerr) || aerr.Err != "slow_down" {
 		t.Errorf("CIBA fast poll: %#v", err)
+	}
+	advance(11 * time.Second) // the interval grew to 10 s
+	cibaTokens, err := poll()
+	if err != nil || cibaTokens.IDToken == "" || cibaTokens.AccessToken == "" {
+		t.Fatalf("CIBA approved poll: %+v, %v", cibaTokens, err)
+	}
+	if _, err := poll(); !errors.As(err, &aerr) || aerr.Err != "invalid_grant" {
+		t.Errorf("CIBA auth_req_id reused: %#v", err)
 	}
 
 	// MFA API through go-auth0.
