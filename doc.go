@@ -1,0 +1,67 @@
+// Package stepup lets a Go backend demand a stronger authentication
+// (multi-factor, or a recent one) from a user before it serves a sensitive
+// page or API call, on Auth0 — and keeps the proof of that step-up in a store
+// that every replica and background worker shares.
+//
+// # What it is for
+//
+//   - Web backends (net/http and any router that takes
+//     func(http.Handler) http.Handler): Client.RequireLogin and
+//     Client.RequireStepUp(policy) protect pages; a browser is sent through
+//     Auth0's /authorize with acr_values and max_age, a non-browser request
+//     gets 401. Client.CallbackHandler and Client.LogoutHandler complete the
+//     flow.
+//   - Code that is not net/http: Client.AuthorizeURL, Client.Exchange,
+//     Client.StartSession and Client.LoadSession are the same steps without
+//     HTTP plumbing.
+//   - APIs (resource servers): Verifier checks access tokens and answers
+//     RFC 9470 step-up challenges (NewVerifier, or Client.Verifier to share
+//     the Client's key cache).
+//   - Background workers: a session has a stable Handle; Client.Session
+//     reads it back in a job and Client.CheckSession applies the action's own
+//     Policy.
+//
+// A Policy says what is enough: acceptable acr values (Auth0's MFA class is
+// ACRMultiFactor), required amr values ("mfa"), and a maximum age of the
+// authentication. MFA is the policy Auth0's step-up documentation intends:
+// acr is the multi-factor class AND amr contains "mfa" — the sample check
+// copied from Auth0's page rejects when amr contains "mfa", which is
+// inverted. Config.ConnectionPolicies adapts policies per identity provider
+// (see Client.PolicyFor).
+//
+// A step-up the tenant did not perform (a tenant without a step-up Action, or
+// that does not list the class in acr_values_supported) is a *StepUpError with
+// ReasonNotPerformed, answered with an error page, never a silent pass and
+// never a second redirect.
+//
+// # Security properties
+//
+// Every authorization uses a 256-bit state and nonce and PKCE S256, and is
+// bound to the browser that started it (a binding cookie, compared in
+// constant time); its transaction is taken from the store atomically, so a
+// replayed or stolen callback finds nothing. The ID token is verified by this
+// package (signature with a JWKS cache that refetches on key rotation, iss,
+// aud, azp, exp, iat, sub, nonce, auth_time against max_age), and a token
+// response without an id_token is refused. Return paths are local only.
+// Session cookies are HttpOnly, SameSite=Lax, and Secure with the __Host-
+// prefix on https; their secret rotates at every login and step-up. Tokens are
+// sealed with AES-256-GCM under a key ring before they reach the store, bound
+// to their session. When the store, the tenant or its keys are unavailable,
+// nothing is let through: callers get errors matching ErrTenantUnavailable or
+// store.ErrUnavailable, and users a 503 page.
+//
+// # What it is not for
+//
+// It is not a general OpenID Connect library: it speaks to Auth0 (and to the
+// dev tenant in package auth0test) with Auth0's endpoints, claims and
+// defaults, and does no discovery. It does not do the implicit or hybrid
+// flows, form_post responses, single-page or native apps (public clients), or
+// the Management API. It is not a session framework for arbitrary data: a
+// session holds the user's identity, authentication evidence and tokens.
+//
+// # Stores
+//
+// State lives in a store.Store: the in-memory store (the default, one process)
+// or redisstore for replicas and workers. Records are encoded and sealed by
+// the Client; a store only keeps bytes with a TTL.
+package stepup
