@@ -1,6 +1,7 @@
 package auth0test
 
 import (
+	"crypto/rsa"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -104,9 +105,12 @@ type Application struct {
 	// GrantTypes allowed for the application. Default: authorization_code,
 	// refresh_token, client_credentials, CIBA, mfa-otp, mfa-oob, mfa-recovery-code.
 	GrantTypes []string
-	// TokenEndpointAuthMethod is "client_secret_post" (default), "client_secret_basic"
-	// or "none" (public client: PKCE is then required). It is enforced.
+	// TokenEndpointAuthMethod is "client_secret_post" (default), "client_secret_basic",
+	// "private_key_jwt" (with ClientAssertionKeys) or "none" (public client: PKCE is
+	// then required). It is enforced.
 	TokenEndpointAuthMethod string
+	// ClientAssertionKeys are the public keys registered for private_key_jwt.
+	ClientAssertionKeys []*rsa.PublicKey
 	// IDTokenAlg is "RS256" (default) or "HS256" (signed with ClientSecret).
 	IDTokenAlg string
 }
@@ -220,6 +224,7 @@ func (c Config) withDefaults() Config {
 	for i, a := range c.Applications {
 		a.CallbackURLs = append([]string(nil), a.CallbackURLs...)
 		a.LogoutURLs = append([]string(nil), a.LogoutURLs...)
+		a.ClientAssertionKeys = slices.Clone(a.ClientAssertionKeys)
 		if a.GrantTypes == nil {
 			a.GrantTypes = defaultGrantTypes()
 		} else {

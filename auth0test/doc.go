@@ -111,6 +111,9 @@
 //     the refresh-token family its first redemption created. redirect_uri must equal
 //     the authorization request's (after defaulting to the first callback URL).
 //     A code_verifier is refused for a code issued without code_challenge.
+//   - private_key_jwt: the assertion's aud may be the issuer or the token endpoint
+//     URL; exp must be at most 5 minutes away (go-auth0 uses 2); a jti is accepted
+//     once. The header's kid is not required: every registered key is tried.
 //   - The token endpoint enforces each application's TokenEndpointAuthMethod:
 //     client_secret_basic and client_secret_post are not interchangeable (401
 //     invalid_client). Clients using golang.org/x/oauth2 should set AuthStyle
@@ -134,8 +137,8 @@
 // # What it does not emulate
 //
 // Implicit and hybrid flows, response_mode form_post and web_message, the password
-// and password-realm grants, device code, token exchange, private_key_jwt and mTLS
-// client authentication (401 invalid_client), JWE access tokens, organizations and
+// and password-realm grants, device code, token exchange, mTLS client
+// authentication, JWE access tokens, organizations and
 // invitations, consent screens, MFA enrollment, SMS/email/WebAuthn factors,
 // the Management API, rate limits (inject them with faults), custom domains and
 // the Universal Login look. Hosted pages are plain forms meant for Browser and for

@@ -107,6 +107,11 @@ func (t *Tenant) sweepLocked(now time.Time) {
 			delete(t.mfaTokens, k)
 		}
 	}
+	for k, exp := range t.usedJTIs {
+		if now.After(exp) {
+			delete(t.usedJTIs, k)
+		}
+	}
 	for k, s := range t.sessions {
 		if now.After(s.created.Add(t.cfg.SessionLifetime)) || now.After(s.lastUsed.Add(t.cfg.SessionIdleLifetime)) {
 			delete(t.sessions, k)

@@ -2,8 +2,12 @@ package auth0test_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"net/url"
 	"sync"
@@ -36,7 +40,15 @@ func TestGoAuth0CrossCheck(t *testing.T) {
 		defer mu.Unlock()
 		offset += d
 	}
-	tn := auth0test.NewTenant(t, auth0test.Config{RefreshTokenRotation: true, Now: now})
+	assertionKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkApp := auth0test.Application{ClientID: "m2m-pkjwt", TokenEndpointAuthMethod: "private_key_jwt",
+		ClientAssertionKeys: []*rsa.PublicKey{&assertionKey.PublicKey}}
+	tn := auth0test.NewTenant(t, auth0test.Config{RefreshTokenRotation: true, Now: now,
+		Applications: []auth0test.Application{auth0test.DefaultApplication(), pkApp},
+		APIs:         []auth0test.API{{Identifier: "https://payroll.example", Scopes: []string{"read:payroll"}}}})
 	app := auth0test.DefaultApplication()
 	ctx := context.Background()
 	api, err := authentication.New(ctx, tn.Domain(),
@@ -186,6 +198,20 @@ func TestGoAuth0CrossCheck(t *testing.T) {
 	ts, err := api.MFA.VerifyWithOTP(ctx, mfa.VerifyWithOTPRequest{MFAToken: mfaToken, OTP: tn.OTP(auth0test.AliceEmail)})
 	if err != nil || ts.AccessToken == "" {
 		t.Errorf("VerifyWithOTP: %+v, %v", ts, err)
+	}
+
+	// private_key_jwt, with go-auth0's own client assertions.
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(assertionKey)})
+	m2m, err := authentication.New(ctx, tn.Domain(), authentication.WithClient(tn.Client()),
+		authentication.WithClientID(pkApp.ClientID), authentication.WithClientAssertion(string(pemKey), "RS256"),
+		authentication.WithNoRetries())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := m2m.OAuth.LoginWithClientCredentials(ctx, oauth.LoginWithClientCredentialsRequest{Audience: "https://payroll.example"},
+		oauth.IDTokenValidationOptions{})
+	if err != nil || cc.AccessToken == "" || cc.Scope != "read:payroll" {
+		t.Errorf("LoginWithClientCredentials with private_key_jwt: %+v, %v", cc, err)
 	}
 
 	// Injected faults reach go-auth0 as Auth0 errors.

@@ -60,6 +60,7 @@ type Tenant struct {
 	calls                   map[string]int
 	grantCalls              map[string]int
 	requests                int
+	usedJTIs                map[string]time.Time // client assertions seen, until their exp
 }
 
 // ErrClosed is returned by operations on a closed tenant.
@@ -98,6 +99,7 @@ func Start(cfg Config) (*Tenant, error) {
 		faults:        map[string]*Fault{},
 		calls:         map[string]int{},
 		grantCalls:    map[string]int{},
+		usedJTIs:      map[string]time.Time{},
 	}
 	for i := range cfg.Applications {
 		a := &cfg.Applications[i]
@@ -109,6 +111,10 @@ func Start(cfg Config) (*Tenant, error) {
 		}
 		switch a.TokenEndpointAuthMethod {
 		case "client_secret_post", "client_secret_basic", "none":
+		case "private_key_jwt":
+			if len(a.ClientAssertionKeys) == 0 {
+				return nil, fmt.Errorf("auth0test: application %q: private_key_jwt needs ClientAssertionKeys", a.ClientID)
+			}
 		default:
 			return nil, fmt.Errorf("auth0test: application %q: unsupported token endpoint auth method %q", a.ClientID, a.TokenEndpointAuthMethod)
 		}

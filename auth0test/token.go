@@ -15,8 +15,7 @@ import (
 var oidcScopes = []string{"openid", "profile", "email", "address", "phone", "offline_access"}
 
 // authenticateClient identifies and authenticates the client of a back-channel
-// request, enforcing the application's token endpoint auth method. requireSecret
-// is false for endpoints a public client may call.
+// request, enforcing the application's token endpoint auth method.
 func (t *Tenant) authenticateClient(r *http.Request, form url.Values) (*Application, *oauthError) {
 	clientID := form.Get("client_id")
 	secret := form.Get("client_secret")
@@ -37,8 +36,12 @@ func (t *Tenant) authenticateClient(r *http.Request, form url.Values) (*Applicat
 	} else if secret == "" {
 		method = "none"
 	}
-	if form.Get("client_assertion") != "" || form.Get("client_assertion_type") != "" {
-		return nil, newErr(http.StatusUnauthorized, "invalid_client", "private_key_jwt client authentication is not supported by auth0test")
+	assertion := form.Get("client_assertion")
+	if assertion != "" || form.Get("client_assertion_type") != "" {
+		if secret != "" || method == "client_secret_basic" {
+			return nil, invalidRequest("Only one client authentication method may be used")
+		}
+		return t.authenticateAssertion(clientID, form.Get("client_assertion_type"), assertion)
 	}
 	if clientID == "" {
 		return nil, newErr(http.StatusUnauthorized, "invalid_client", "Missing required parameter: client_id")
@@ -50,6 +53,9 @@ func (t *Tenant) authenticateClient(r *http.Request, form url.Values) (*Applicat
 		return nil, newErr(http.StatusUnauthorized, "invalid_client", "Unknown client.")
 	}
 	want := app.TokenEndpointAuthMethod
+	if want == "private_key_jwt" {
+		return nil, newErr(http.StatusUnauthorized, "invalid_client", "Client authentication failed: the application uses private_key_jwt: send client_assertion")
+	}
 	if want == "none" {
 		// A public client has no secret to check; whatever it sends is ignored.
 		return app, nil
