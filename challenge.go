@@ -171,9 +171,15 @@ func WriteChallenge(w http.ResponseWriter, c Challenge) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
+// freshAuthentication is the MaxAge of the Policy of a challenge with
+// max_age=0 ("authenticate again now"): a Policy cannot say "now", and a
+// login takes a few seconds between auth_time and the callback. One minute is
+// the default leeway of the ID-token checks.
+const freshAuthentication = time.Minute
+
 // Policy returns the policy the challenge asks for: its acr_values and
 // max_age. RFC 9470's max_age=0 (authenticate again now) becomes a MaxAge of
-// one second, the smallest a Policy expresses.
+// one minute; AuthorizeOptions still sends max_age=0 unchanged.
 func (c *Challenge) Policy() Policy {
 	p := Policy{Name: "challenge"}
 	if len(c.ACRValues) > 0 {
@@ -182,10 +188,23 @@ func (c *Challenge) Policy() Policy {
 	if c.HasMaxAge {
 		p.MaxAge = c.MaxAge
 		if p.MaxAge <= 0 {
-			p.MaxAge = time.Second
+			p.MaxAge = freshAuthentication
 		}
 	}
 	return p
+}
+
+// AuthorizeOptions returns the options of the authorization request that
+// answers the challenge: its acr_values and max_age, unchanged (RFC 9470
+// section 4), and the policy the new login must satisfy. Set Audience,
+// ReturnTo and the like on the result as needed.
+func (c *Challenge) AuthorizeOptions() AuthorizeOptions {
+	opts := AuthorizeOptions{Policy: c.Policy()}
+	if c.HasMaxAge {
+		d := c.MaxAge
+		opts.MaxAge = &d
+	}
+	return opts
 }
 
 // Limits of ParseChallenge: the work on a hostile header is bounded.

@@ -193,6 +193,13 @@ func TestIDTokenForged(t *testing.T) {
 		{name: "payload a JSON array", token: func(t *testing.T) string {
 			return signRaw(t, []byte(`{"alg":"RS256","kid":"`+f.keys[0].kid+`"}`), []byte(`[1]`), "RS256", f.keys[0].priv, nil)
 		}, want: ErrTokenMalformed},
+		{name: "alg not a string", token: mut(func(h, c map[string]any) { h["alg"] = 256 }), want: ErrTokenMalformed},
+		{name: "alg repeated", token: func(t *testing.T) string {
+			return signRaw(t, []byte(`{"alg":"none","alg":"RS256","kid":"`+f.keys[0].kid+`"}`), []byte(`{}`), "RS256", f.keys[0].priv, nil)
+		}, want: ErrTokenMalformed},
+		{name: "claim repeated", token: func(t *testing.T) string {
+			return signRaw(t, []byte(`{"alg":"RS256","kid":"`+f.keys[0].kid+`"}`), []byte(`{"sub":"a","sub":"b"}`), "RS256", f.keys[0].priv, nil)
+		}, want: ErrTokenMalformed},
 		{name: "two parts", token: func(t *testing.T) string { return "a.b" }, want: ErrTokenMalformed},
 		{name: "five parts (JWE)", token: func(t *testing.T) string { return "a.b.c.d.e" }, want: ErrTokenMalformed},
 		{name: "header not base64", token: func(t *testing.T) string { return "!!!.b.c" }, want: ErrTokenMalformed},
