@@ -412,17 +412,28 @@ func appendParam(b []byte, k, v string) []byte {
 // appendEscaped appends s escaped like url.QueryEscape.
 func appendEscaped(b []byte, s string) []byte {
 	const hex = "0123456789ABCDEF"
+	start := 0
 	for i := 0; i < len(s); i++ {
 		ch := s[i]
-		switch {
-		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9',
-			ch == '-', ch == '_', ch == '.', ch == '~':
-			b = append(b, ch)
-		case ch == ' ':
+		if unreservedQuery[ch] {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		if ch == ' ' {
 			b = append(b, '+')
-		default:
+		} else {
 			b = append(b, '%', hex[ch>>4], hex[ch&15])
 		}
+		start = i + 1
 	}
-	return b
+	return append(b, s[start:]...)
 }
+
+// unreservedQuery marks the bytes url.QueryEscape leaves as they are.
+var unreservedQuery = func() (t [256]bool) {
+	for ch := range 256 {
+		t[ch] = ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' ||
+			ch == '-' || ch == '_' || ch == '.' || ch == '~'
+	}
+	return t
+}()

@@ -302,3 +302,11 @@ func BenchmarkAuthorizeURL(b *testing.B) {
 	}
 	b.ReportMetric(float64(cs.writes())/float64(b.N), "writes/op")
 }
+
+func TestAppendEscapedMatchesQueryEscape(t *testing.T) {
+	for _, s := range []string{"", "abc", "a b", "https://x.example/p?q=1&r=é", "\x00\xff~._-", ACRMultiFactor, "a+b%20c"} {
+		if got, want := string(appendEscaped(nil, s)), url.QueryEscape(s); got != want {
+			t.Errorf("appendEscaped(%q) = %q, want %q", s, got, want)
+		}
+	}
+}

@@ -274,6 +274,9 @@ func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 		msg = "Sign-in failed because of an error on our side."
 	default:
 		msg = err.Error()
+		if len(msg) > 400 { // error_description comes from the callback's URL: keep it short
+			msg = msg[:400] + "…"
+		}
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
