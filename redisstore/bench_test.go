@@ -20,7 +20,96 @@ import (
 //
 //	eval "$(scripts/redis.sh start)"
 //	go test -run='^$' -bench=. -benchmem ./redisstore/
+//
+// side is one way of doing an operation: prepare runs before the timer,
+// with b.N, and returns the operation for iteration i (0 <= i < b.N).
+type side struct {
+	name    string
+	prepare func(b *testing.B) func(i int) error
+}
+
+type benchOp struct {
+	name        string
+	store, bare side
+}
+
 func BenchmarkRedis(b *testing.B) {
+	for _, op := range benchOps(b) {
+		for _, g := range []int{1, 64} {
+			for _, sd := range []side{op.store, op.bare} {
+				b.Run(fmt.Sprintf("%s/g%d/%s", op.name, g, sd.name), func(b *testing.B) {
+					do := sd.prepare(b)
+					b.ReportAllocs()
+					b.ResetTimer()
+					runOps(b, g, do)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkRedisPaired measures the same pairs as BenchmarkRedis, but
+// alternates the store's operation and the bare command within every
+// iteration, timing each: on a loaded machine, both then see the same
+// load, and the ratio bare/store (>= 0.9 is the target) is meaningful even
+// when the absolute figures are not.
+func BenchmarkRedisPaired(b *testing.B) {
+	for _, op := range benchOps(b) {
+		for _, g := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/g%d", op.name, g), func(b *testing.B) {
+				doStore, doBare := op.store.prepare(b), op.bare.prepare(b)
+				var storeNs, bareNs atomic.Int64
+				timed := func(do func(int) error, i int, acc *atomic.Int64) error {
+					t0 := time.Now()
+					err := do(i)
+					acc.Add(int64(time.Since(t0)))
+					return err
+				}
+				b.ResetTimer()
+				runOps(b, g, func(i int) error {
+					first, second := doStore, doBare
+					facc, sacc := &storeNs, &bareNs
+					if i%2 == 1 {
+						first, second, facc, sacc = doBare, doStore, &bareNs, &storeNs
+					}
+					if err := timed(first, i, facc); err != nil {
+						return err
+					}
+					return timed(second, i, sacc)
+				})
+				b.ReportMetric(float64(storeNs.Load())/float64(b.N), "store-ns/op")
+				b.ReportMetric(float64(bareNs.Load())/float64(b.N), "bare-ns/op")
+				b.ReportMetric(float64(bareNs.Load())/float64(storeNs.Load()), "bare/store")
+			})
+		}
+	}
+}
+
+// runOps calls do for i in [0, b.N), from one goroutine or from g.
+func runOps(b *testing.B, g int, do func(i int) error) {
+	if g == 1 {
+		for i := range b.N {
+			if err := do(i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	// RunParallel starts parallelism*GOMAXPROCS goroutines.
+	b.SetParallelism((g + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := do(int(next.Add(1) - 1)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// benchOps connects to the test Redis and returns the operations to compare.
+func benchOps(b *testing.B) []benchOp {
 	c := redistest.Client(b)
 	prefix := redistest.Prefix(b)
 	s, err := redisstore.New(c, redisstore.Options{Prefix: prefix})
@@ -75,16 +164,7 @@ func BenchmarkRedis(b *testing.B) {
 		}
 	}
 
-	type side struct {
-		name string
-		// prepare runs before the timer, with b.N; it returns the op for
-		// iteration i (0 <= i < b.N).
-		prepare func(b *testing.B) func(i int) error
-	}
-	ops := []struct {
-		name        string
-		store, bare side
-	}{
+	return []benchOp{
 		{"Set",
 			side{"store", func(b *testing.B) func(int) error {
 				return func(i int) error { return s.Set(ctx, fixed[i%nfixed], value, ttl) }
@@ -132,34 +212,4 @@ func BenchmarkRedis(b *testing.B) {
 			}}},
 	}
 
-	for _, op := range ops {
-		for _, g := range []int{1, 64} {
-			for _, sd := range []side{op.store, op.bare} {
-				b.Run(fmt.Sprintf("%s/g%d/%s", op.name, g, sd.name), func(b *testing.B) {
-					do := sd.prepare(b)
-					b.ReportAllocs()
-					b.ResetTimer()
-					if g == 1 {
-						for i := range b.N {
-							if err := do(i); err != nil {
-								b.Fatal(err)
-							}
-						}
-						return
-					}
-					// RunParallel starts parallelism*GOMAXPROCS goroutines.
-					b.SetParallelism((g + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-					var next atomic.Int64
-					b.RunParallel(func(pb *testing.PB) {
-						for pb.Next() {
-							if err := do(int(next.Add(1) - 1)); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				})
-			}
-		}
-	}
 }
