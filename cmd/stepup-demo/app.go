@@ -1,0 +1,281 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stepupauth/stepup"
+	"github.com/stepupauth/stepup/auth0test"
+)
+
+// routes is the demo's HTTP surface (a contract: other tools drive it).
+func (d *demo) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", d.home)
+	mux.Handle("GET /customers", navigation(d.client.RequireLogin(http.HandlerFunc(d.customers))))
+	mux.Handle("GET /employees", navigation(d.client.RequireStepUp(d.pagePol)(http.HandlerFunc(d.employees))))
+	mux.Handle("GET /callback", d.client.CallbackHandler())
+	mux.Handle("GET /logout", d.client.LogoutHandler())
+	mux.Handle("POST /logout", d.client.LogoutHandler())
+	if d.verifier != nil {
+		mux.Handle("GET /api/employees", d.verifier.Require(d.apiPolicy)(http.HandlerFunc(d.apiEmployees)))
+	} else {
+		mux.HandleFunc("GET /api/employees", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "not_configured",
+				"error_description": "set AUTH0_AUDIENCE to the API identifier to enable the salary API"})
+		})
+	}
+	if d.tenant != nil {
+		mux.HandleFunc("GET /demo/otp", d.demoOTP)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	return d.logRequests(mux)
+}
+
+// navigation makes a page request without a preference (no Accept, or
+// "*/*", as curl and Go's http.Client send) a browser navigation, so that
+// the middleware answers it with the redirect to the tenant rather than
+// with the JSON 401 meant for scripts: the pages are HTML pages. A fetch,
+// an XMLHttpRequest or a client asking for another type is left alone.
+func navigation(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accept := strings.TrimSpace(strings.Join(r.Header.Values("Accept"), ","))
+		mode := r.Header.Get("Sec-Fetch-Mode")
+		if (accept == "" || accept == "*/*") && (mode == "" || mode == "navigate") && r.Header.Get("X-Requested-With") == "" {
+			r = r.Clone(r.Context())
+			r.Header.Set("Accept", "text/html")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// home is public: it shows who is signed in, if anyone.
+func (d *demo) home(w http.ResponseWriter, r *http.Request) {
+	var s *stepup.Session
+	if ck, err := r.Cookie(d.cookieName("stepup_session")); err == nil {
+		var lerr error
+		s, lerr = d.client.LoadSession(r.Context(), ck.Value)
+		if lerr != nil && !errors.Is(lerr, stepup.ErrNoSession) {
+			d.log.WarnContext(r.Context(), "stepup-demo: loading the session for the home page", "error", lerr)
+		}
+	}
+	render(w, "home", http.StatusOK, d.view(s, "Home"))
+}
+
+func (d *demo) customers(w http.ResponseWriter, r *http.Request) {
+	s, _ := stepup.SessionFromContext(r.Context())
+	v := d.view(s, "Customers")
+	v.Customers = customers
+	render(w, "customers", http.StatusOK, v)
+}
+
+// employees is the salary page: the session passed the MFA policy; the page
+// also calls the salary API with the session's access token, and answers
+// the API's RFC 9470 challenge by sending the user through exactly the
+// step-up it asks for, once.
+func (d *demo) employees(w http.ResponseWriter, r *http.Request) {
+	s, _ := stepup.SessionFromContext(r.Context())
+	v := d.view(s, "Salaries")
+	v.Employees = employees
+	res, ch := d.callAPI(r, s)
+	if ch != nil && r.URL.Query().Get("api_retry") == "" {
+		d.stepUpFor(w, r, s, ch.Policy())
+		return
+	}
+	v.API = res
+	render(w, "employees", http.StatusOK, v)
+}
+
+// callAPI calls /api/employees with the session's access token for the
+// API's audience. It returns the challenge when the API asks for a step-up.
+func (d *demo) callAPI(r *http.Request, s *stepup.Session) (*apiResult, *stepup.Challenge) {
+	if d.verifier == nil {
+		return &apiResult{Err: "no API audience configured (AUTH0_AUDIENCE)"}, nil
+	}
+	tok, err := d.client.Token(s, d.cfg.Audience)
+	if err != nil || tok.AccessToken == "" {
+		return &apiResult{Err: "the session holds no access token for the API"}, nil
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, d.apiURL, nil)
+	if err != nil {
+		return &apiResult{Err: "building the request failed"}, nil
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Accept", "application/json")
+	resp, err := d.apiHTTP.Do(req)
+	if err != nil {
+		d.log.WarnContext(r.Context(), "stepup-demo: calling the salary API", "error", err)
+		return &apiResult{Err: "the API could not be reached"}, nil
+	}
+	defer resp.Body.Close()
+	res := &apiResult{Status: resp.StatusCode}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		var body apiBody
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+			res.Err = "unreadable answer"
+		}
+		res.Employees = body.Employees
+		return res, nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+		res.Challenge = resp.Header.Get("WWW-Authenticate")
+		ch, err := stepup.ParseChallenge(resp)
+		if err == nil && ch.Error == stepup.ErrorInsufficientUserAuthentication {
+			return res, ch
+		}
+	}
+	return res, nil
+}
+
+// stepUpFor sends the browser to the tenant for the policy an API's
+// challenge asked for (its acr_values and max_age, unchanged), coming back
+// to the salary page, which then shows the API's new answer.
+func (d *demo) stepUpFor(w http.ResponseWriter, r *http.Request, s *stepup.Session, p stepup.Policy) {
+	opts := stepup.AuthorizeOptions{Policy: p, ReturnTo: "/employees?api_retry=1", LoginHint: s.Email}
+	bindingName := d.cookieName("stepup_binding")
+	if ck, err := r.Cookie(bindingName); err == nil {
+		opts.Binding = ck.Value
+	}
+	ar, err := d.client.AuthorizeURL(r.Context(), opts)
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: bindingName, Value: ar.Binding, Path: "/", MaxAge: int(stepup.DefaultTransactionTTL / time.Second),
+		HttpOnly: true, Secure: d.secure(), SameSite: http.SameSiteLaxMode,
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	d.log.InfoContext(r.Context(), "stepup-demo: the salary API asked for a step-up", "acr_values", p.ACRValues(), "max_age", p.MaxAge.String())
+	http.Redirect(w, r, ar.URL, http.StatusFound)
+}
+
+// apiBody is /api/employees' answer.
+type apiBody struct {
+	Subject   string     `json:"subject"`
+	Employees []employee `json:"employees"`
+}
+
+// apiEmployees serves the salary API to a token that passed the API policy.
+func (d *demo) apiEmployees(w http.ResponseWriter, r *http.Request) {
+	tok, _ := stepup.AccessTokenFromContext(r.Context())
+	writeJSON(w, http.StatusOK, apiBody{Subject: tok.Subject, Employees: employees})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// demoOTP shows the demo user's current one-time code: it plays the
+// authenticator app. Only with the embedded tenant.
+func (d *demo) demoOTP(w http.ResponseWriter, r *http.Request) {
+	v := d.view(nil, "One-time code")
+	v.User = auth0test.AliceEmail
+	v.Message = d.tenant.OTP(auth0test.AliceEmail)
+	render(w, "otp", http.StatusOK, v)
+}
+
+// errorPage is the stepup Client's ErrorHandler: the callback's and the
+// middleware's failures. 4xx pages say what went wrong with the sign-in
+// (stepup's messages hold no token or secret); 5xx pages say only that a
+// service is unavailable.
+func (d *demo) errorPage(w http.ResponseWriter, r *http.Request, err error) {
+	status := stepup.ErrorStatus(err)
+	v := d.view(nil, "Sign-in failed")
+	v.Status = status
+	switch {
+	case status == http.StatusServiceUnavailable:
+		v.Message = "The sign-in service or the session store is unavailable at the moment. Nothing was let through. Please try again in a minute."
+	case status >= 500:
+		v.Message = "Sign-in failed because of an error on our side."
+	default:
+		v.Message = "Sign-in failed: " + err.Error()
+	}
+	render(w, "error", status, v)
+}
+
+// view fills what every page shows about the visitor.
+func (d *demo) view(s *stepup.Session, title string) view {
+	v := view{Title: title, Now: time.Now()}
+	if d.tenant != nil {
+		v.DemoTenant = d.tenant.URL()
+	}
+	if s == nil {
+		return v
+	}
+	v.SignedIn = true
+	v.Subject = s.Subject
+	v.User = s.Name
+	if v.User == "" {
+		v.User = s.Email
+	}
+	if v.User == "" {
+		v.User = s.Subject
+	}
+	v.ACR, v.AMR, v.AuthTime = s.Authentication.ACR, s.Authentication.AMR, s.Authentication.AuthTime
+	ev := s.Authentication
+	if !s.StepUpAt.IsZero() {
+		ev = s.StepUp
+	}
+	if slices.Contains(ev.AMR, stepup.AMRMultiFactor) && slices.Contains(d.pagePol.ACR, ev.ACR) {
+		if until, ok := d.pagePol.ValidUntil(ev.AuthTime); ok {
+			v.StepUpUntil = until
+		}
+	}
+	v.StepUpValid = d.client.CheckSession(s, d.pagePol) == nil
+	return v
+}
+
+// cookieName is the name the stepup Client gives its cookie: with the
+// __Host- prefix on https.
+func (d *demo) cookieName(name string) string {
+	if d.secure() {
+		return "__Host-" + name
+	}
+	return name
+}
+
+func (d *demo) secure() bool { return strings.HasPrefix(d.cfg.BaseURL, "https://") }
+
+// logRequests logs one line per request: method, path (never the query,
+// which carries authorization codes), status and duration.
+func (d *demo) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		d.log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"duration", time.Since(start).Round(time.Microsecond).String())
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

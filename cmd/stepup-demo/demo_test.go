@@ -1,0 +1,544 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
+
+	"github.com/stepupauth/stepup"
+	"github.com/stepupauth/stepup/auth0test"
+	"github.com/stepupauth/stepup/internal/redistest"
+)
+
+func TestRedirectParameters(t *testing.T) {
+	d := startDemo(t, map[string]string{})
+	tests := []struct {
+		name, path string
+		header     http.Header
+		stepUp     bool
+	}{
+		{name: "customers without Accept", path: "/customers"},
+		{name: "customers as a browser", path: "/customers", header: http.Header{"Accept": {"text/html,application/xhtml+xml"}, "Sec-Fetch-Mode": {"navigate"}}},
+		{name: "employees without Accept", path: "/employees", stepUp: true},
+		{name: "employees as a browser", path: "/employees", header: http.Header{"Accept": {"text/html"}}, stepUp: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAgent(t)
+			resp, body := a.do(http.MethodGet, d.url+tc.path, tc.header)
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("status %d, want 302; body %.200s", resp.StatusCode, body)
+			}
+			loc, err := resp.Location()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := loc.Scheme+"://"+loc.Host+loc.Path, "https://"+d.tenant.Domain()+"/authorize"; got != want {
+				t.Fatalf("redirect to %s, want %s", got, want)
+			}
+			q := loc.Query()
+			for k, want := range map[string]string{
+				"response_type":         "code",
+				"client_id":             demoClientID,
+				"redirect_uri":          d.url + "/callback",
+				"code_challenge_method": "S256",
+				"audience":              defaultAudience,
+			} {
+				if got := q.Get(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+			if !slices.Contains(strings.Fields(q.Get("scope")), "openid") {
+				t.Errorf("scope %q lacks openid", q.Get("scope"))
+			}
+			for _, k := range []string{"state", "nonce", "code_challenge"} {
+				if len(q.Get(k)) < 43 {
+					t.Errorf("%s = %q, want at least 43 random characters", k, q.Get(k))
+				}
+			}
+			if q.Get("state") == q.Get("nonce") {
+				t.Error("state equals nonce")
+			}
+			acr, hasACR := q["acr_values"]
+			switch {
+			case tc.stepUp && !cmp.Equal(acr, []string{stepup.ACRMultiFactor}):
+				t.Errorf("acr_values = %q, want [%q]", acr, stepup.ACRMultiFactor)
+			case tc.stepUp && q.Get("max_age") != "600":
+				t.Errorf("max_age = %q, want 600 (STEPUP_MAX_AGE default 10m)", q.Get("max_age"))
+			case !tc.stepUp && (hasACR || q.Has("max_age")):
+				t.Errorf("a plain login sends acr_values %q, max_age %q", acr, q.Get("max_age"))
+			}
+			if a.cookie(d.url, "stepup_binding") == "" {
+				t.Error("no binding cookie set with the redirect")
+			}
+		})
+	}
+	t.Run("script asking for JSON", func(t *testing.T) {
+		resp, body := newAgent(t).do(http.MethodGet, d.url+"/customers", http.Header{"Accept": {"application/json"}})
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "login_required") {
+			t.Errorf("got %d %q, want 401 login_required", resp.StatusCode, body)
+		}
+	})
+}
+
+func TestEmployeesStepUpThenSignOut(t *testing.T) {
+	d := startDemo(t, map[string]string{})
+	a, b := newAgent(t), d.tenant.NewBrowser()
+
+	resp, body, cb := a.signIn(b, d.url, "/employees", d.url, alice)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/employees" {
+		t.Fatalf("callback: %d to %q, want 302 to /employees; body %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if want := []string{"login", "otp"}; !cmp.Equal(b.Pages, want) {
+		t.Errorf("tenant pages %v, want %v", b.Pages, want)
+	}
+	sessionCookie := a.cookie(d.url, "stepup_session")
+	if sessionCookie == "" {
+		t.Fatal("no session cookie after the callback")
+	}
+
+	resp, body = a.get(d.url + "/employees")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /employees after step-up: %d; body %.300s", resp.StatusCode, body)
+	}
+	for _, want := range []string{
+		`id="title">Salaries`, "Alice Martin", `id="who">Alice Fabrikam`,
+		`id="acr">` + stepup.ACRMultiFactor, `id="amr">mfa`, `id="stepup_until"><span class="ok">`,
+		`id="api-status" data-status="200"`, `id="signout"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("salary page lacks %q", want)
+		}
+	}
+	if resp, body = a.get(d.url + "/customers"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Contoso") {
+		t.Errorf("GET /customers with an MFA session: %d", resp.StatusCode)
+	}
+	if resp, body = a.get(d.url + "/"); resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="who">Alice Fabrikam`) {
+		t.Errorf("home page does not show who is signed in: %d %.300s", resp.StatusCode, body)
+	}
+
+	// The one-time code page (embedded tenant only) shows alice's code.
+	resp, body = a.get(d.url + "/demo/otp")
+	if code := d.tenant.OTP(auth0test.AliceEmail); resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="otp" style="font-size:1.6em">`) {
+		t.Errorf("GET /demo/otp: %d, want 200 with the code (now %s)", resp.StatusCode, code)
+	}
+
+	// Sign out: session ended here and at the tenant.
+	resp, _ = a.do(http.MethodPost, d.url+"/logout", nil)
+	loc, _ := resp.Location()
+	if resp.StatusCode != http.StatusFound || loc == nil || loc.Host != d.tenant.Domain() || loc.Path != "/v2/logout" ||
+		loc.Query().Get("returnTo") != d.url+"/" {
+		t.Fatalf("POST /logout: %d to %v, want 302 to the tenant's /v2/logout returning to %s/", resp.StatusCode, loc, d.url)
+	}
+	back, err := b.Logout(context.Background(), loc.String())
+	if err != nil || back == nil || back.String() != d.url+"/" {
+		t.Errorf("tenant logout returned to %v (%v), want %s/", back, err, d.url)
+	}
+	if a.cookie(d.url, "stepup_session") != "" {
+		t.Error("session cookie still set after sign-out")
+	}
+	// The old cookie is dead, not merely forgotten by the browser.
+	resp, _ = newAgent(t).do(http.MethodGet, d.url+"/customers", http.Header{"Cookie": {"stepup_session=" + sessionCookie}})
+	if resp.StatusCode != http.StatusFound {
+		t.Errorf("old session cookie after sign-out: %d, want 302 to the tenant", resp.StatusCode)
+	}
+
+	// Logs: no token, code, cookie or secret.
+	logs := d.stderr.String()
+	for _, secret := range []string{cb.Query().Get("code"), cb.Query().Get("state"), sessionCookie, "eyJ", "Bearer"} {
+		if secret != "" && strings.Contains(logs, secret) {
+			t.Errorf("logs contain %q", secret)
+		}
+	}
+	if !strings.Contains(logs, "path=/callback status=302") {
+		t.Errorf("logs lack the callback's request line:\n%s", logs)
+	}
+}
+
+func TestPasswordOnlySession(t *testing.T) {
+	d := startDemo(t, map[string]string{})
+	a, b := newAgent(t), d.tenant.NewBrowser()
+	resp, body, _ := a.signIn(b, d.url, "/customers", d.url, bob)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/customers" {
+		t.Fatalf("callback: %d to %q; body %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if !cmp.Equal(b.Pages, []string{"login"}) {
+		t.Errorf("tenant pages %v, want [login]", b.Pages)
+	}
+	resp, body = a.get(d.url + "/customers")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /customers: %d", resp.StatusCode)
+	}
+	for _, want := range []string{"Northwind Traders", `id="who">Bob Fabrikam`, `id="acr">—`, "no MFA in this session"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("customers page lacks %q", want)
+		}
+	}
+	// /employees asks the tenant for MFA; bob has no factor, so the tenant
+	// denies it: a 403 page, and the password session is kept as it was.
+	cookieBefore := a.cookie(d.url, "stepup_session")
+	authz := a.startLogin(d.url, "/employees")
+	if authz.Query().Get("acr_values") != stepup.ACRMultiFactor || authz.Query().Get("login_hint") != auth0test.BobEmail {
+		t.Errorf("step-up redirect: acr_values %q login_hint %q", authz.Query().Get("acr_values"), authz.Query().Get("login_hint"))
+	}
+	cb, err := b.Login(context.Background(), authz.String(), bob)
+	if err != nil || cb.Query().Get("error") != "access_denied" {
+		t.Fatalf("tenant: %v %v, want a callback with error=access_denied", cb, err)
+	}
+	resp, body = a.get(d.url + "/callback?" + cb.RawQuery)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "access_denied") {
+		t.Errorf("callback with access_denied: %d %.300s, want 403 naming the error", resp.StatusCode, body)
+	}
+	if hasCookie(resp, "stepup_session") || a.cookie(d.url, "stepup_session") != cookieBefore {
+		t.Error("a failed step-up changed the session cookie")
+	}
+}
+
+func hasCookie(resp *http.Response, name string) bool {
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func TestReplayedCallback(t *testing.T) {
+	d := startDemo(t, map[string]string{})
+	a := newAgent(t)
+	resp, _, cb := a.signIn(d.tenant.NewBrowser(), d.url, "/customers", d.url, alice)
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("first callback: %d", resp.StatusCode)
+	}
+	tests := []struct {
+		name  string
+		agent *agent
+		query string
+	}{
+		{"same browser replays", a, cb.RawQuery},
+		{"another browser replays", newAgent(t), cb.RawQuery},
+		{"forged state", newAgent(t), url.Values{"code": {"x"}, "state": {strings.Repeat("A", 43)}}.Encode()},
+		{"no state", newAgent(t), "code=x"},
+		{"tenant error without transaction", newAgent(t), "error=access_denied&state=" + strings.Repeat("B", 43)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := tc.agent.get(d.url + "/callback?" + tc.query)
+			if resp.StatusCode < 400 || resp.StatusCode > 499 {
+				t.Errorf("status %d, want 4xx; body %.200s", resp.StatusCode, body)
+			}
+			if hasCookie(resp, "stepup_session") {
+				t.Error("the refused callback set a session cookie")
+			}
+			if !strings.Contains(body, `id="message"`) {
+				t.Errorf("no error page: %.200s", body)
+			}
+		})
+	}
+}
+
+// apiToken obtains an access token for the demo's API straight from the
+// tenant, as another client of the API would.
+func apiToken(t *testing.T, tn *auth0test.Tenant, env map[string]string, base string, stepUp bool) string {
+	t.Helper()
+	conf := oauth2.Config{
+		ClientID: env["AUTH0_CLIENT_ID"], ClientSecret: env["AUTH0_CLIENT_SECRET"], RedirectURL: base + "/callback",
+		Endpoint: oauth2.Endpoint{AuthURL: tn.URL() + "/authorize", TokenURL: tn.URL() + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
+		Scopes:   []string{"openid"},
+	}
+	v := oauth2.GenerateVerifier()
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("audience", env["AUTH0_AUDIENCE"])}
+	if stepUp {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", stepup.ACRMultiFactor))
+	}
+	cb, err := tn.Login(context.Background(), conf.AuthCodeURL("state-of-a-test-client", opts...), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, tn.Client())
+	tok, err := conf.Exchange(ctx, cb.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+func TestAPIEmployees(t *testing.T) {
+	addr := freeAddr(t)
+	base := "http://" + addr
+	tn, env := sharedTenant(t, base)
+	env["STEPUP_ADDR"] = addr
+	d := startDemo(t, env)
+
+	ns := "https://stepup.example/"
+	aliceUser, _ := tn.User(auth0test.AliceEmail)
+	minted := func(mut func(c map[string]any)) string {
+		c := tn.AccessTokenClaims(env["AUTH0_CLIENT_ID"], env["AUTH0_AUDIENCE"], aliceUser, "openid")
+		mut(c)
+		return tn.Sign(nil, c)
+	}
+	stepped := apiToken(t, tn, env, base, true)
+	tests := []struct {
+		name       string
+		token      string
+		wantStatus int
+		wantError  string // the challenge's error; "-" for none
+	}{
+		{"token from a step-up login", stepped, 200, ""},
+		{"token from a password login", apiToken(t, tn, env, base, false), 401, stepup.ErrorInsufficientUserAuthentication},
+		{"no token", "", 401, "-"},
+		{"garbage", "not-a-jwt", 401, "invalid_token"},
+		{"tampered", stepped[:len(stepped)-4] + "AAAA", 401, "invalid_token"},
+		{"other audience", minted(func(c map[string]any) { c["aud"] = "https://other.example/api" }), 401, "invalid_token"},
+		{"expired", minted(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), 401, "invalid_token"},
+		{"MFA too old", minted(func(c map[string]any) {
+			c[ns+"acr"], c[ns+"amr"], c[ns+"auth_time"] = stepup.ACRMultiFactor, []string{"mfa"}, time.Now().Add(-11*time.Minute).Unix()
+		}), 401, stepup.ErrorInsufficientUserAuthentication},
+		{"MFA fresh (minted)", minted(func(c map[string]any) {
+			c[ns+"acr"], c[ns+"amr"], c[ns+"auth_time"] = stepup.ACRMultiFactor, []string{"mfa"}, time.Now().Add(-time.Minute).Unix()
+		}), 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, d.url+"/api/employees", nil)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d; body %s; WWW-Authenticate %q", resp.StatusCode, tc.wantStatus, body, resp.Header.Get("WWW-Authenticate"))
+			}
+			if tc.wantStatus == 200 {
+				if !strings.Contains(string(body), `"subject":"auth0|alice"`) || !strings.Contains(string(body), "Head of Finance") {
+					t.Errorf("body %s", body)
+				}
+				return
+			}
+			ch, err := stepup.ParseChallenge(resp)
+			if err != nil {
+				t.Fatalf("ParseChallenge: %v (%q)", err, resp.Header.Get("WWW-Authenticate"))
+			}
+			if want := strings.TrimPrefix(tc.wantError, "-"); ch.Error != want {
+				t.Errorf("challenge error %q, want %q", ch.Error, want)
+			}
+			if tc.wantError == stepup.ErrorInsufficientUserAuthentication {
+				if !cmp.Equal(ch.ACRValues, []string{stepup.ACRMultiFactor}) || !ch.HasMaxAge || ch.MaxAge != 10*time.Minute {
+					t.Errorf("challenge acr_values %v max_age %v (%v), want [%s] and 600 s", ch.ACRValues, ch.MaxAge, ch.HasMaxAge, stepup.ACRMultiFactor)
+				}
+			}
+			if strings.Contains(resp.Header.Get("WWW-Authenticate"), "alice") {
+				t.Error("the challenge echoes token content")
+			}
+		})
+	}
+}
+
+func TestTenantDown(t *testing.T) {
+	addr := freeAddr(t)
+	tn, env := sharedTenant(t, "http://"+addr)
+	env["STEPUP_ADDR"] = addr
+	d := startDemo(t, env)
+	a := newAgent(t)
+	authz := a.startLogin(d.url, "/customers")
+	cb, err := tn.Login(context.Background(), authz.String(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.Close() // the tenant goes down between its redirect and the code exchange
+	resp, body := a.get(d.url + "/callback?" + cb.RawQuery)
+	if resp.StatusCode < 500 {
+		t.Errorf("callback with the tenant down: %d, want 5xx; %.300s", resp.StatusCode, body)
+	}
+	if hasCookie(resp, "stepup_session") {
+		t.Error("session cookie set although the code could not be redeemed")
+	}
+	if !strings.Contains(body, "unavailable") {
+		t.Errorf("error page does not say the service is unavailable: %.300s", body)
+	}
+}
+
+func TestStoreDown(t *testing.T) {
+	d := startDemo(t, map[string]string{"REDIS_URL": "redis://" + freeAddr(t) + "/0"}) // nothing listens there
+	for _, path := range []string{"/customers", "/employees"} {
+		resp, body := newAgent(t).get(d.url + path)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Location") != "" {
+			t.Errorf("GET %s with Redis down: %d (Location %q), want 503 and no redirect; %.200s", path, resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+	}
+	// A session cookie cannot be checked either: fail closed.
+	resp, _ := newAgent(t).do(http.MethodGet, d.url+"/customers",
+		http.Header{"Cookie": {"stepup_session=" + strings.Repeat("a", 43) + "." + strings.Repeat("b", 43)}})
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /customers with a cookie and Redis down: %d, want 503", resp.StatusCode)
+	}
+}
+
+func TestBadConfiguration(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"domain without client id", map[string]string{"AUTH0_DOMAIN": "fabrikam.eu.auth0.com"}, "AUTH0_CLIENT_ID"},
+		{"client id without domain", map[string]string{"AUTH0_CLIENT_ID": "abc"}, "without AUTH0_DOMAIN"},
+		{"domain as URL", map[string]string{"AUTH0_DOMAIN": "https://fabrikam.eu.auth0.com", "AUTH0_CLIENT_ID": "a", "AUTH0_CLIENT_SECRET": "b"}, "AUTH0_DOMAIN"},
+		{"max age", map[string]string{"STEPUP_MAX_AGE": "ten minutes"}, "STEPUP_MAX_AGE"},
+		{"negative max age", map[string]string{"STEPUP_MAX_AGE": "-1m"}, "STEPUP_MAX_AGE"},
+		{"addr", map[string]string{"STEPUP_ADDR": "8080"}, "STEPUP_ADDR"},
+		{"base URL scheme", map[string]string{"STEPUP_BASE_URL": "ftp://intranet.example"}, "STEPUP_BASE_URL"},
+		{"base URL with path", map[string]string{"STEPUP_BASE_URL": "https://intranet.example/app"}, "STEPUP_BASE_URL"},
+		{"plain http off loopback", map[string]string{"STEPUP_BASE_URL": "http://intranet.example"}, "https"},
+		{"redis URL", map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"},
+		{"sealing key", map[string]string{"STEPUP_SEALING_KEY": "c2hvcnQ="}, "STEPUP_SEALING_KEY"},
+		{"namespace", map[string]string{"STEPUP_API_CLAIM_NAMESPACE": "stepup"}, "STEPUP_API_CLAIM_NAMESPACE"},
+		{"CA file", map[string]string{"SSL_CERT_FILE": "/nonexistent/ca.pem"}, "SSL_CERT_FILE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, ok := tc.env["STEPUP_ADDR"]; !ok {
+				tc.env["STEPUP_ADDR"] = "127.0.0.1:0"
+			}
+			err := run(context.Background(), func(k string) string { return tc.env[k] }, io.Discard, io.Discard, func(*demo) {
+				t.Error("the demo started")
+			})
+			var ce *configError
+			if !errors.As(err, &ce) || exitCode(err) != 2 {
+				t.Fatalf("run: %v, want a configuration error (exit code 2)", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "stepup-demo: configuration: ") {
+				t.Errorf("message %q does not name %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// childEnv is a clean environment for the demo run as a child process.
+func childEnv(kv ...string) []string {
+	env := []string{"STEPUP_DEMO_RUN_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	return append(env, kv...)
+}
+
+func TestExitCodeOfMain(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = childEnv("AUTH0_DOMAIN=fabrikam.eu.auth0.com", "STEPUP_ADDR=127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2; output %s", err, out)
+	}
+	if !strings.Contains(string(out), "AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET must be set") {
+		t.Errorf("output %q does not say what to fix", out)
+	}
+}
+
+func TestGracefulShutdownOnSignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = childEnv("STEPUP_ADDR=127.0.0.1:0")
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stderr := &syncBuffer{}
+			cmd.Stderr = stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill() })
+			sc := bufio.NewScanner(stdout)
+			var banner []string
+			for sc.Scan() {
+				banner = append(banner, sc.Text())
+				if strings.HasPrefix(sc.Text(), "Press Ctrl+C") {
+					break
+				}
+			}
+			text := strings.Join(banner, "\n")
+			for _, want := range []string{"http://127.0.0.1:", auth0test.AliceEmail, auth0test.AlicePassword, "/demo/otp", "store:    memory"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("banner lacks %q:\n%s", want, text)
+				}
+			}
+			go io.Copy(io.Discard, stdout)
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("exit after %v: %v, want status 0; stderr:\n%s", sig, err, stderr)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("still running 15 s after %v", sig)
+			}
+			if !strings.Contains(stderr.String(), "stepup-demo: stopped") {
+				t.Errorf("logs lack the shutdown:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestTwoInstancesShareRedis(t *testing.T) {
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	addrA := freeAddr(t)
+	base := "http://" + addrA // the load balancer's URL: both replicas answer behind it
+	tn, env := sharedTenant(t, base)
+	env["REDIS_URL"] = "redis://" + rdb.(*redis.Client).Options().Addr + "/0"
+	env["STEPUP_REDIS_PREFIX"] = prefix
+	env["STEPUP_BASE_URL"] = base
+	envA, envB := map[string]string{"STEPUP_ADDR": addrA}, map[string]string{"STEPUP_ADDR": "127.0.0.1:0"}
+	for k, v := range env {
+		envA[k], envB[k] = v, v
+	}
+	replicaA, replicaB := startDemo(t, envA), startDemo(t, envB)
+
+	// The login starts on A and its callback lands on B.
+	a := newAgent(t)
+	resp, body, _ := a.signIn(tn.NewBrowser(), replicaA.url, "/employees", replicaB.url, alice)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/employees" {
+		t.Fatalf("callback on B: %d to %q; %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	keys, err := rdb.Keys(context.Background(), prefix+"*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Errorf("no session in Redis under %s: %v %v", prefix, keys, err)
+	}
+	// A serves the session B created, and opens the tokens B sealed.
+	resp, body = a.get(replicaA.url + "/employees")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-status="200"`) {
+		t.Fatalf("GET /employees on A: %d; %.500s", resp.StatusCode, body)
+	}
+	if resp, _ = a.get(replicaB.url + "/customers"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /customers on B: %d", resp.StatusCode)
+	}
+	// Sign-out on B ends the session on A too.
+	if resp, _ = a.do(http.MethodPost, replicaB.url+"/logout", nil); resp.StatusCode != http.StatusFound {
+		t.Fatalf("POST /logout on B: %d", resp.StatusCode)
+	}
+	resp, _ = a.get(replicaA.url + "/customers")
+	if loc, _ := resp.Location(); resp.StatusCode != http.StatusFound || loc == nil || loc.Path != "/authorize" {
+		t.Errorf("GET /customers on A after sign-out on B: %d to %v, want 302 to /authorize", resp.StatusCode, loc)
+	}
+}

@@ -1,0 +1,316 @@
+// Command stepup-demo is the Fabrikam intranet: a small web app that shows
+// stepup at work. Customer data needs a login; salary data needs a
+// multi-factor authentication no older than STEPUP_MAX_AGE; the salary API
+// (/api/employees) needs an access token issued after that MFA.
+//
+// With no environment it runs an embedded auth0test dev tenant on loopback
+// TLS and the in-memory store:
+//
+//	go run ./cmd/stepup-demo
+//
+// and prints the URL, the demo user and where to read the one-time code.
+// Against a real tenant and a shared Redis:
+//
+//	AUTH0_DOMAIN=fabrikam.eu.auth0.com AUTH0_CLIENT_ID=... AUTH0_CLIENT_SECRET=... \
+//	AUTH0_AUDIENCE=https://fabrikam.example/api REDIS_URL=redis://127.0.0.1:6379/0 \
+//	go run ./cmd/stepup-demo
+//
+// Environment (see settings.go): STEPUP_ADDR, STEPUP_BASE_URL, AUTH0_DOMAIN,
+// AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_AUDIENCE, REDIS_URL,
+// STEPUP_MAX_AGE, STEPUP_API_CLAIM_NAMESPACE, STEPUP_SEALING_KEY,
+// STEPUP_REDIS_PREFIX, SSL_CERT_FILE. A configuration it cannot run with
+// exits with status 2 and a message that says what to fix.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stepupauth/stepup"
+	"github.com/stepupauth/stepup/auth0test"
+	"github.com/stepupauth/stepup/redisstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Getenv, os.Stdout, os.Stderr, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode is 0 on a clean shutdown, 2 for a configuration error, 1 otherwise.
+func exitCode(err error) int {
+	var ce *configError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ce):
+		return 2
+	}
+	return 1
+}
+
+// shutdownTimeout bounds the wait for in-flight requests on shutdown.
+const shutdownTimeout = 10 * time.Second
+
+// run runs the demo until ctx ends, then shuts it down gracefully. getenv
+// reads its configuration; stdout gets the start-up banner, stderr the logs.
+// ready, when not nil, is called once the demo serves (tests use it).
+func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, ready func(*demo)) error {
+	s, err := loadSettings(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return badConfig("STEPUP_ADDR=%q: cannot listen: %v", s.Addr, err)
+	}
+	defer ln.Close()
+	if getenv("STEPUP_BASE_URL") == "" {
+		// The default follows the address really bound (STEPUP_ADDR may say port 0).
+		s.BaseURL = "http://" + ln.Addr().String()
+	}
+
+	d, err := newDemo(ctx, s, ln.Addr(), log)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+
+	srv := &http.Server{
+		Handler:           d.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	d.banner(stdout)
+	log.Info("stepup-demo: serving", "url", s.BaseURL, "tenant", d.issuer, "store", d.storeName,
+		"api_audience", d.cfg.Audience, "max_age", s.MaxAge.String())
+	if ready != nil {
+		ready(d)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("stepup-demo: serving: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("stepup-demo: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("stepup-demo: shutdown: %w", err)
+	}
+	log.Info("stepup-demo: stopped")
+	return nil
+}
+
+// demo is the running application: its configuration, the stepup Client,
+// the API's Verifier, the store and, without AUTH0_DOMAIN, the embedded
+// tenant.
+type demo struct {
+	cfg       settings
+	log       *slog.Logger
+	client    *stepup.Client
+	verifier  *stepup.Verifier // nil without an API audience
+	apiPolicy stepup.Policy
+	pagePol   stepup.Policy
+	tenant    *auth0test.Tenant // embedded tenant, or nil
+	issuer    string
+	storeName string
+	rdb       *redis.Client
+	apiURL    string       // this process's own /api/employees, called by the salary page
+	apiHTTP   *http.Client // for apiURL
+	closers   []func() error
+}
+
+func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger) (d *demo, err error) {
+	d = &demo{cfg: s, log: log}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+
+	// The tenant, and an HTTP client that trusts its certificate.
+	var (
+		domain, clientID, secret string
+		roots                    *x509.CertPool
+	)
+	if s.Domain == "" {
+		if d.cfg.Audience == "" {
+			d.cfg.Audience = defaultAudience
+		}
+		tn, sec, err := startEmbeddedTenant(s.BaseURL, d.cfg.Audience, s.Namespace, log)
+		if err != nil {
+			return d, fmt.Errorf("stepup-demo: starting the embedded tenant: %w", err)
+		}
+		d.tenant = tn
+		d.closers = append(d.closers, func() error { tn.Close(); return nil })
+		domain, clientID, secret, roots = tn.Domain(), demoClientID, sec, tn.CertPool()
+	} else {
+		domain, clientID, secret = s.Domain, s.ClientID, s.ClientSecret
+		if roots, err = x509.SystemCertPool(); err != nil || roots == nil {
+			roots = x509.NewCertPool()
+		}
+		if s.CAFile != "" {
+			// Also read here, not only by crypto/x509 at the first use of the
+			// system pool: that reads the process environment once.
+			pem, err := os.ReadFile(s.CAFile)
+			if err != nil {
+				return d, badConfig("SSL_CERT_FILE: %v", err)
+			}
+			if !roots.AppendCertsFromPEM(pem) {
+				return d, badConfig("SSL_CERT_FILE=%q: no certificate could be parsed", s.CAFile)
+			}
+		}
+	}
+	tenantHTTP := &http.Client{
+		Timeout: stepup.DefaultHTTPTimeout,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     time.Minute,
+		},
+	}
+
+	// The store.
+	cfg := stepup.Config{
+		Domain:       domain,
+		ClientID:     clientID,
+		ClientSecret: secret,
+		RedirectURL:  s.BaseURL + "/callback",
+		Audience:     d.cfg.Audience,
+		HTTPClient:   tenantHTTP,
+		Logger:       log,
+		ErrorHandler: d.errorPage,
+	}
+	d.storeName = "memory"
+	if s.redisOpts != nil {
+		o := *s.redisOpts
+		o.ContextTimeoutEnabled = true // redisstore requires it: a stalled Redis must not hang requests
+		if o.DialTimeout == 0 {
+			o.DialTimeout = 2 * time.Second
+		}
+		d.rdb = redis.NewClient(&o)
+		d.closers = append(d.closers, d.rdb.Close)
+		st, err := redisstore.New(d.rdb, redisstore.Options{Prefix: s.RedisPrefix})
+		if err != nil {
+			return d, badConfig("REDIS_URL: %v", err)
+		}
+		key, err := s.sealingKey(secret)
+		if err != nil {
+			return d, fmt.Errorf("stepup-demo: sealing key: %w", err)
+		}
+		cfg.Store, cfg.SealingKeys = st, [][]byte{key}
+		d.storeName = "redis " + o.Addr
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := d.rdb.Ping(pctx).Err(); err != nil {
+			// Not fatal: Redis may come up later; until then requests fail closed (503).
+			log.Warn("stepup-demo: Redis does not answer yet; sign-ins fail until it does", "addr", o.Addr, "error", err)
+		}
+		cancel()
+	} else if s.SealingKey != nil {
+		cfg.SealingKeys = [][]byte{s.SealingKey}
+	}
+
+	d.client, err = stepup.New(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, stepup.ErrInvalidConfig) {
+			return d, badConfig("%v", err)
+		}
+		return d, err
+	}
+	d.closers = append(d.closers, d.client.Close)
+	d.issuer = d.client.Issuer()
+
+	d.pagePol = stepup.MFA.WithMaxAge(s.MaxAge).Named("salaries")
+	d.apiPolicy = stepup.MFA.WithMaxAge(s.MaxAge).Named("salaries-api")
+	if d.cfg.Audience != "" {
+		d.verifier, err = stepup.NewVerifier(ctx, stepup.VerifierConfig{
+			Domain:         domain,
+			Issuer:         d.issuer,
+			Audience:       d.cfg.Audience,
+			HTTPClient:     tenantHTTP,
+			ClaimNamespace: s.Namespace,
+			ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {
+				log.InfoContext(r.Context(), "stepup-demo: API request refused", "path", r.URL.Path, "error", err)
+			},
+		})
+		if err != nil {
+			if errors.Is(err, stepup.ErrInvalidConfig) {
+				return d, badConfig("%v", err)
+			}
+			return d, err
+		}
+		d.closers = append(d.closers, d.verifier.Close)
+	}
+
+	// The salary page calls this process's API over loopback, as a backend
+	// calls a separate API.
+	host := "127.0.0.1"
+	if ta, ok := addr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+		host = ta.IP.String()
+	} else if ok && ta.IP.To4() == nil {
+		host = "::1"
+	}
+	port := "80"
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		port = fmt.Sprint(ta.Port)
+	}
+	d.apiURL = "http://" + net.JoinHostPort(host, port) + "/api/employees"
+	d.apiHTTP = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	return d, nil
+}
+
+func (d *demo) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		if err := d.closers[i](); err != nil {
+			d.log.Warn("stepup-demo: closing", "error", err)
+		}
+	}
+	d.closers = nil
+}
+
+// banner tells the person who started the demo what to do next.
+func (d *demo) banner(w io.Writer) {
+	fmt.Fprintf(w, "Fabrikam intranet (stepup demo): %s\n", d.cfg.BaseURL)
+	if d.tenant != nil {
+		fmt.Fprintf(w, "  tenant:   embedded dev tenant (auth0test) at %s\n", d.tenant.URL())
+		fmt.Fprintf(w, "  sign in:  %s / %s\n", auth0test.AliceEmail, auth0test.AlicePassword)
+		fmt.Fprintf(w, "  one-time code (demo aid, plays the phone): %s/demo/otp\n", d.cfg.BaseURL)
+		fmt.Fprintf(w, "  a user without MFA: %s / %s\n", auth0test.BobEmail, auth0test.BobPassword)
+	} else {
+		fmt.Fprintf(w, "  tenant:   %s\n", d.issuer)
+	}
+	fmt.Fprintf(w, "  store:    %s\n", d.storeName)
+	fmt.Fprintf(w, "  pages:    %s/customers (login), %s/employees (MFA within %s)\n", d.cfg.BaseURL, d.cfg.BaseURL, d.cfg.MaxAge)
+	if d.verifier != nil {
+		fmt.Fprintf(w, "  API:      %s/api/employees (access token for %s with MFA)\n", d.cfg.BaseURL, d.cfg.Audience)
+	}
+	fmt.Fprintln(w, "Press Ctrl+C to stop.")
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/stepupauth/stepup"
+	"github.com/stepupauth/stepup/auth0test"
+)
+
+// defaultAudience is the API identifier the embedded tenant registers for
+// /api/employees when AUTH0_AUDIENCE is unset.
+const defaultAudience = "https://stepup-demo.example/api"
+
+// demoClientID names the demo's application on the embedded tenant.
+const demoClientID = "stepup-demo-client"
+
+// startEmbeddedTenant starts the auth0test dev tenant on loopback TLS, with
+// one application whose callback is baseURL + "/callback", the API audience,
+// the default users, and the two post-login Actions the README documents.
+// It returns the tenant and the application's (random) client secret.
+func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger) (*auth0test.Tenant, string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, "", err
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b[:])
+	app := auth0test.DefaultApplication()
+	app.Name = "Fabrikam intranet (stepup demo)"
+	app.ClientID = demoClientID
+	app.ClientSecret = secret
+	app.CallbackURLs = []string{baseURL + "/callback"}
+	app.LogoutURLs = []string{baseURL + "/"}
+	tn, err := auth0test.Start(auth0test.Config{
+		Applications: []auth0test.Application{app},
+		APIs:         []auth0test.API{{Identifier: audience, Scopes: []string{"read:employees"}}},
+		Action:       newDemoActions(namespace),
+		Logger:       log.With("component", "auth0test"),
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return tn, secret, nil
+}
+
+// newDemoActions returns the embedded tenant's post-login Action: the two
+// Actions of the README's "Use your own tenant" run one after the other.
+//
+// 1. The documented step-up Action: MFA when acr_values asks for the
+// multi-factor class.
+//
+// 2. The claims Action: Auth0 puts no acr, amr or auth_time in access tokens
+// and refuses them as custom claims, so the Action copies them under the
+// namespace, where the API's Verifier reads them. An Action runs before the
+// MFA it requests, and the tokens are only issued once that MFA succeeded: a
+// login that requests MFA is therefore issued amr ["mfa"] and, as auth_time,
+// the time the Action ran (just before the one-time code was entered: never
+// later than the MFA). A login whose session already performed MFA reuses
+// the time recorded when that MFA was requested; on Auth0 the Action reads it
+// from event.authentication.methods[].timestamp, which auth0test's
+// ActionEvent does not carry.
+func newDemoActions(namespace string) func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
+	var (
+		mu      sync.Mutex
+		lastMFA = map[string]time.Time{} // user id -> when MFA was last requested for an interactive login
+	)
+	return func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
+		// Action 1: step-up.
+		wantMFA := slices.Contains(ev.ACRValues, stepup.ACRMultiFactor)
+		if wantMFA {
+			api.RequireMFA() // api.multifactor.enable('any', {allowRememberBrowser: false})
+		}
+
+		// Action 2: copy the authentication level into the access token.
+		if ev.Protocol != auth0test.ProtocolOIDC {
+			return // refresh, CIBA and MFA-API tokens carry no amr: no claims
+		}
+		now := time.Now()
+		mfaDone := slices.Contains(ev.AuthenticationMethods, "mfa")
+		var (
+			amr      []string
+			authTime time.Time
+		)
+		mu.Lock()
+		switch {
+		case wantMFA && !mfaDone:
+			lastMFA[ev.User.ID] = now
+			amr, authTime = []string{"mfa"}, now
+		case mfaDone:
+			amr = []string{"mfa"}
+			authTime = lastMFA[ev.User.ID]
+		default:
+			amr = slices.Clone(ev.AuthenticationMethods)
+			if !ev.Silent {
+				authTime = now
+			}
+		}
+		mu.Unlock()
+		if wantMFA {
+			api.SetAccessTokenClaim(namespace+"acr", stepup.ACRMultiFactor)
+		}
+		if len(amr) > 0 {
+			api.SetAccessTokenClaim(namespace+"amr", amr)
+		}
+		if !authTime.IsZero() {
+			api.SetAccessTokenClaim(namespace+"auth_time", authTime.Unix())
+		}
+	}
+}
