@@ -10,7 +10,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,5 +252,71 @@ func decodeSeg(t *testing.T, seg string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// private_key_jwt on the wire: the token and revocation requests carry a
+// client assertion and no secret. (auth0test does not implement
+// private_key_jwt, so a recording server stands in for the tenant.)
+func TestPrivateKeyJWTRequests(t *testing.T) {
+	key := mustRSAKey(t)
+	var (
+		mu    sync.Mutex
+		forms = map[string]url.Values{}
+		auths = map[string]string{}
+	)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		mu.Lock()
+		forms[r.URL.Path], auths[r.URL.Path] = r.PostForm, r.Header.Get("Authorization")
+		mu.Unlock()
+		if r.URL.Path == "/oauth/token" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"error":"invalid_grant","error_description":"Invalid authorization code"}`))
+		}
+	}))
+	defer srv.Close()
+	c, _, _ := offlineClient(t, func(cfg *Config) {
+		cfg.Domain = strings.TrimPrefix(srv.URL, "https://")
+		cfg.HTTPClient = srv.Client()
+		cfg.ClientSecret = ""
+		cfg.ClientAssertionKey = key
+	})
+	ctx := context.Background()
+	ar, err := c.AuthorizeURL(ctx, AuthorizeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Exchange(ctx, url.Values{"state": {ar.State}, "code": {"the-code"}}, ar.Binding)
+	var te *TenantError
+	if !errors.As(err, &te) || te.Code != "invalid_grant" || te.StatusCode != http.StatusForbidden {
+		t.Fatalf("Exchange: got %v, want the server's invalid_grant", err)
+	}
+	if err := c.RevokeRefreshToken(ctx, "rt"); err != nil {
+		t.Fatalf("RevokeRefreshToken: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, path := range []string{"/oauth/token", "/oauth/revoke"} {
+		f := forms[path]
+		if f.Get("client_assertion_type") != clientAssertionType || f.Has("client_secret") || auths[path] != "" || f.Get("client_id") != "client-1" {
+			t.Errorf("%s: form %v, Authorization %q: want a client assertion, client_id, and no secret", path, f, auths[path])
+			continue
+		}
+		parts := strings.Split(f.Get("client_assertion"), ".")
+		var claims map[string]any
+		decodeSeg(t, parts[1], &claims)
+		if claims["aud"] != "https://"+c.cfg.Domain+"/" || claims["iss"] != "client-1" {
+			t.Errorf("%s: assertion claims %v", path, claims)
+		}
+		d := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+		sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+		if err := rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, d[:], sig); err != nil {
+			t.Errorf("%s: assertion signature: %v", path, err)
+		}
+	}
+	if got := forms["/oauth/token"]; got.Get("code") != "the-code" || len(got.Get("code_verifier")) < 43 || got.Get("grant_type") != "authorization_code" {
+		t.Errorf("token request: %v", got)
 	}
 }
