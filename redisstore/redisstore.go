@@ -13,6 +13,11 @@
 //	defer rdb.Close()
 //	st, err := redisstore.New(rdb, redisstore.Options{Prefix: "myapp:stepup:"})
 //
+// or, from a deployment's REDIS_URL (one server, Cluster or Sentinel, see
+// [OpenURL]):
+//
+//	rdb, err := redisstore.OpenURL(os.Getenv("REDIS_URL"))
+//
 // Tests prove it on a real redis-server, a real three-master Redis Cluster
 // and a real Sentinel set-up through a failover (scripts/test.sh starts
 // them).

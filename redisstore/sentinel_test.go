@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stepupauth/stepup/internal/redistest"
+	"github.com/stepupauth/stepup/redisstore"
 	"github.com/stepupauth/stepup/store"
 	"github.com/stepupauth/stepup/store/storetest"
 )
@@ -21,6 +22,22 @@ func TestSentinelFailover(t *testing.T) {
 	c := sen.Client()
 	t.Run("Conformance", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, c) })
+	})
+
+	t.Run("OpenURL", func(t *testing.T) {
+		uc, err := redisstore.OpenURL("redis://" + sen.Sentinel.Addr() + "?master_name=" + redistest.MasterName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer uc.Close()
+		s := newStore(t, uc)
+		ctx := context.Background()
+		if err := s.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.Take(ctx, "k"); err != nil || string(v) != "v" {
+			t.Fatalf("Take = %q, %v", v, err)
+		}
 	})
 
 	s := newStore(t, c)
