@@ -56,6 +56,7 @@ type SigningKey struct {
 func (t *Tenant) SigningKeys() (current, next SigningKey, previous *SigningKey) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.ensureNextLocked()
 	current = SigningKey{t.current.kid, t.current.priv}
 	next = SigningKey{t.next.kid, t.next.priv}
 	if t.previous != nil {
@@ -67,15 +68,24 @@ func (t *Tenant) SigningKeys() (current, next SigningKey, previous *SigningKey) 
 // RotateKeys makes the next key the current signing key, keeps the old current key
 // published as the previous key (until RevokePreviousKey) and publishes a new next key.
 func (t *Tenant) RotateKeys() {
-	k, err := newSigningKey()
-	if err != nil {
-		// crypto/rand does not fail on supported platforms; keep serving with the old keys.
-		t.cfg.Logger.Error("auth0test: rotate keys", "err", err)
-		return
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.previous, t.current, t.next = t.current, t.next, k
+	t.ensureNextLocked()
+	t.previous, t.current, t.next = t.current, t.next, nil
+	t.ensureNextLocked()
+}
+
+// ensureNextLocked generates the next key if it does not exist yet.
+func (t *Tenant) ensureNextLocked() {
+	for t.next == nil {
+		k, err := newSigningKey()
+		if err != nil {
+			// crypto/rand does not fail on supported platforms.
+			t.cfg.Logger.Error("auth0test: generate next key", "err", err)
+			continue
+		}
+		t.next = k
+	}
 }
 
 // RevokePreviousKey removes the previous signing key from the JWKS.
@@ -91,6 +101,7 @@ func (t *Tenant) handleJWKS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.mu.Lock()
+	t.ensureNextLocked()
 	keys := []any{t.current.jwk(), t.next.jwk()}
 	if t.previous != nil {
 		keys = append(keys, t.previous.jwk())
@@ -275,7 +286,7 @@ func (t *Tenant) verifyJWT(token string, checkExp bool) (map[string]any, map[str
 		t.mu.Lock()
 		var pub *rsa.PublicKey
 		for _, k := range []*signingKey{t.current, t.next, t.previous} {
-			if k != nil && k.kid == kid {
+			if k != nil && k.kid == kid { // a nil next key signed nothing
 				pub = &k.priv.PublicKey
 			}
 		}

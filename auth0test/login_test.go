@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -237,9 +238,13 @@ func TestStepUpRefusals(t *testing.T) {
 		{name: "blocked", cfg: Config{Users: []User{{ID: "auth0|z", Email: "z@x", Password: "p", Blocked: true}}},
 			creds: Credentials{Email: "z@x", Password: "p"}, wantCB: "unauthorized"},
 	}
+	shared := NewTenant(t, Config{}) // for the cases with the default configuration
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tn := NewTenant(t, tc.cfg)
+			tn := shared
+			if !reflect.ValueOf(tc.cfg).IsZero() {
+				tn = NewTenant(t, tc.cfg)
+			}
 			cb, err := tn.Login(ctx, authorizeURL(tn, tc.params), tc.creds)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {

@@ -158,9 +158,8 @@ func Start(cfg Config) (*Tenant, error) {
 	if t.current, err = newSigningKey(); err != nil {
 		return nil, err
 	}
-	if t.next, err = newSigningKey(); err != nil {
-		return nil, err
-	}
+	// The next key is generated when first needed (JWKS, rotation): RSA key
+	// generation dominates a tenant's start-up.
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -281,8 +280,10 @@ func (t *Tenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-timer.C:
 			case <-r.Context().Done():
+				// The client gave up: close without an answer (a plain return would
+				// let the server write an empty 200).
 				timer.Stop()
-				return
+				panic(http.ErrAbortHandler)
 			case <-t.done:
 				timer.Stop()
 			}
