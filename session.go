@@ -26,6 +26,13 @@ import (
 // cookie captured before a step-up is dead afterwards. A page load costs one
 // store read, plus one write when the idle deadline must move (at most once
 // per step, see Config.SessionIdleTimeout).
+//
+// A Store has no compare-and-set, so two writes of one session can race: an
+// idle-deadline extension that read the record just before a step-up wrote
+// it may put the older record back. The outcome is never a stronger session
+// than the user earned: the step-up (and its new cookie) is lost, and the
+// user is asked again. Extensions are rare (once per idle step) and the
+// window is one store round trip.
 type Session struct {
 	// Handle identifies the session for background jobs. It is not a
 	// credential for the browser: a request needs the cookie's secret too.
@@ -448,13 +455,15 @@ func (c *Client) CheckSession(s *Session, p Policy) error {
 	return eff.Check(s.StepUp, now)
 }
 
-// SessionCookie returns the cookie that carries s to the browser: HttpOnly,
+// SessionCookie returns the cookie that carries s, a session returned by
+// StartSession or LoadSession (a session read by handle carries no cookie
+// secret: its cookie clears the browser's), to the browser: HttpOnly,
 // SameSite=Lax, Path=/, and Secure with the __Host- prefix on https. It
 // expires with the session's absolute lifetime.
 func (c *Client) SessionCookie(s *Session) *http.Cookie {
 	maxAge := int(s.ExpiresAt.Sub(c.now()) / time.Second)
-	if maxAge <= 0 {
-		maxAge = -1
+	if maxAge <= 0 || s.secret == "" {
+		return c.ClearSessionCookie()
 	}
 	return &http.Cookie{
 		Name: c.sessionCookie, Value: s.Handle + "." + s.secret, Path: "/", MaxAge: maxAge,
