@@ -23,11 +23,10 @@ import (
 
 // Environment of the browser test.
 const (
-	envChromium   = "STEPUP_TEST_CHROMIUM"            // the browser binary, e.g. /usr/bin/chromium
-	envArtifacts  = "STEPUP_TEST_ARTIFACTS"           // where screenshots go; default a temp dir
-	envScreenshot = "STEPUP_DEMO_UPDATE_SCREENSHOT"   // =1: copy the salary page's screenshot to docs/
-	docsShot      = "../../docs/demo-employees.png"   // the README's screenshot, from this package's directory
-	browserHowTo  = "apt-get install -y chromium && " // completed below
+	envChromium   = "STEPUP_TEST_CHROMIUM"          // the browser binary, e.g. /usr/bin/chromium
+	envArtifacts  = "STEPUP_TEST_ARTIFACTS"         // where screenshots go; default a temp dir
+	envScreenshot = "STEPUP_DEMO_UPDATE_SCREENSHOT" // =1: copy the salary page's screenshot to docs/
+	docsShot      = "../../docs/demo-employees.png" // the README's screenshot, from this package's directory
 )
 
 // TestBrowserEndToEnd drives the demo with a real Chromium: /employees, the
@@ -37,8 +36,8 @@ const (
 func TestBrowserEndToEnd(t *testing.T) {
 	chromium := os.Getenv(envChromium)
 	if chromium == "" {
-		msg := envChromium + " is not set: this test drives a real browser (" + browserHowTo +
-			envChromium + "=/usr/bin/chromium go test ./cmd/stepup-demo/, or run scripts/test.sh)"
+		msg := envChromium + " is not set: this test drives a real browser; run scripts/test.sh, or: " +
+			"apt-get install -y chromium && " + envChromium + "=/usr/bin/chromium go test ./cmd/stepup-demo/"
 		if redistest.Required() {
 			t.Fatalf("%s; STEPUP_TEST_REQUIRE=1, so this is a failure", msg)
 		}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -347,6 +348,81 @@ func TestAPIEmployees(t *testing.T) {
 			}
 			if strings.Contains(resp.Header.Get("WWW-Authenticate"), "alice") {
 				t.Error("the challenge echoes token content")
+			}
+		})
+	}
+}
+
+// TestSalaryPageAnswersAPIChallenge: the session passed the page's MFA
+// policy, but its access token does not satisfy the API's; the salary page
+// sends the user through the step-up the API's challenge names, exactly once.
+func TestSalaryPageAnswersAPIChallenge(t *testing.T) {
+	stepUpOnly := func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
+		if slices.Contains(ev.ACRValues, stepup.ACRMultiFactor) {
+			api.RequireMFA()
+		}
+	}
+	// claimsFromSecondLogin copies the claims from the second login on: the
+	// first step-up's token lacks them.
+	claimsFromSecondLogin := func() func(*auth0test.ActionEvent, *auth0test.ActionAPI) {
+		inner := newDemoActions("https://stepup.example/")
+		var mu sync.Mutex
+		n := 0
+		return func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
+			mu.Lock()
+			n++
+			first := n == 1
+			mu.Unlock()
+			if first {
+				stepUpOnly(ev, api)
+				inner(ev, &auth0test.ActionAPI{}) // records the MFA time, drops the claims
+				return
+			}
+			inner(ev, api)
+		}
+	}
+	tests := []struct {
+		name       string
+		action     func(*auth0test.ActionEvent, *auth0test.ActionAPI)
+		wantStatus string // the API status on the final salary page
+	}{
+		{"token gets the claims on the step-up the API asked for", claimsFromSecondLogin(), "200"},
+		{"tenant without the claims Action: no loop", stepUpOnly, "401"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			tn, env := sharedTenantWith(t, tc.action, "http://"+addr)
+			env["STEPUP_ADDR"] = addr
+			d := startDemo(t, env)
+			a, b := newAgent(t), tn.NewBrowser()
+			resp, _, _ := a.signIn(b, d.url, "/employees", d.url, alice)
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("first callback: %d", resp.StatusCode)
+			}
+			// The page passes; the API's challenge sends the browser back to the tenant.
+			authz := a.startLogin(d.url, "/employees")
+			q := authz.Query()
+			if q.Get("acr_values") != stepup.ACRMultiFactor || q.Get("max_age") != "600" {
+				t.Errorf("step-up for the API: acr_values %q max_age %q, want the challenge's", q.Get("acr_values"), q.Get("max_age"))
+			}
+			cb, err := b.Login(context.Background(), authz.String(), alice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Pages) != 0 {
+				t.Errorf("tenant pages %v, want none (the SSO session has the MFA)", b.Pages)
+			}
+			resp, body := a.get(d.url + "/callback?" + cb.RawQuery)
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "/employees?api_retry=1" {
+				t.Fatalf("second callback: %d to %q; %.300s", resp.StatusCode, loc, body)
+			}
+			resp, body = a.get(d.url + "/employees?api_retry=1")
+			if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-status="`+tc.wantStatus+`"`) {
+				t.Errorf("salary page after the API's step-up: %d, want 200 showing API status %s; %.1500s", resp.StatusCode, tc.wantStatus, body)
+			}
+			if tc.wantStatus == "401" && !strings.Contains(body, "insufficient_user_authentication") {
+				t.Error("the page does not show the API's challenge")
 			}
 		})
 	}

@@ -110,11 +110,16 @@ func freeAddr(t *testing.T) string {
 // (AUTH0_DOMAIN and SSL_CERT_FILE with the tenant's CA in a temp file).
 func sharedTenant(t *testing.T, bases ...string) (*auth0test.Tenant, map[string]string) {
 	t.Helper()
+	return sharedTenantWith(t, newDemoActions("https://stepup.example/"), bases...)
+}
+
+// sharedTenantWith is sharedTenant with another post-login Action.
+func sharedTenantWith(t *testing.T, action func(*auth0test.ActionEvent, *auth0test.ActionAPI), bases ...string) (*auth0test.Tenant, map[string]string) {
+	t.Helper()
 	const (
 		clientID = "fabrikam-intranet"
 		secret   = "a-secret-shared-by-every-replica-0123456789abcdef"
 		audience = "https://fabrikam.example/api"
-		ns       = "https://stepup.example/"
 	)
 	app := auth0test.Application{Name: "Fabrikam intranet", ClientID: clientID, ClientSecret: secret}
 	for _, b := range bases {
@@ -124,7 +129,7 @@ func sharedTenant(t *testing.T, bases ...string) (*auth0test.Tenant, map[string]
 	tn := auth0test.NewTenant(t, auth0test.Config{
 		Applications: []auth0test.Application{app},
 		APIs:         []auth0test.API{{Identifier: audience}},
-		Action:       newDemoActions(ns),
+		Action:       action,
 	})
 	ca := filepath.Join(t.TempDir(), "tenant-ca.pem")
 	if err := os.WriteFile(ca, tn.CACertPEM(), 0o600); err != nil {

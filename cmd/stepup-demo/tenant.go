@@ -60,9 +60,10 @@ func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger) 
 // login that requests MFA is therefore issued amr ["mfa"] and, as auth_time,
 // the time the Action ran (just before the one-time code was entered: never
 // later than the MFA). A login whose session already performed MFA reuses
-// the time recorded when that MFA was requested; on Auth0 the Action reads it
-// from event.authentication.methods[].timestamp, which auth0test's
-// ActionEvent does not carry.
+// the time recorded when that MFA was requested (per user: a simplification
+// for the demo). On Auth0 the Action reads the session's own time from
+// event.authentication.methods[].timestamp, which auth0test's ActionEvent
+// does not carry; the README shows that Action in JavaScript.
 func newDemoActions(namespace string) func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
 	var (
 		mu      sync.Mutex
@@ -79,33 +80,23 @@ func newDemoActions(namespace string) func(ev *auth0test.ActionEvent, api *auth0
 		if ev.Protocol != auth0test.ProtocolOIDC {
 			return // refresh, CIBA and MFA-API tokens carry no amr: no claims
 		}
-		now := time.Now()
 		mfaDone := slices.Contains(ev.AuthenticationMethods, "mfa")
-		var (
-			amr      []string
-			authTime time.Time
-		)
+		if !wantMFA && !mfaDone {
+			return // no MFA: nothing to copy; the API refuses such tokens
+		}
+		var authTime time.Time
 		mu.Lock()
-		switch {
-		case wantMFA && !mfaDone:
-			lastMFA[ev.User.ID] = now
-			amr, authTime = []string{"mfa"}, now
-		case mfaDone:
-			amr = []string{"mfa"}
+		if mfaDone {
 			authTime = lastMFA[ev.User.ID]
-		default:
-			amr = slices.Clone(ev.AuthenticationMethods)
-			if !ev.Silent {
-				authTime = now
-			}
+		} else {
+			authTime = time.Now()
+			lastMFA[ev.User.ID] = authTime
 		}
 		mu.Unlock()
 		if wantMFA {
 			api.SetAccessTokenClaim(namespace+"acr", stepup.ACRMultiFactor)
 		}
-		if len(amr) > 0 {
-			api.SetAccessTokenClaim(namespace+"amr", amr)
-		}
+		api.SetAccessTokenClaim(namespace+"amr", []string{"mfa"})
 		if !authTime.IsZero() {
 			api.SetAccessTokenClaim(namespace+"auth_time", authTime.Unix())
 		}
