@@ -315,3 +315,27 @@ func TestAppendEscapedMatchesQueryEscape(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckReturnTo: return_to comes from the request (LoginHandler) and
+// the transaction record. Whatever it accepts must stay on the app's origin,
+// also for browsers that read a backslash as a slash.
+func FuzzCheckReturnTo(f *testing.F) {
+	for _, s := range []string{"/", "/a?b=c", "//evil", "/\\evil", "https://evil", "/%2F%2Fevil", "/a/../../b", "/\t/evil", "/.//evil"} {
+		f.Add(s)
+	}
+	base, _ := url.Parse("https://app.fabrikam.example/x/y")
+	f.Fuzz(func(t *testing.T, p string) {
+		if checkReturnTo(p) != nil {
+			return
+		}
+		for _, variant := range []string{p, strings.ReplaceAll(p, "\\", "/")} {
+			ref, err := url.Parse(variant)
+			if err != nil {
+				t.Fatalf("accepted %q, which does not parse: %v", p, err)
+			}
+			if got := base.ResolveReference(ref); got.Host != base.Host || got.Scheme != base.Scheme {
+				t.Fatalf("accepted %q, which leads to %s", p, got)
+			}
+		}
+	})
+}

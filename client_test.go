@@ -500,6 +500,12 @@ func TestFailClosed(t *testing.T) {
 	if !errors.Is(err, ErrTenantUnavailable) || ErrorStatus(err) != http.StatusServiceUnavailable {
 		t.Errorf("JWKS down: got %v (status %d), want ErrTenantUnavailable and 503", err, ErrorStatus(err))
 	}
+	// Service resumes by itself once the tenant is back: no restart.
+	h3.tn.ClearFaults()
+	h3.clock.Advance(5 * time.Second)
+	if w := h3.alice().visit(pathPrivate); w.Code != http.StatusOK {
+		t.Errorf("login after the JWKS came back: %d %s", w.Code, w.Body.String())
+	}
 }
 
 func TestSessionExpiry(t *testing.T) {
