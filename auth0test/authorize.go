@@ -206,6 +206,10 @@ func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if q.Get("organization") != "" || q.Get("invitation") != "" {
+		fail("invalid_request", "organizations are not emulated by auth0test")
+		return
+	}
 	req.prompt = strings.Fields(q.Get("prompt"))
 	for _, p := range req.prompt {
 		switch p {

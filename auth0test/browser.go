@@ -26,7 +26,8 @@ type Credentials struct {
 
 // Browser is a user agent for tests: an HTTP client with a cookie jar (so the
 // tenant's SSO cookie survives between logins) that fills in the hosted pages'
-// forms. It never fetches the callback URL.
+// forms. It never fetches the callback URL. A Browser is not safe for concurrent
+// use; give each goroutine its own.
 type Browser struct {
 	t      *Tenant
 	client *http.Client

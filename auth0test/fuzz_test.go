@@ -57,6 +57,9 @@ func FuzzTokenBody(f *testing.F) {
 		f.Add("grant_type="+g+auth, false)
 	}
 	f.Add(`{"grant_type":"refresh_token","refresh_token":"x","client_id":"`+app.ClientID+`","client_secret":{"a":1}}`, true)
+	f.Add("grant_type=client_credentials&audience=https://api&client_id="+app.ClientID+
+		"&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer&client_assertion="+
+		tn.Sign(nil, map[string]any{"iss": app.ClientID, "sub": app.ClientID, "aud": tn.Issuer(), "exp": 1e10, "jti": "j"}), false)
 	f.Add(`[]`, true)
 	f.Add(`null`, true)
 	f.Add("%", false)

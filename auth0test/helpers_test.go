@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -218,3 +219,5 @@ func headerOf(t *testing.T, token string) map[string]any {
 	}
 	return h
 }
+
+func asPageError(err error, pe **PageError) bool { return errors.As(err, pe) }

@@ -446,6 +446,7 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"bad prompt", map[string]string{"prompt": "sometimes"}, "", "invalid_request"},
 		{"none with login", map[string]string{"prompt": "none login"}, "", "invalid_request"},
 		{"form_post", map[string]string{"response_mode": "form_post"}, "", "invalid_request"},
+		{"organization", map[string]string{"organization": "org_123"}, "", "invalid_request"},
 	}
 	tn := NewTenant(t, Config{})
 	for _, tc := range tests {

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -62,9 +61,6 @@ type Tenant struct {
 	requests                int
 	usedJTIs                map[string]time.Time // client assertions seen, until their exp
 }
-
-// ErrClosed is returned by operations on a closed tenant.
-var ErrClosed = errors.New("auth0test: tenant closed")
 
 // NewTenant starts a tenant for a test and closes it with t.Cleanup. It calls
 // t.Fatal if the tenant cannot start.
