@@ -302,3 +302,19 @@ func TestRequireChallengeRoundTrip(t *testing.T) {
 		t.Fatalf("challenge %+v gives policy %+v, want acr %q max age %s", c, got, p.ACRValues(), p.MaxAge)
 	}
 }
+
+func FuzzVerifyAccessToken(f *testing.F) {
+	fx := newAPIFixture(f, func(c *VerifierConfig) { c.CacheSize = 4 })
+	f.Add(fx.sign(f, nil))
+	f.Add(fx.sign(f, func(h, c map[string]any) { h["alg"] = "PS256"; c["scope"] = []string{"a"} }))
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		tok, err := fx.v.Verify(context.Background(), raw)
+		if err == nil && tok.Subject == "" {
+			t.Fatalf("accepted a token without sub: %q", raw)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("untyped error %v", err)
+		}
+	})
+}
