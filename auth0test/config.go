@@ -85,7 +85,8 @@ type Config struct {
 	Now func() time.Time
 
 	// Action is the tenant's post-login Action. It runs on interactive and silent
-	// logins, refresh-token exchanges, CIBA and MFA-API grants (see ActionEvent.Protocol).
+	// logins, refresh-token exchanges, CIBA and MFA-API grants (see ActionEvent.Protocol),
+	// on the tenant's handler goroutines: it may be called concurrently.
 	Action func(ev *ActionEvent, api *ActionAPI)
 
 	// Logger receives one debug line per request and every choice the tenant makes

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -356,11 +357,14 @@ func TestSocialConnection(t *testing.T) {
 
 func TestAPIStepUpAndAction(t *testing.T) {
 	const aud = "https://api.fabrikam.example"
+	var mu sync.Mutex // the Action runs on the tenant's handler goroutines
 	var seen []ActionEvent
 	tn := NewTenant(t, Config{
 		APIs: []API{{Identifier: aud, Scopes: []string{"read:payroll", "read:salaries"}, MFAScopes: []string{"read:salaries"}}},
 		Action: func(ev *ActionEvent, api *ActionAPI) {
+			mu.Lock()
 			seen = append(seen, *ev)
+			mu.Unlock()
 			api.SetAccessTokenClaim("https://fabrikam.example/auth_level", ev.ACRValues)
 			api.SetAccessTokenClaim("amr", []string{"mfa"}) // restricted: ignored
 			api.SetIDTokenClaim("https://fabrikam.example/roles", []string{"hr"})
@@ -389,6 +393,8 @@ func TestAPIStepUpAndAction(t *testing.T) {
 	if !cmp.Equal(id["amr"], []any{"mfa"}) || !cmp.Equal(id["https://fabrikam.example/roles"], []any{"hr"}) {
 		t.Errorf("id token = %v", id)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(seen) != 1 || seen[0].Protocol != ProtocolOIDC || seen[0].Audience != aud || !slices.Contains(seen[0].AuthenticationMethods, "pwd") {
 		t.Errorf("action events = %+v", seen)
 	}

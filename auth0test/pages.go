@@ -27,6 +27,7 @@ type pageData struct {
 var pages = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}} - auth0test</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+{{if eq .Page "ciba"}}<meta http-equiv="refresh" content="3">{{end}}
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}
 label,input,select,button{display:block;width:100%;margin:.4rem 0;box-sizing:border-box}
 input,select{padding:.5rem}button{padding:.6rem;background:#635dff;color:#fff;border:0;border-radius:4px}
