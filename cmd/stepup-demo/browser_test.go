@@ -53,6 +53,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	t0 := time.Now()
 	d := startDemo(t, map[string]string{})
 
 	// Trust the embedded tenant's certificate in this browser only: Chromium
@@ -82,6 +83,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if err := chromedp.Do(browserCtx); err != nil { // start the browser without a deadline
 		t.Fatalf("starting %s: %v", chromium, err)
 	}
+	t.Logf("%s: browser started", time.Since(t0).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(browserCtx, 45*time.Second)
 	defer cancel()
 
@@ -91,6 +93,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
+		t.Logf("%s: %s", time.Since(t0).Round(time.Millisecond), name)
 		p := filepath.Join(artifacts, name+".png")
 		if err := os.WriteFile(p, png, 0o644); err != nil {
 			t.Fatal(err)
@@ -177,12 +180,14 @@ func TestBrowserEndToEnd(t *testing.T) {
 	shot(ctx, "05-signed-out")
 	do(ctx, "open /customers after sign-out", chromedp.Navigate(d.url+"/customers"), chromedp.WaitVisible(chromedp.CSS("input#password")))
 
+	t.Logf("%s: after sign-out check", time.Since(t0).Round(time.Millisecond))
 	// 5. A fresh browser context: /customers with a password-only session.
 	fresh, cancelFresh := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
 	defer cancelFresh()
 	fresh, cancelFreshT := context.WithTimeout(fresh, 30*time.Second)
 	defer cancelFreshT()
 	do(fresh, "open /customers", chromedp.Navigate(d.url+"/customers"), chromedp.WaitVisible(chromedp.CSS("input#password")))
+	t.Logf("%s: fresh context at login", time.Since(t0).Round(time.Millisecond))
 	do(fresh, "type bob's password",
 		chromedp.SetValue(chromedp.CSS("input#username"), auth0test.BobEmail),
 		chromedp.SendKeys(chromedp.CSS("input#password"), auth0test.BobPassword))
@@ -202,7 +207,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Errorf("after bob's sign-out the header says %q", got)
 	}
 
-	t.Logf("screenshots in %s", artifacts)
+	t.Logf("%s: screenshots in %s", time.Since(t0).Round(time.Millisecond), artifacts)
 	if os.Getenv(envScreenshot) == "1" {
 		png, err := os.ReadFile(employeesShot)
 		if err != nil {
