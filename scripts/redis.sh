@@ -74,6 +74,9 @@ start_node() {
 			echo "$port" >"$nd/port"
 			return 0
 		fi
+		# After a second, a daemon that is not running has failed (its
+		# port was taken meanwhile): give up on this port at once.
+		[ "$i" -ge 10 ] && ! ours "$name" >/dev/null && break
 		sleep 0.1
 	done
 	log "redis-server $name did not start on port $port; its log:"
