@@ -460,8 +460,13 @@ func TestStoreDown(t *testing.T) {
 			t.Errorf("GET %s with Redis down: %d (Location %q), want 503 and no redirect; %.200s", path, resp.StatusCode, resp.Header.Get("Location"), body)
 		}
 	}
+	// A callback cannot take its transaction: 503, no session.
+	resp, body := newAgent(t).get(d.url + "/callback?code=x&state=" + strings.Repeat("C", 43))
+	if resp.StatusCode != http.StatusServiceUnavailable || hasCookie(resp, "stepup_session") {
+		t.Errorf("callback with Redis down: %d (cookies %v), want 503 without a session; %.200s", resp.StatusCode, resp.Cookies(), body)
+	}
 	// A session cookie cannot be checked either: fail closed.
-	resp, _ := newAgent(t).do(http.MethodGet, d.url+"/customers",
+	resp, _ = newAgent(t).do(http.MethodGet, d.url+"/customers",
 		http.Header{"Cookie": {"stepup_session=" + strings.Repeat("a", 43) + "." + strings.Repeat("b", 43)}})
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET /customers with a cookie and Redis down: %d, want 503", resp.StatusCode)
