@@ -20,6 +20,7 @@ const (
 type authRequest struct {
 	clientID            string
 	redirectURI         string
+	redirectSent        bool // redirect_uri was in the request (not defaulted)
 	responseMode        string
 	scopes              []string
 	state               string
@@ -140,10 +141,11 @@ func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := authRequest{
-		clientID:    clientID,
-		redirectURI: redirectURI,
-		state:       q.Get("state"),
-		maxAge:      -1,
+		clientID:     clientID,
+		redirectURI:  redirectURI,
+		redirectSent: q.Get("redirect_uri") != "",
+		state:        q.Get("state"),
+		maxAge:       -1,
 	}
 	fail := func(code, desc string) { t.redirectError(w, r, req, code, desc) }
 	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
@@ -237,8 +239,9 @@ func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	tx := &loginTx{id: randomToken(24), req: req, created: now}
 	// The tenant's SSO session, if the browser has one that is usable here.
 	sess := t.sessionFor(r, now)
-	needLogin := sess == nil || req.hasPrompt("login") ||
-		(req.maxAge >= 0 && now.Sub(sess.authTime) > time.Duration(req.maxAge)*time.Second) ||
+	// max_age=0 is prompt=login (OIDC Core 3.1.2.1), even on a clock that has not moved.
+	needLogin := sess == nil || req.hasPrompt("login") || req.maxAge == 0 ||
+		(req.maxAge > 0 && now.Sub(sess.authTime) > time.Duration(req.maxAge)*time.Second) ||
 		(req.connection != "" && sess.connection != req.connection)
 	if needLogin {
 		if req.hasPrompt("none") {
@@ -406,7 +409,7 @@ func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx
 	}
 	code := randomToken(24)
 	ac := &authCode{
-		clientID: req.clientID, redirectURI: req.redirectURI, challenge: req.codeChallenge,
+		clientID: req.clientID, redirectURI: req.redirectURI, redirectSent: req.redirectSent, challenge: req.codeChallenge,
 		method: req.codeChallengeMethod, userID: tx.userID, scopes: req.scopes, audience: req.audience,
 		nonce: req.nonce, sid: sid, authTime: tx.authTime, acr: acr, amr: amr,
 		expires: now.Add(codeLifetime),

@@ -108,9 +108,13 @@
 //   - A user without an enrolled factor who needs MFA gets error=access_denied
 //     (enrollment is not emulated); with the MFA API, mfa_requirements says enroll.
 //   - Authorization codes live 10 minutes; a replayed code is refused and revokes
-//     the refresh-token family its first redemption created. redirect_uri must equal
-//     the authorization request's (after defaulting to the first callback URL).
-//     A code_verifier is refused for a code issued without code_challenge.
+//     the refresh-token family its first redemption created. An /authorize without
+//     redirect_uri uses the application's first callback URL; the code exchange must
+//     then repeat the authorization request's redirect_uri, or leave it out when
+//     that request did. A code_verifier is refused for a code issued without
+//     code_challenge. max_age=0 always re-authenticates.
+//   - API access: every API scope the API defines is granted when requested (no
+//     RBAC, no consent), and offline_access gives a refresh token for any API.
 //   - private_key_jwt: the assertion's aud may be the issuer or the token endpoint
 //     URL; exp must be at most 5 minutes away (go-auth0 uses 2); a jti is accepted
 //     once. The header's kid is not required: every registered key is tried.

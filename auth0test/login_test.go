@@ -315,7 +315,12 @@ func TestMaxAge(t *testing.T) {
 	if id := claimsOf(t, exchange(t, tn, code)["id_token"].(string)); id["auth_time"] != float64(first.Unix()) {
 		t.Errorf("auth_time = %v, want %d", id["auth_time"], first.Unix())
 	}
-	clk.Advance(2 * time.Minute)
+	// max_age=0 always re-authenticates, even when the clock has not moved.
+	login(t, b, authorizeURL(tn, map[string]string{"max_age": "0"}), alice)
+	if !cmp.Equal(b.Pages, []string{"login"}) {
+		t.Errorf("max_age=0: pages %v, want [login]", b.Pages)
+	}
+	clk.Advance(6 * time.Minute)
 	cb, err := b.Login(context.Background(), authorizeURL(tn, map[string]string{"max_age": "300", "prompt": "none"}), alice)
 	if err != nil || cb.Query().Get("error") != "login_required" {
 		t.Errorf("max_age exceeded with prompt=none: %v %v", cb, err)

@@ -160,7 +160,9 @@ func (t *Tenant) grantAuthorizationCode(app *Application, form url.Values) (map[
 		t.mu.Unlock()
 		return nil, invalid
 	}
-	if ru := form.Get("redirect_uri"); ru != ac.redirectURI {
+	// redirect_uri must repeat the authorization request's; it may be left out
+	// only when the authorization request left it out too (RFC 6749 4.1.3).
+	if ru := form.Get("redirect_uri"); ru != ac.redirectURI && (ac.redirectSent || ru != "") {
 		t.mu.Unlock()
 		return nil, newErr(http.StatusForbidden, "invalid_grant", "redirect_uri does not match the one of the authorization request")
 	}

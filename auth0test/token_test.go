@@ -76,6 +76,9 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{name: "wrong redirect_uri", form: func() url.Values {
 			return with(codeForm(newCode()), "redirect_uri", app.CallbackURLs[1])
 		}, wantStatus: 403, wantError: "invalid_grant"},
+		{name: "redirect_uri left out", form: func() url.Values {
+			return with(codeForm(newCode()), "redirect_uri", "")
+		}, wantStatus: 403, wantError: "invalid_grant"},
 		{name: "code of another client", form: func() url.Values {
 			return with(codeForm(newCode()), "client_id", "nocc", "client_secret", "s")
 		}, wantStatus: 403, wantError: "invalid_grant", wantDesc: "Invalid authorization code"},
@@ -135,6 +138,22 @@ func TestTokenEndpointErrors(t *testing.T) {
 				t.Errorf("no error_description in %v", m)
 			}
 		})
+	}
+}
+
+func TestRedirectURIOmitted(t *testing.T) {
+	tn := NewTenant(t, Config{})
+	cb, err := tn.Login(context.Background(), authorizeURL(tn, map[string]string{"redirect_uri": ""}), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cb.Scheme + "://" + cb.Host + cb.Path; got != DefaultApplication().CallbackURLs[0] {
+		t.Errorf("default callback = %s", got)
+	}
+	f := codeForm(cb.Query().Get("code"))
+	f.Del("redirect_uri")
+	if st, m := post(t, tn, "/oauth/token", f); st != 200 {
+		t.Errorf("exchange without redirect_uri after an authorize without it: %d %v", st, m)
 	}
 }
 
