@@ -5,10 +5,12 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -24,6 +26,7 @@ import (
 type signingKey struct {
 	kid  string
 	priv *rsa.PrivateKey
+	cert []byte // self-signed certificate (DER), published as x5c like Auth0's
 }
 
 func newSigningKey() (*signingKey, error) {
@@ -31,10 +34,24 @@ func newSigningKey() (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth0test: generate signing key: %w", err)
 	}
-	return &signingKey{kid: randomToken(16), priv: priv}, nil
+	kid := randomToken(16)
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "auth0test signing key " + kid},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		return nil, fmt.Errorf("auth0test: signing key certificate: %w", err)
+	}
+	return &signingKey{kid: kid, priv: priv, cert: cert}, nil
 }
 
 func (k *signingKey) jwk() map[string]any {
+	thumb := sha1.Sum(k.cert)
 	return map[string]any{
 		"kty": "RSA",
 		"use": "sig",
@@ -42,6 +59,8 @@ func (k *signingKey) jwk() map[string]any {
 		"kid": k.kid,
 		"n":   b64(k.priv.N.Bytes()),
 		"e":   b64(big.NewInt(int64(k.priv.E)).Bytes()),
+		"x5c": []string{base64.StdEncoding.EncodeToString(k.cert)},
+		"x5t": b64(thumb[:]),
 	}
 }
 

@@ -2,8 +2,12 @@ package auth0test
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"reflect"
 	"slices"
@@ -50,6 +54,20 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 	var kids []string
 	for _, k := range set.Keys {
 		kids = append(kids, k["kid"].(string))
+		// x5c is the key's certificate, as in Auth0's JWKS.
+		x5c, _ := k["x5c"].([]any)
+		if len(x5c) != 1 {
+			t.Fatalf("x5c = %v", k["x5c"])
+		}
+		der, _ := base64.StdEncoding.DecodeString(x5c[0].(string))
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := cert.PublicKey.(*rsa.PublicKey)
+		if pub == nil || b64(pub.N.Bytes()) != k["n"] {
+			t.Errorf("x5c certificate does not hold the key %v", k["kid"])
+		}
 	}
 	if want := []string{cur.KID, next.KID}; !cmp.Equal(kids, want) {
 		t.Errorf("JWKS kids = %v, want current+next %v", kids, want)
@@ -571,5 +589,28 @@ func TestAddCallbackURL(t *testing.T) {
 	}
 	if app, _ := tn.Application(DefaultApplication().ClientID); !slices.Contains(app.CallbackURLs, cb) {
 		t.Errorf("Application().CallbackURLs = %v", app.CallbackURLs)
+	}
+}
+
+func TestLoginHintPrefillsEmail(t *testing.T) {
+	tn := NewTenant(t, Config{})
+	c := tn.NewBrowser().Client()
+	resp, err := c.Get(authorizeURL(tn, map[string]string{"login_hint": "hint@fabrikam.example"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize: %d", resp.StatusCode)
+	}
+	loc, _ := resp.Request.URL.Parse(resp.Header.Get("Location"))
+	resp, err = c.Get(loc.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if p := parsePage(string(body)); p.name != "login" || p.form == nil || p.form.values.Get("username") != "hint@fabrikam.example" {
+		t.Errorf("login page = %+v", p)
 	}
 }
