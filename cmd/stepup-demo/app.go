@@ -207,7 +207,7 @@ func (d *demo) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 
 // view fills what every page shows about the visitor.
 func (d *demo) view(s *stepup.Session, title string) view {
-	v := view{Title: title, Now: time.Now()}
+	v := view{Title: title, Now: d.now()}
 	if d.tenant != nil {
 		v.DemoTenant = d.tenant.URL()
 	}

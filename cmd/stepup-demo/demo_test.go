@@ -170,6 +170,45 @@ func TestEmployeesStepUpThenSignOut(t *testing.T) {
 	}
 }
 
+// TestStepUpExpires moves the demo's (and its tenant's) clock past
+// STEPUP_MAX_AGE: the salary page then asks for a new MFA, while the login
+// still serves /customers.
+func TestStepUpExpires(t *testing.T) {
+	clk := newClock()
+	d := startDemoAt(t, map[string]string{"STEPUP_MAX_AGE": "5m"}, clk.Now)
+	a, b := newAgent(t), d.tenant.NewBrowser()
+	if resp, _, _ := a.signIn(b, d.url, "/employees", d.url, alice); resp.StatusCode != http.StatusFound {
+		t.Fatalf("callback: %d", resp.StatusCode)
+	}
+	clk.Advance(4 * time.Minute)
+	if resp, body := a.get(d.url + "/employees"); resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-status="200"`) {
+		t.Fatalf("4 minutes after the MFA: %d, want the salary page with the API's 200", resp.StatusCode)
+	}
+	clk.Advance(2 * time.Minute)
+	authz := a.startLogin(d.url, "/employees")
+	if q := authz.Query(); q.Get("acr_values") != stepup.ACRMultiFactor || q.Get("max_age") != "300" {
+		t.Errorf("6 minutes after the MFA: redirect with acr_values %q max_age %q, want the MFA class and 300", q.Get("acr_values"), q.Get("max_age"))
+	}
+	resp, body := a.get(d.url + "/customers")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `<span class="warn">expired `) {
+		t.Errorf("GET /customers after the step-up expired: %d, want 200 showing the step-up as expired", resp.StatusCode)
+	}
+	// The tenant's session is older than max_age too: password and code again.
+	cb, err := b.Login(context.Background(), authz.String(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"login", "otp"}; !cmp.Equal(b.Pages, want) {
+		t.Errorf("tenant pages %v, want %v", b.Pages, want)
+	}
+	if resp, _ = a.get(d.url + "/callback?" + cb.RawQuery); resp.StatusCode != http.StatusFound {
+		t.Fatalf("callback: %d", resp.StatusCode)
+	}
+	if resp, body = a.get(d.url + "/employees"); resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-status="200"`) {
+		t.Errorf("after the new step-up: %d; %.300s", resp.StatusCode, body)
+	}
+}
+
 func TestPasswordOnlySession(t *testing.T) {
 	d := startDemo(t, map[string]string{})
 	a, b := newAgent(t), d.tenant.NewBrowser()
@@ -365,7 +404,7 @@ func TestSalaryPageAnswersAPIChallenge(t *testing.T) {
 	// claimsFromSecondLogin copies the claims from the second login on: the
 	// first step-up's token lacks them.
 	claimsFromSecondLogin := func() func(*auth0test.ActionEvent, *auth0test.ActionAPI) {
-		inner := newDemoActions("https://stepup.example/")
+		inner := newDemoActions("https://stepup.example/", time.Now)
 		var mu sync.Mutex
 		n := 0
 		return func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
@@ -498,9 +537,9 @@ func TestBadConfiguration(t *testing.T) {
 			if _, ok := tc.env["STEPUP_ADDR"]; !ok {
 				tc.env["STEPUP_ADDR"] = "127.0.0.1:0"
 			}
-			err := run(context.Background(), func(k string) string { return tc.env[k] }, io.Discard, io.Discard, func(*demo) {
+			err := run(context.Background(), func(k string) string { return tc.env[k] }, io.Discard, io.Discard, hooks{ready: func(*demo) {
 				t.Error("the demo started")
-			})
+			}})
 			var ce *configError
 			if !errors.As(err, &ce) || exitCode(err) != 2 {
 				t.Fatalf("run: %v, want a configuration error (exit code 2)", err)

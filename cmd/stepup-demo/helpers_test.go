@@ -58,6 +58,12 @@ type running struct {
 // free loopback port) and stops it, checking a clean shutdown, when t ends.
 func startDemo(t *testing.T, env map[string]string) *running {
 	t.Helper()
+	return startDemoAt(t, env, nil)
+}
+
+// startDemoAt is startDemo with a clock (nil: time.Now).
+func startDemoAt(t *testing.T, env map[string]string, now func() time.Time) *running {
+	t.Helper()
 	if _, ok := env["STEPUP_ADDR"]; !ok {
 		env["STEPUP_ADDR"] = "127.0.0.1:0"
 	}
@@ -66,7 +72,7 @@ func startDemo(t *testing.T, env map[string]string) *running {
 	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	readyc := make(chan *demo, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, getenv, r.stdout, r.stderr, func(d *demo) { readyc <- d }) }()
+	go func() { done <- run(ctx, getenv, r.stdout, r.stderr, hooks{ready: func(d *demo) { readyc <- d }, now: now}) }()
 	select {
 	case d := <-readyc:
 		r.demo = d
@@ -110,7 +116,7 @@ func freeAddr(t *testing.T) string {
 // (AUTH0_DOMAIN and SSL_CERT_FILE with the tenant's CA in a temp file).
 func sharedTenant(t *testing.T, bases ...string) (*auth0test.Tenant, map[string]string) {
 	t.Helper()
-	return sharedTenantWith(t, newDemoActions("https://stepup.example/"), bases...)
+	return sharedTenantWith(t, newDemoActions("https://stepup.example/", time.Now), bases...)
 }
 
 // sharedTenantWith is sharedTenant with another post-login Action.
@@ -227,3 +233,23 @@ func (a *agent) signIn(b *auth0test.Browser, base, path, callbackBase string, cr
 
 var alice = auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword}
 var bob = auth0test.Credentials{Email: auth0test.BobEmail, Password: auth0test.BobPassword}
+
+// clock is a fake clock that tests move.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}

@@ -46,7 +46,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Getenv, os.Stdout, os.Stderr, nil)
+	err := run(ctx, os.Getenv, os.Stdout, os.Stderr, hooks{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
@@ -68,10 +68,19 @@ func exitCode(err error) int {
 // shutdownTimeout bounds the wait for in-flight requests on shutdown.
 const shutdownTimeout = 10 * time.Second
 
+// hooks let tests look inside a demo run in-process. The zero value is the
+// real program.
+type hooks struct {
+	// ready, when not nil, is called once the demo serves.
+	ready func(*demo)
+	// now, when not nil, is the clock of the demo and of its embedded
+	// tenant, so that a test moves time instead of sleeping.
+	now func() time.Time
+}
+
 // run runs the demo until ctx ends, then shuts it down gracefully. getenv
 // reads its configuration; stdout gets the start-up banner, stderr the logs.
-// ready, when not nil, is called once the demo serves (tests use it).
-func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, ready func(*demo)) error {
+func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, h hooks) error {
 	s, err := loadSettings(getenv)
 	if err != nil {
 		return err
@@ -88,7 +97,10 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		s.BaseURL = "http://" + ln.Addr().String()
 	}
 
-	d, err := newDemo(ctx, s, ln.Addr(), log)
+	if h.now == nil {
+		h.now = time.Now
+	}
+	d, err := newDemo(ctx, s, ln.Addr(), log, h.now)
 	if err != nil {
 		return err
 	}
@@ -108,8 +120,8 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	d.banner(stdout)
 	log.Info("stepup-demo: serving", "url", s.BaseURL, "tenant", d.issuer, "store", d.storeName,
 		"api_audience", d.cfg.Audience, "max_age", s.MaxAge.String())
-	if ready != nil {
-		ready(d)
+	if h.ready != nil {
+		h.ready(d)
 	}
 
 	select {
@@ -134,6 +146,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 type demo struct {
 	cfg       settings
 	log       *slog.Logger
+	now       func() time.Time
 	client    *stepup.Client
 	verifier  *stepup.Verifier // nil without an API audience
 	apiPolicy stepup.Policy
@@ -147,8 +160,8 @@ type demo struct {
 	closers   []func() error
 }
 
-func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger) (d *demo, err error) {
-	d = &demo{cfg: s, log: log}
+func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, now func() time.Time) (d *demo, err error) {
+	d = &demo{cfg: s, log: log, now: now}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -164,7 +177,7 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger) (
 		if d.cfg.Audience == "" {
 			d.cfg.Audience = defaultAudience
 		}
-		tn, sec, err := startEmbeddedTenant(s.BaseURL, d.cfg.Audience, s.Namespace, log)
+		tn, sec, err := startEmbeddedTenant(s.BaseURL, d.cfg.Audience, s.Namespace, log, now)
 		if err != nil {
 			return d, fmt.Errorf("stepup-demo: starting the embedded tenant: %w", err)
 		}
@@ -207,6 +220,7 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger) (
 		Audience:     d.cfg.Audience,
 		HTTPClient:   tenantHTTP,
 		Logger:       log,
+		Now:          now,
 		ErrorHandler: d.errorPage,
 	}
 	d.storeName = "memory"
@@ -256,6 +270,7 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger) (
 			Issuer:         d.issuer,
 			Audience:       d.cfg.Audience,
 			HTTPClient:     tenantHTTP,
+			Now:            now,
 			ClaimNamespace: s.Namespace,
 			ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {
 				log.InfoContext(r.Context(), "stepup-demo: API request refused", "path", r.URL.Path, "error", err)

@@ -23,7 +23,7 @@ const demoClientID = "stepup-demo-client"
 // one application whose callback is baseURL + "/callback", the API audience,
 // the default users, and the two post-login Actions the README documents.
 // It returns the tenant and the application's (random) client secret.
-func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger) (*auth0test.Tenant, string, error) {
+func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger, now func() time.Time) (*auth0test.Tenant, string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, "", err
@@ -38,8 +38,9 @@ func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger) 
 	tn, err := auth0test.Start(auth0test.Config{
 		Applications: []auth0test.Application{app},
 		APIs:         []auth0test.API{{Identifier: audience, Scopes: []string{"read:employees"}}},
-		Action:       newDemoActions(namespace),
+		Action:       newDemoActions(namespace, now),
 		Logger:       log.With("component", "auth0test"),
+		Now:          now,
 	})
 	if err != nil {
 		return nil, "", err
@@ -64,7 +65,7 @@ func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger) 
 // for the demo). On Auth0 the Action reads the session's own time from
 // event.authentication.methods[].timestamp, which auth0test's ActionEvent
 // does not carry; the README shows that Action in JavaScript.
-func newDemoActions(namespace string) func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
+func newDemoActions(namespace string, now func() time.Time) func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
 	var (
 		mu      sync.Mutex
 		lastMFA = map[string]time.Time{} // user id -> when MFA was last requested for an interactive login
@@ -89,7 +90,7 @@ func newDemoActions(namespace string) func(ev *auth0test.ActionEvent, api *auth0
 		if mfaDone {
 			authTime = lastMFA[ev.User.ID]
 		} else {
-			authTime = time.Now()
+			authTime = now()
 			lastMFA[ev.User.ID] = authTime
 		}
 		mu.Unlock()
