@@ -72,7 +72,9 @@ func startDemoAt(t *testing.T, env map[string]string, now func() time.Time) *run
 	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	readyc := make(chan *demo, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, getenv, r.stdout, r.stderr, hooks{ready: func(d *demo) { readyc <- d }, now: now}) }()
+	go func() {
+		done <- run(ctx, getenv, r.stdout, r.stderr, hooks{ready: func(d *demo) { readyc <- d }, now: now})
+	}()
 	select {
 	case d := <-readyc:
 		r.demo = d
