@@ -209,6 +209,27 @@ func TestStepUpExpires(t *testing.T) {
 	}
 }
 
+func TestDefaultBaseURL(t *testing.T) {
+	tests := []struct{ addr, wantPrefix string }{
+		{"127.0.0.1:0", "http://127.0.0.1:"},
+		{":0", "http://127.0.0.1:"},
+		{"localhost:0", "http://127.0.0.1:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.addr, func(t *testing.T) {
+			d := startDemo(t, map[string]string{"STEPUP_ADDR": tc.addr})
+			if !strings.HasPrefix(d.cfg.BaseURL, tc.wantPrefix) || strings.HasSuffix(d.cfg.BaseURL, ":0") {
+				t.Fatalf("base URL %q, want %sPORT", d.cfg.BaseURL, tc.wantPrefix)
+			}
+			resp, _ := newAgent(t).get(d.cfg.BaseURL + "/customers")
+			loc, _ := resp.Location()
+			if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("redirect_uri") != d.cfg.BaseURL+"/callback" {
+				t.Errorf("GET /customers: %d to %v, want a redirect with redirect_uri %s/callback", resp.StatusCode, loc, d.cfg.BaseURL)
+			}
+		})
+	}
+}
+
 func TestPasswordOnlySession(t *testing.T) {
 	d := startDemo(t, map[string]string{})
 	a, b := newAgent(t), d.tenant.NewBrowser()

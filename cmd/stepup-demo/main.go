@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -93,8 +94,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer ln.Close()
 	if getenv("STEPUP_BASE_URL") == "" {
-		// The default follows the address really bound (STEPUP_ADDR may say port 0).
-		s.BaseURL = "http://" + ln.Addr().String()
+		s.BaseURL = defaultBaseURL(ln.Addr())
 	}
 
 	if h.now == nil {
@@ -138,6 +138,21 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	log.Info("stepup-demo: stopped")
 	return nil
+}
+
+// defaultBaseURL is http:// and the address really bound (STEPUP_ADDR may
+// say port 0), with 127.0.0.1 for an address that listens on every
+// interface (":8080"), which a browser cannot be sent to.
+func defaultBaseURL(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	host := ta.IP.String()
+	if ta.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(ta.Port))
 }
 
 // demo is the running application: its configuration, the stepup Client,
@@ -287,17 +302,7 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 
 	// The salary page calls this process's API over loopback, as a backend
 	// calls a separate API.
-	host := "127.0.0.1"
-	if ta, ok := addr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
-		host = ta.IP.String()
-	} else if ok && ta.IP.To4() == nil {
-		host = "::1"
-	}
-	port := "80"
-	if ta, ok := addr.(*net.TCPAddr); ok {
-		port = fmt.Sprint(ta.Port)
-	}
-	d.apiURL = "http://" + net.JoinHostPort(host, port) + "/api/employees"
+	d.apiURL = defaultBaseURL(addr) + "/api/employees"
 	d.apiHTTP = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
 	return d, nil
 }
