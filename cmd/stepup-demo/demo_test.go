@@ -513,7 +513,8 @@ func TestTenantDown(t *testing.T) {
 }
 
 func TestStoreDown(t *testing.T) {
-	d := startDemo(t, map[string]string{"REDIS_URL": "redis://" + freeAddr(t) + "/0"}) // nothing listens there
+	// Nothing listens there; without retries, each refusal is quick.
+	d := startDemo(t, map[string]string{"REDIS_URL": "redis://" + freeAddr(t) + "/0?max_retries=-1"})
 	for _, path := range []string{"/customers", "/employees"} {
 		resp, body := newAgent(t).get(d.url + path)
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Location") != "" {
