@@ -230,9 +230,10 @@ func (s *keySnapshot) has(kid string, fp *[32]byte) bool {
 var errRefetchLimited = errors.New("refetch rate limited")
 
 // fetch fetches the JWKS unless a fetch is in flight (then it waits for it)
-// or, for an unknown-kid refetch (seen != nil), one happened within
-// minRefetch (then it returns errRefetchLimited). A fetch that failed within
-// failureBackoff is not retried: its error is returned.
+// or, for an unknown-kid refetch (seen != nil), an on-demand fetch started
+// within minRefetch (then it returns errRefetchLimited). Without keys (seen ==
+// nil), a fetch that failed within failureBackoff is not retried: its error
+// is returned.
 func (k *keySet) fetch(ctx context.Context, seen *keySnapshot) error {
 	k.mu.Lock()
 	if k.closed {
@@ -252,11 +253,14 @@ func (k *keySet) fetch(ctx context.Context, seen *keySnapshot) error {
 		now := k.now()
 		since := now.Sub(k.lastFetch)
 		switch {
-		case !k.lastFetch.IsZero() && k.lastErr != nil && since < k.failureBackoff:
+		case seen == nil && !k.lastFetch.IsZero() && k.lastErr != nil && since < k.failureBackoff:
+			// No keys yet and the tenant just failed: fail closed at once.
 			err := k.lastErr
 			k.mu.Unlock()
 			return err
-		case seen != nil && !k.lastFetch.IsZero() && k.lastErr == nil && since < k.minRefetch:
+		case seen != nil && !k.lastFetch.IsZero() && since < k.minRefetch:
+			// Unknown kids refetch at most once per interval, whether the
+			// last fetch worked or not.
 			k.mu.Unlock()
 			return errRefetchLimited
 		}

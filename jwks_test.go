@@ -141,6 +141,32 @@ func TestKeySetFailClosed(t *testing.T) {
 		t.Fatalf("after recovery: %v", err)
 	}
 
+	// With keys known and the tenant down, unknown kids still cost at most
+	// one fetch per interval.
+	clock.Advance(time.Hour)
+	srv.setStatus(http.StatusInternalServerError)
+	before := srv.hits.Load()
+	for i := 0; i < 20; i++ {
+		_, err := ks.candidates(ctx, fmt.Sprintf("down-%d", i), "RS256")
+		if i == 0 && !errors.Is(err, ErrTenantUnavailable) {
+			t.Fatalf("refetch during an outage: got %v, want ErrTenantUnavailable", err)
+		}
+		if i > 0 && !errors.Is(err, ErrTokenUnknownKey) {
+			t.Fatalf("within the interval: got %v, want ErrTokenUnknownKey", err)
+		}
+		clock.Advance(defaultFailureBackoff)
+		if i == 10 {
+			break
+		}
+	}
+	if n := srv.hits.Load() - before; n != 1 {
+		t.Fatalf("JWKS fetched %d times during an outage flood, want 1", n)
+	}
+	if _, err := ks.candidates(ctx, keys[0].kid, "RS256"); err != nil {
+		t.Fatalf("known kid during the outage: %v", err)
+	}
+	srv.setStatus(http.StatusOK)
+
 	// Unusable documents fail closed too.
 	for _, doc := range []any{map[string]any{"keys": []any{}}, "not a set", map[string]any{"keys": []any{map[string]any{"kty": "oct", "k": "c2VjcmV0"}}}} {
 		srv2 := newJWKSServer(t)
