@@ -1,0 +1,773 @@
+package stepup
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/stepupauth/stepup/store"
+	"golang.org/x/oauth2"
+)
+
+// Errors of a TokenSource.
+var (
+	// ErrNoRefreshToken: the access token has expired and the session holds
+	// no refresh token for the audience (the login did not ask for
+	// offline_access). The user must log in again.
+	ErrNoRefreshToken = errors.New("stepup: no refresh token for the audience")
+	// ErrRefreshTokenInvalid: the tenant refused the refresh token
+	// (invalid_grant: revoked, expired, or its family was revoked after a
+	// reuse). The user must log in again.
+	ErrRefreshTokenInvalid = errors.New("stepup: refresh token refused by the tenant")
+	// ErrRefreshNotStored: the tenant rotated the refresh token but the
+	// Store did not accept the result after every retry. The TokenSource
+	// keeps the result in memory and stores it on its next call; until then
+	// no access token is handed out. The error also matches the store's
+	// error (store.ErrUnavailable).
+	ErrRefreshNotStored = errors.New("stepup: refreshed tokens could not be stored")
+	// ErrRefreshTimeout: another worker held the refresh lease for longer
+	// than TokenSourceOptions.MaxWait.
+	ErrRefreshTimeout = errors.New("stepup: timed out waiting for another worker's refresh")
+)
+
+// Defaults of TokenSourceOptions.
+const (
+	DefaultEarlyExpiry   = 30 * time.Second
+	DefaultLeaseTTL      = 20 * time.Second
+	DefaultStoreAttempts = 4
+)
+
+// TokenSourceOptions configures Client.TokenSource. The zero value means the
+// defaults stated beside each field.
+type TokenSourceOptions struct {
+	// Audience is the API whose tokens the source gives: the key the session
+	// keeps them under ("" is the login's default audience).
+	Audience string
+	// EarlyExpiry treats an access token as expired this long before its
+	// expiry, so that a job does not call an API with a token that expires
+	// on the way. Default: 30 s.
+	EarlyExpiry time.Duration
+	// LeaseTTL bounds how long one worker may hold the refresh lease (the
+	// tenant call and the store write); after it another worker takes over.
+	// The tenant call is cut at LeaseTTL minus a second. If the tenant has a
+	// rotation overlap period, keep LeaseTTL below it: a worker that died
+	// after the tenant rotated the token but before storing the result is
+	// then replaced within the period, and its successor's reuse of the
+	// previous token is accepted instead of revoking the family.
+	// Default: 20 s.
+	LeaseTTL time.Duration
+	// MaxWait bounds how long a worker waits for another worker's refresh.
+	// It is real time (a stopped or injected clock cannot make a worker wait
+	// forever); ctx bounds the wait too. Default: twice LeaseTTL, so that a
+	// dead holder is outlived.
+	MaxWait time.Duration
+	// PollInterval is the first pause between two looks at the store while
+	// another worker refreshes; it doubles up to 8 times itself.
+	// Default: 5 ms.
+	PollInterval time.Duration
+	// StoreAttempts is how many times the refreshed tokens are written
+	// before ErrRefreshNotStored is returned. Default: 4 (with 25, 50 and
+	// 100 ms pauses).
+	StoreAttempts int
+}
+
+// TokenSource gives the access token a session holds for one audience,
+// refreshing it when it has expired, safely across goroutines, processes
+// and replicas that share the Client's Store. It implements
+// oauth2.TokenSource. Make one with Client.TokenSource; it is safe for
+// concurrent use.
+//
+// A call costs one store read while the stored access token is valid (no
+// tenant call). When it has expired (EarlyExpiry included), exactly one
+// worker refreshes: the one that wins a lease in the store (set-if-absent
+// with a TTL), keyed by the refresh token being rotated. The others poll the
+// store until the winner has stored the new tokens, then return them; so a
+// refresh token is presented to the tenant once, and Auth0's reuse detection
+// (which revokes the whole family and signs the user out everywhere) is never
+// triggered by our own workers. A lease whose holder died (crash, cut
+// connection) is taken over once LeaseTTL has passed on the Client's clock.
+//
+// The holder stores the rotated refresh token (sealed), with retries, before
+// it hands out the new access token: a token the tenant issued is never
+// dropped silently. If the store keeps failing, Token returns
+// ErrRefreshNotStored and the source keeps the tokens to store them first
+// on its next call.
+//
+// A refreshed ID token is verified (signature, issuer, audience, times,
+// subject equal to the session's) but never changes the session's step-up
+// evidence: Auth0 sends no amr after a refresh. A refresh answered with
+// mfa_required (an Action demanding MFA) gives a *MFARequiredError.
+//
+// The rotated tokens are kept in a record of their own next to the session,
+// the authority for the rotation chain, and copied into the session record
+// for the one-read fast path; a session record written concurrently by
+// another path (a page load extending the idle deadline) may briefly hold
+// the previous tokens, which the chain recognises as superseded.
+type TokenSource struct {
+	c        *Client
+	ctx      context.Context
+	handle   string
+	audience string
+	opts     TokenSourceOptions
+	holder   string // identifies this source in the leases it takes
+
+	mu      sync.Mutex // guards pending
+	pending *pendingRefresh
+}
+
+// pendingRefresh is a refresh result the store did not accept yet.
+type pendingRefresh struct {
+	rec   *rotationRecord
+	token *oauth2.Token // nil when the access token must not be handed out
+	err   error         // returned after storing (ID-token failure)
+}
+
+// TokenSource returns a token source for the session with the given handle
+// (Session.Handle) and opts.Audience. ctx is used by Token; TokenContext
+// takes its own.
+func (c *Client) TokenSource(ctx context.Context, handle string, opts TokenSourceOptions) *TokenSource {
+	if opts.EarlyExpiry <= 0 {
+		opts.EarlyExpiry = DefaultEarlyExpiry
+	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	if opts.LeaseTTL < 2*time.Second {
+		opts.LeaseTTL = 2 * time.Second
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 2 * opts.LeaseTTL
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 5 * time.Millisecond
+	}
+	if opts.StoreAttempts <= 0 {
+		opts.StoreAttempts = DefaultStoreAttempts
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return &TokenSource{c: c, ctx: ctx, handle: handle, audience: opts.Audience, opts: opts, holder: randomToken()[:16]}
+}
+
+// Token returns a valid access token, with the context given to
+// Client.TokenSource. It implements oauth2.TokenSource.
+func (ts *TokenSource) Token() (*oauth2.Token, error) { return ts.TokenContext(ts.ctx) }
+
+// TokenContext returns a valid access token (see TokenSource). Errors:
+// ErrNoSession (the session has ended, or holds no token for the audience),
+// ErrNoRefreshToken, ErrRefreshTokenInvalid, *MFARequiredError,
+// ErrRefreshNotStored, ErrRefreshTimeout, store failures
+// (store.ErrUnavailable), tenant failures (*TenantError,
+// ErrTenantUnavailable), and ctx's error.
+func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	if tok, err, done := ts.flushPending(ctx); done {
+		return tok, err
+	}
+	c := ts.c
+	if !isRandomToken(ts.handle) {
+		return nil, ErrNoSession
+	}
+	r, err := ts.liveSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := r.Tokens[ts.audience]
+	if st == nil {
+		return nil, fmt.Errorf("%w: no token for audience %q", ErrNoSession, ts.audience)
+	}
+	if ts.valid(st, c.now()) {
+		return ts.open(st)
+	}
+	return ts.refresh(ctx, r)
+}
+
+// liveSession reads the session record and checks that it has not ended.
+func (ts *TokenSource) liveSession(ctx context.Context) (*sessionRecord, error) {
+	r, err := ts.c.readSession(ctx, ts.handle)
+	if err != nil {
+		return nil, err
+	}
+	if now := ts.c.now().UnixMilli(); now >= r.Expires || now >= r.Idle {
+		return nil, ErrNoSession
+	}
+	return r, nil
+}
+
+// valid reports whether t's access token may be handed out at now.
+func (ts *TokenSource) valid(t *tokenRecord, now time.Time) bool {
+	if t == nil || t.Access == nil {
+		return false
+	}
+	return t.Expiry == 0 || now.Add(ts.opts.EarlyExpiry).Before(time.Unix(t.Expiry, 0))
+}
+
+// open unseals t into an oauth2.Token (without the refresh token: a
+// worker has no use for it, and it must not travel further).
+func (ts *TokenSource) open(t *tokenRecord) (*oauth2.Token, error) {
+	b, err := ts.c.ring.open(t.Access, sealAAD(ts.handle, ts.audience, "access"))
+	if err != nil {
+		return nil, err
+	}
+	tok := &oauth2.Token{AccessToken: string(b), TokenType: t.Type}
+	if tok.TokenType == "" {
+		tok.TokenType = "Bearer"
+	}
+	if t.Expiry != 0 {
+		tok.Expiry = time.Unix(t.Expiry, 0)
+	}
+	if t.Scope != "" {
+		tok = tok.WithExtra(map[string]any{"scope": t.Scope})
+	}
+	return tok, nil
+}
+
+// chainState is the current token state of (session, audience): the
+// tokens to use and the rotation chain they belong to.
+type chainState struct {
+	tok     *tokenRecord
+	refresh string   // opened refresh token, "" if none
+	hash    string   // refreshHash(refresh), "" if none
+	prev    []string // hashes of refresh tokens rotated out, newest first
+}
+
+// current resolves the tokens to use from the session's copy and the
+// rotation record. The rotation record wins when the session's copy is the
+// same refresh token or one it has rotated out; otherwise the session holds
+// a newer login's tokens (a new family), which win.
+func (ts *TokenSource) current(ctx context.Context, r *sessionRecord) (*chainState, error) {
+	c := ts.c
+	st := &chainState{tok: r.Tokens[ts.audience]}
+	if st.tok != nil && st.tok.Refresh != nil {
+		b, err := c.ring.open(st.tok.Refresh, sealAAD(ts.handle, ts.audience, "refresh"))
+		if err != nil {
+			return nil, err
+		}
+		st.refresh = string(b)
+		st.hash = refreshHash(st.refresh)
+	}
+	rec, err := c.readRotation(ctx, ts.handle, ts.audience)
+	if err != nil || rec == nil {
+		return st, err
+	}
+	if st.hash != "" && st.hash != rec.Cur && !contains(rec.Prev, st.hash) {
+		// A login replaced the tokens after the last rotation.
+		return st, nil
+	}
+	if st.hash == rec.Cur && st.tok.Access != nil && st.tok.Expiry > rec.T.Expiry {
+		// Same refresh token, newer access token (a step-up stored one).
+		st.prev = rec.Prev
+		return st, nil
+	}
+	out := &chainState{tok: &rec.T, hash: rec.Cur, prev: rec.Prev}
+	if rec.T.Refresh != nil {
+		b, err := c.ring.open(rec.T.Refresh, sealAAD(ts.handle, ts.audience, "refresh"))
+		if err != nil {
+			return nil, err
+		}
+		out.refresh = string(b)
+	}
+	return out, nil
+}
+
+// refresh is the slow path: the stored access token has expired.
+func (ts *TokenSource) refresh(ctx context.Context, r *sessionRecord) (*oauth2.Token, error) {
+	c := ts.c
+	waitStart := time.Now()
+	pause := ts.opts.PollInterval
+	for {
+		st, err := ts.current(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if ts.valid(st.tok, c.now()) {
+			return ts.open(st.tok)
+		}
+		if st.refresh == "" {
+			return nil, fmt.Errorf("%w %q", ErrNoRefreshToken, ts.audience)
+		}
+		until, won, err := ts.acquire(ctx, st.hash)
+		if err != nil {
+			return nil, err
+		}
+		if won {
+			return ts.refreshAsHolder(ctx, st, until)
+		}
+		// Another worker refreshes: wait for its result.
+		if time.Since(waitStart) >= ts.opts.MaxWait {
+			return nil, fmt.Errorf("%w (%s)", ErrRefreshTimeout, ts.opts.MaxWait)
+		}
+		if err := sleepCtx(ctx, pause); err != nil {
+			return nil, err
+		}
+		pause = min(2*pause, 8*ts.opts.PollInterval)
+		if r, err = ts.liveSession(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// acquire tries to take the lease for rotating the refresh token whose
+// hash is rt. Leases are numbered attempts: attempt n+1 may be taken only
+// once attempt n has gone stale (its holder's deadline, on the Client's
+// clock, has passed), and each attempt is taken by set-if-absent, so that
+// exactly one worker holds the live attempt. Attempt records are never
+// deleted (they expire from the store); once the token is rotated, its
+// leases are never looked at again.
+func (ts *TokenSource) acquire(ctx context.Context, rt string) (until time.Time, won bool, err error) {
+	c := ts.c
+	for n := 0; n < maxLeaseAttempts; {
+		now := c.now()
+		until = now.Add(ts.opts.LeaseTTL)
+		key := c.leaseKey(ts.handle, ts.audience, rt, n)
+		rec := encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: until.UnixMilli()})
+		won, err := c.store.SetNX(ctx, key, rec, leaseStoreTTL(ts.opts.LeaseTTL))
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("stepup: taking the refresh lease: %w", err)
+		}
+		if won {
+			return until, true, nil
+		}
+		data, err := c.store.Get(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // expired between the two calls: try this attempt again
+		}
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("stepup: reading the refresh lease: %w", err)
+		}
+		l, err := decodeLease(data)
+		if err != nil {
+			c.log.WarnContext(ctx, "stepup: unreadable refresh lease, treated as stale", "error", err)
+			n++
+			continue
+		}
+		if now.UnixMilli() >= l.Until {
+			n++ // its holder is gone: the next attempt may be taken
+			continue
+		}
+		return time.Time{}, false, nil
+	}
+	return time.Time{}, false, fmt.Errorf("%w: more than %d stale refresh leases", ErrRefreshTimeout, maxLeaseAttempts)
+}
+
+const maxLeaseAttempts = 64
+
+// leaseStoreTTL keeps a lease record in the store well beyond its deadline,
+// so that the store's own expiry (its clock) never frees an attempt before
+// the Client's clock says it is stale.
+func leaseStoreTTL(leaseTTL time.Duration) time.Duration { return 4*leaseTTL + time.Minute }
+
+// refreshAsHolder refreshes st's token at the tenant and stores the result.
+func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, until time.Time) (*oauth2.Token, error) {
+	c := ts.c
+	// Check again under the lease: a worker that was slower to look may win
+	// a later attempt after the rotation it waited for was stored.
+	r, err := ts.liveSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now, err := ts.current(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if ts.valid(now.tok, c.now()) {
+		return ts.open(now.tok)
+	}
+	if now.hash != st.hash {
+		return ts.refresh(ctx, r)
+	}
+
+	// The tenant call may take at most the lease, less a second for the store.
+	callCtx, cancel := context.WithTimeout(ctx, max(until.Sub(c.now())-time.Second, time.Second))
+	defer cancel()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {st.refresh}}
+	_, body, err := c.postForm(callCtx, "/oauth/token", c.tokenURL, form)
+	if err != nil {
+		var te *TenantError
+		if errors.As(err, &te) {
+			switch te.Code {
+			case "mfa_required":
+				return nil, &MFARequiredError{Handle: ts.handle, Audience: ts.audience, MFAToken: te.MFAToken, Err: te}
+			case "invalid_grant":
+				return nil, fmt.Errorf("%w: %w", ErrRefreshTokenInvalid, te)
+			}
+		}
+		return nil, err
+	}
+	issued := c.now()
+	resp, err := parseTokenResponse(body)
+	if err != nil {
+		// The tenant answered 2xx with something unreadable: whatever it
+		// rotated is lost to us. Say so loudly.
+		c.log.ErrorContext(ctx, "stepup: unreadable refresh answer; the refresh token may be lost", "error", err)
+		return nil, &TenantError{Endpoint: "/oauth/token", StatusCode: 200, Err: err}
+	}
+
+	// Verify the refreshed ID token; it never changes the step-up evidence.
+	var idErr error
+	if resp.IDToken != "" {
+		idt, err := c.idv.verify(ctx, resp.IDToken, idTokenCheck{})
+		switch {
+		case err != nil:
+			idErr = fmt.Errorf("stepup: refreshed ID token: %w", err)
+		case idt.Subject != r.Subject:
+			idErr = &TokenError{Kind: ErrTokenSubject, Claim: "sub", Detail: "refreshed ID token is for another user than the session"}
+		}
+	}
+
+	rec := &rotationRecord{V: rotationVersion, Cur: st.hash, Prev: st.prev, At: issued.UnixMilli()}
+	rec.T.Type = resp.TokenType
+	rec.T.Scope = resp.Scope
+	if resp.ExpiresIn > 0 {
+		rec.T.Expiry = issued.Add(time.Duration(resp.ExpiresIn) * time.Second).Unix()
+	}
+	if idErr == nil && resp.AccessToken != "" {
+		rec.T.Access = c.ring.seal([]byte(resp.AccessToken), sealAAD(ts.handle, ts.audience, "access"))
+	}
+	newRefresh := st.refresh
+	if resp.RefreshToken != "" && resp.RefreshToken != st.refresh {
+		newRefresh = resp.RefreshToken
+		rec.Cur = refreshHash(newRefresh)
+		rec.Prev = appendPrev(st.hash, st.prev)
+	}
+	rec.T.Refresh = c.ring.seal([]byte(newRefresh), sealAAD(ts.handle, ts.audience, "refresh"))
+
+	p := &pendingRefresh{rec: rec, err: idErr}
+	if rec.T.Access != nil {
+		if p.token, err = ts.open(&rec.T); err != nil {
+			return nil, err
+		}
+	}
+	if err := ts.store(ctx, rec, r.Expires); err != nil {
+		ts.mu.Lock()
+		ts.pending = p
+		ts.mu.Unlock()
+		c.log.ErrorContext(ctx, "stepup: refreshed tokens not stored; kept in memory for the next call",
+			"session", ts.handle[:8], "audience", ts.audience, "error", err)
+		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err)
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	if p.token == nil {
+		return nil, fmt.Errorf("stepup: the tenant's refresh answer has no access_token: %w", ErrTenantUnavailable)
+	}
+	return p.token, nil
+}
+
+// store writes rec (the authority) with retries, then copies its tokens
+// into the session record (best effort: the rotation record wins anyway).
+// The writes do not stop when ctx is cancelled: the tenant has rotated the
+// token, and losing the result would sign the user out.
+func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS int64) error {
+	c := ts.c
+	wctx := context.WithoutCancel(ctx)
+	ttl := time.Duration(expiresMS-c.now().UnixMilli()) * time.Millisecond
+	if ttl <= 0 {
+		return ErrNoSession
+	}
+	data := encodeRotation(rec)
+	key := c.rotationKey(ts.handle, ts.audience)
+	var err error
+	pause := 25 * time.Millisecond
+	for i := 0; i < ts.opts.StoreAttempts; i++ {
+		if i > 0 {
+			time.Sleep(pause)
+			pause *= 2
+		}
+		actx, cancel := context.WithTimeout(wctx, 5*time.Second)
+		err = c.store.Set(actx, key, data, ttl)
+		cancel()
+		if err == nil {
+			break
+		}
+		c.log.WarnContext(ctx, "stepup: storing refreshed tokens failed", "attempt", i+1, "error", err)
+	}
+	if err != nil {
+		return fmt.Errorf("stepup: storing refreshed tokens: %w", err)
+	}
+	// The session's copy: read it again just before writing, so that the
+	// window in which a concurrent write of the session could be lost is
+	// as small as the store allows.
+	actx, cancel := context.WithTimeout(wctx, 5*time.Second)
+	defer cancel()
+	r, err := c.readSession(actx, ts.handle)
+	if err == nil {
+		t := rec.T
+		if r.Tokens == nil {
+			r.Tokens = map[string]*tokenRecord{}
+		}
+		r.Tokens[ts.audience] = &t
+		err = c.writeSession(actx, ts.handle, r, c.now())
+	}
+	if err != nil {
+		c.log.WarnContext(ctx, "stepup: copying refreshed tokens into the session", "error", err)
+	}
+	return nil
+}
+
+// flushPending stores a result the store refused earlier. done is true when
+// the caller must return tok and err.
+func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err error, done bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	p := ts.pending
+	if p == nil {
+		return nil, nil, false
+	}
+	r, err := ts.c.readSession(ctx, ts.handle)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
+	}
+	if err := ts.store(ctx, p.rec, r.Expires); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
+	}
+	ts.pending = nil
+	if p.err != nil {
+		return nil, p.err, true
+	}
+	if p.token != nil && ts.valid(&p.rec.T, ts.c.now()) {
+		return p.token, nil, true
+	}
+	return nil, nil, false
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// MFARequiredError: the tenant answered a refresh with mfa_required (a
+// post-login Action demands MFA). Complete it with Client.CompleteMFA, which
+// records the step-up in the session and stores the new tokens. It matches
+// ErrMFARequired and, through Err, the *TenantError.
+type MFARequiredError struct {
+	Handle   string // the session
+	Audience string // the token source's audience
+	MFAToken string // Auth0's mfa_token, for the MFA API
+	Err      *TenantError
+}
+
+// ErrMFARequired matches every *MFARequiredError.
+var ErrMFARequired = errors.New("stepup: multi-factor authentication required")
+
+func (e *MFARequiredError) Error() string {
+	return "stepup: the tenant requires multi-factor authentication to refresh the token (mfa_required); complete it with the MFA API"
+}
+
+// Is makes *MFARequiredError match ErrMFARequired.
+func (e *MFARequiredError) Is(target error) bool { return target == ErrMFARequired }
+
+func (e *MFARequiredError) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return e.Err
+}
+
+// --- records -------------------------------------------------------------
+
+// rotationRecord is the authority on the refresh-token chain of one
+// (session, audience): the latest tokens (sealed, bound like the session's
+// copy) and the hashes of the refresh tokens rotated out. decodeRotation is
+// a parser of untrusted input.
+type rotationRecord struct {
+	V    int         `json:"v"`
+	T    tokenRecord `json:"t"`
+	Cur  string      `json:"cur"`            // refreshHash of T's refresh token
+	Prev []string    `json:"prev,omitempty"` // rotated out, newest first
+	At   int64       `json:"at"`             // unix ms of the tenant's answer
+}
+
+const (
+	rotationVersion = 1
+	leaseVersion    = 1
+	maxPrev         = 16
+	refreshHashLen  = 22 // base64url of 128 bits
+)
+
+// refreshHash names a refresh token in keys and records without revealing it.
+func refreshHash(rt string) string {
+	h := sha256.Sum256([]byte("stepup refresh token\x00" + rt))
+	return base64.RawURLEncoding.EncodeToString(h[:16])
+}
+
+func appendPrev(h string, prev []string) []string {
+	out := make([]string, 0, min(len(prev)+1, maxPrev))
+	out = append(out, h)
+	for _, p := range prev {
+		if len(out) == maxPrev {
+			break
+		}
+		if p != h {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func isRefreshHash(s string) bool {
+	if len(s) != refreshHashLen {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil
+}
+
+func encodeRotation(r *rotationRecord) []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic("stepup: encoding a rotation record: " + err.Error()) // plain data: cannot fail
+	}
+	return b
+}
+
+func decodeRotation(data []byte) (*rotationRecord, error) {
+	var r rotationRecord
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%w: rotation: %v", errCorruptRecord, err)
+	}
+	switch {
+	case r.V != rotationVersion:
+		return nil, fmt.Errorf("%w: rotation version %d", errCorruptRecord, r.V)
+	case r.T.Refresh == nil || !isRefreshHash(r.Cur):
+		return nil, fmt.Errorf("%w: rotation refresh token", errCorruptRecord)
+	case len(r.Prev) > maxPrev:
+		return nil, fmt.Errorf("%w: rotation chain too long", errCorruptRecord)
+	case r.At <= 0 || r.T.Expiry < 0:
+		return nil, fmt.Errorf("%w: rotation times", errCorruptRecord)
+	}
+	for _, p := range r.Prev {
+		if !isRefreshHash(p) {
+			return nil, fmt.Errorf("%w: rotation chain", errCorruptRecord)
+		}
+	}
+	return &r, nil
+}
+
+// leaseRecord is a refresh lease: who holds it and until when (unix ms on
+// the holder's clock). decodeLease is a parser of untrusted input.
+type leaseRecord struct {
+	V      int    `json:"v"`
+	Holder string `json:"h"`
+	Until  int64  `json:"u"`
+}
+
+func encodeLease(l leaseRecord) []byte {
+	return []byte(`{"v":` + strconv.Itoa(l.V) + `,"h":` + strconv.Quote(l.Holder) + `,"u":` + strconv.FormatInt(l.Until, 10) + `}`)
+}
+
+func decodeLease(data []byte) (leaseRecord, error) {
+	var l leaseRecord
+	if len(data) > 512 {
+		return l, fmt.Errorf("%w: lease too large", errCorruptRecord)
+	}
+	if err := json.Unmarshal(data, &l); err != nil {
+		return leaseRecord{}, fmt.Errorf("%w: lease: %v", errCorruptRecord, err)
+	}
+	if l.V != leaseVersion || l.Holder == "" || len(l.Holder) > 64 || l.Until <= 0 {
+		return leaseRecord{}, fmt.Errorf("%w: lease fields", errCorruptRecord)
+	}
+	return l, nil
+}
+
+// audienceKey names an audience in store keys: audiences are URLs of any
+// length and alphabet; keys must be short printable ASCII.
+func audienceKey(audience string) string {
+	h := sha256.Sum256([]byte("stepup audience\x00" + audience))
+	return base64.RawURLEncoding.EncodeToString(h[:16])
+}
+
+func (c *Client) rotationKey(handle, audience string) string {
+	return c.cfg.KeyPrefix + "rot:" + handle + ":" + audienceKey(audience)
+}
+
+func (c *Client) leaseKey(handle, audience, rtHash string, attempt int) string {
+	return c.cfg.KeyPrefix + "lease:" + handle + ":" + audienceKey(audience) + ":" + rtHash + ":" + strconv.Itoa(attempt)
+}
+
+// readRotation returns the rotation record of (handle, audience), nil when
+// there is none. An unreadable record is an error: guessing could present a
+// rotated-out token and revoke the family.
+func (c *Client) readRotation(ctx context.Context, handle, audience string) (*rotationRecord, error) {
+	data, err := c.store.Get(ctx, c.rotationKey(handle, audience))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stepup: reading the token rotation record: %w", err)
+	}
+	rec, err := decodeRotation(data)
+	if err != nil {
+		c.log.ErrorContext(ctx, "stepup: unreadable token rotation record", "error", err)
+		return nil, fmt.Errorf("stepup: token rotation record: %w", err)
+	}
+	return rec, nil
+}
+
+// tokenResponse is a successful answer of /oauth/token. parseTokenResponse
+// is a parser of untrusted input.
+type tokenResponse struct {
+	AccessToken  string
+	TokenType    string
+	RefreshToken string
+	IDToken      string
+	Scope        string
+	ExpiresIn    int64
+	RecoveryCode string
+}
+
+func parseTokenResponse(body []byte) (*tokenResponse, error) {
+	var raw struct {
+		AccessToken  string          `json:"access_token"`
+		TokenType    string          `json:"token_type"`
+		RefreshToken string          `json:"refresh_token"`
+		IDToken      string          `json:"id_token"`
+		Scope        string          `json:"scope"`
+		ExpiresIn    json.RawMessage `json:"expires_in"`
+		RecoveryCode string          `json:"recovery_code"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, fmt.Errorf("stepup: token response: %w", err)
+	}
+	r := &tokenResponse{AccessToken: raw.AccessToken, TokenType: raw.TokenType, RefreshToken: raw.RefreshToken,
+		IDToken: raw.IDToken, Scope: raw.Scope, RecoveryCode: raw.RecoveryCode}
+	if len(raw.ExpiresIn) > 0 && string(raw.ExpiresIn) != "null" {
+		s := string(raw.ExpiresIn)
+		if uq, err := strconv.Unquote(s); err == nil {
+			s = uq // some servers send a string
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 || n > 10*365*24*3600 {
+			return nil, errors.New("stepup: token response: bad expires_in")
+		}
+		r.ExpiresIn = n
+	}
+	if r.AccessToken == "" && r.IDToken == "" {
+		return nil, errors.New("stepup: token response has neither access_token nor id_token")
+	}
+	return r, nil
+}
+
+// randomID returns n random bytes, base64url.
+func randomID(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("stepup: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
