@@ -243,6 +243,8 @@ func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	needLogin := sess == nil || req.hasPrompt("login") || req.maxAge == 0 ||
 		(req.maxAge > 0 && now.Sub(sess.authTime) > time.Duration(req.maxAge)*time.Second) ||
 		(req.connection != "" && sess.connection != req.connection)
+	t.cfg.Logger.Debug("auth0test: authorize", "client_id", clientID, "sso", sess != nil, "login_required", needLogin,
+		"prompt", req.prompt, "max_age", req.maxAge, "acr_values", req.acrValues)
 	if needLogin {
 		if req.hasPrompt("none") {
 			fail("login_required", "Login required")
@@ -355,6 +357,8 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 	}
 	tx.action = api
 	needMFA := api.requireMFA || t.mfaRequested(req.acrValues, req.scopes, req.audience)
+	t.cfg.Logger.Debug("auth0test: first factor done", "user", user.ID, "fresh", tx.fresh,
+		"mfa_required", needMFA, "mfa_in_session", slices.Contains(tx.methods, "mfa"), "action_requires_mfa", api.requireMFA)
 	if needMFA && !slices.Contains(tx.methods, "mfa") {
 		if req.hasPrompt("none") {
 			fail("interaction_required", "Multifactor authentication required")

@@ -1,6 +1,7 @@
 package auth0test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -221,3 +222,21 @@ func headerOf(t *testing.T, token string) map[string]any {
 }
 
 func asPageError(err error, pe **PageError) bool { return errors.As(err, pe) }
+
+// syncBuffer is a bytes.Buffer safe for the tenant's handler goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -156,6 +156,7 @@ func (t *Tenant) grantRefreshToken(app *Application, form url.Values) (map[strin
 		t.logRefreshLocked(fam.id, "overlap", now)
 	default:
 		fam.revoked = true
+		t.cfg.Logger.Info("auth0test: refresh token reuse detected: family revoked", "family", fam.id)
 		t.logRefreshLocked(fam.id, "reused", now)
 		t.logRefreshLocked(fam.id, "revoked", now)
 		t.mu.Unlock()

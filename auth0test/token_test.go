@@ -2,6 +2,7 @@ package auth0test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -230,7 +231,9 @@ func kinds(log []RefreshEvent) []string {
 
 func TestRefreshRotationAndReuse(t *testing.T) {
 	clk := newClock()
-	tn := NewTenant(t, Config{Now: clk.Now, RefreshTokenRotation: true})
+	var logs syncBuffer
+	tn := NewTenant(t, Config{Now: clk.Now, RefreshTokenRotation: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	rt0 := exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice))["refresh_token"].(string)
 	st, r := post(t, tn, "/oauth/token", refreshForm(rt0))
 	if st != 200 {
@@ -250,6 +253,9 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	}
 	if got, want := kinds(tn.RefreshLog()), []string{"issued", "rotated", "reused", "revoked"}; !cmp.Equal(got, want) {
 		t.Errorf("refresh log = %v, want %v", got, want)
+	}
+	if !strings.Contains(logs.String(), "reuse detected") || strings.Contains(logs.String(), rt0) {
+		t.Errorf("log lacks the reuse detection, or leaks the token:\n%s", logs.String())
 	}
 	fam := tn.RefreshFamily(rt1)
 	for _, e := range tn.RefreshLog() {
