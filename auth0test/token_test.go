@@ -417,3 +417,51 @@ func do(t *testing.T, tn *Tenant, req *http.Request) (int, map[string]any) {
 	}
 	return resp.StatusCode, m
 }
+
+// Racing replicas: the same refresh token presented concurrently. Without an
+// overlap period exactly one exchange wins and the others are reuse (the family
+// dies); with one, every racer gets tokens.
+func TestConcurrentRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		overlap time.Duration
+		wantOK  int
+	}{{"no overlap", 0, 1}, {"overlap", time.Minute, 8}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tn := NewTenant(t, Config{RefreshTokenRotation: true, RotationOverlap: tc.overlap})
+			rt := exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice))["refresh_token"].(string)
+			client := tn.Client()
+			results := make(chan int, 8)
+			start := make(chan struct{})
+			for i := 0; i < 8; i++ {
+				go func() {
+					<-start
+					resp, err := client.PostForm(tn.URL()+"/oauth/token", refreshForm(rt))
+					if err != nil {
+						results <- 0
+						return
+					}
+					resp.Body.Close()
+					results <- resp.StatusCode
+				}()
+			}
+			close(start)
+			ok := 0
+			for i := 0; i < 8; i++ {
+				switch st := <-results; st {
+				case 200:
+					ok++
+				case 403:
+				default:
+					t.Errorf("status %d", st)
+				}
+			}
+			if ok != tc.wantOK {
+				t.Errorf("%d exchanges succeeded, want %d", ok, tc.wantOK)
+			}
+			if got := tn.GrantCalls("refresh_token"); got != 8 {
+				t.Errorf("GrantCalls = %d, want 8", got)
+			}
+		})
+	}
+}
