@@ -77,6 +77,21 @@
 // input (bad escapes, duplicate parameters, bodies over 64 KiB, non-object JSON)
 // gets 400 invalid_request; no input makes a handler panic (fuzzed).
 //
+// # Helpers
+//
+// Browser (NewBrowser, Login, Logout, HasSession, Pages) drives the hosted pages
+// over HTTP with a cookie jar; Tenant.Login uses a fresh Browser. TOTP and
+// Tenant.OTP compute codes. Sign, SignWith, SigningKeys, IDTokenClaims and
+// AccessTokenClaims mint tokens for negative tests. NewMFAToken, ApproveOOB and
+// DenyOOB drive the MFA API; PendingCIBA, ApproveCIBA and DenyCIBA the CIBA flow.
+// AddCallbackURL and AddLogoutURL register URLs known only after start-up.
+// InjectFault, ClearFaults and ForgeIDTokens break things; Calls, GrantCalls,
+// Endpoints, ResetCounters, RefreshLog and RefreshFamily count them;
+// RevokeRefreshFamily and EndSessions act as an administrator would. The Tenant
+// is also an http.Handler, so fuzz targets and benchmarks can call ServeHTTP
+// in-process. Applications may authenticate with client_secret_post,
+// client_secret_basic, private_key_jwt (Application.ClientAssertionKeys) or none.
+//
 // # Step-up semantics
 //
 // MFA is required when acr_values contains MFAACR (and the tenant lists it in
