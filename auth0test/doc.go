@@ -114,7 +114,9 @@
 //     The session is created only when the whole login (first factor and MFA)
 //     succeeds. A connection parameter different from the session's forces a login.
 //   - auth_time is in every ID token obtained through /authorize (the time of the
-//     session's last interactive authentication) and refresh (the original login's).
+//     session's last first-factor authentication: completing MFA on an existing
+//     SSO session does not change it, so max_age measures the age of the password
+//     or social login) and refresh (the original login's).
 //     Refreshed ID tokens carry neither amr nor acr: a refresh never changes a
 //     session's step-up level. CIBA: auth_time is the approval time, no acr/amr.
 //     MFA API: auth_time is the grant time, no acr/amr.
