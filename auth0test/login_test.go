@@ -210,6 +210,9 @@ func TestStepUpWithSSO(t *testing.T) {
 	if id["acr"] != MFAACR || !cmp.Equal(id["amr"], []any{"mfa"}) {
 		t.Errorf("step-up acr=%v amr=%v", id["acr"], id["amr"])
 	}
+	if id["auth_time"] != float64(clk.Now().Add(-2*time.Minute).Unix()) {
+		t.Errorf("step-up auth_time = %v, want the password login's", id["auth_time"])
+	}
 	at := claimsOf(t, m["access_token"].(string))
 	for _, c := range []string{"acr", "amr", "auth_time"} {
 		if _, ok := at[c]; ok {
