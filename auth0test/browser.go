@@ -89,7 +89,7 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 			}
 			req, err = http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("auth0test: browser: %w", err)
 			}
 			continue
 		}
@@ -141,7 +141,7 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 		}
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, action.String(), strings.NewReader(f.values.Encode()))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("auth0test: browser: %w", err)
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
@@ -154,7 +154,7 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 func (b *Browser) Logout(ctx context.Context, logoutURL string) (*url.URL, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, logoutURL, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("auth0test: logout URL: %w", err)
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
@@ -163,7 +163,11 @@ func (b *Browser) Logout(ctx context.Context, logoutURL string) (*url.URL, error
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return req.URL.Parse(resp.Header.Get("Location"))
+		loc, err := req.URL.Parse(resp.Header.Get("Location"))
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad Location: %v", ErrUnexpectedPage, err)
+		}
+		return loc, nil
 	}
 	page := parsePage(string(body))
 	if page.name == "error" {
