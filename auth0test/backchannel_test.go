@@ -312,8 +312,30 @@ func TestMFAAPI(t *testing.T) {
 	if st, m := grant("grant_type", GrantMFAOOB, "oob_code", oob); st != 400 || m["error"] != "authorization_pending" {
 		t.Errorf("oob pending: %d %v", st, m)
 	}
-	if err := tn.ApproveOOB(oob); err != nil {
+	if p := tn.PendingOOB(); len(p) != 1 || p[0].OOBCode != oob || p[0].UserID != "auth0|alice" {
+		t.Fatalf("PendingOOB = %+v", p)
+	}
+	page, err := tn.Client().Get(tn.URL() + "/auth0test/ciba")
+	if err != nil {
 		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if !strings.Contains(string(body), oob) {
+		t.Errorf("the page does not list the push challenge")
+	}
+	c := tn.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = c.PostForm(tn.URL()+"/auth0test/ciba", url.Values{"oob_code": {oob}, "decision": {"approve"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || len(tn.PendingOOB()) != 0 {
+		t.Fatalf("approve from the page: %d, pending %v", resp.StatusCode, tn.PendingOOB())
+	}
+	if err := tn.ApproveOOB(oob); !errors.Is(err, ErrNotPending) {
+		t.Errorf("second approval: %v", err)
 	}
 	st, m = grant("grant_type", GrantMFAOOB, "oob_code", oob)
 	if st != 200 || m["refresh_token"] == nil {

@@ -230,12 +230,14 @@ func (t *Tenant) decideCIBA(id, status string) error {
 	return nil
 }
 
-// handleCIBAPage is a page for people (the demo links to it): the pending
-// requests with Approve and Deny buttons. auth0test's own addition, not Auth0's.
+// handleCIBAPage is a page for people (the demo links to it): the pending CIBA
+// requests and MFA push challenges with Approve and Deny buttons. auth0test's own
+// addition, not Auth0's.
 func (t *Tenant) handleCIBAPage(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
-		renderPage(w, http.StatusOK, pageData{Page: "ciba", Title: "Pending backchannel requests", CIBA: t.PendingCIBA()})
+		renderPage(w, http.StatusOK, pageData{Page: "ciba", Title: "Pending backchannel requests",
+			CIBA: t.PendingCIBA(), OOB: t.PendingOOB()})
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := r.ParseForm(); err != nil {
@@ -243,11 +245,16 @@ func (t *Tenant) handleCIBAPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		id := r.PostForm.Get("auth_req_id")
+		oob := r.PostForm.Get("oob_code")
 		var err error
-		switch r.PostForm.Get("decision") {
-		case "approve":
+		switch d := r.PostForm.Get("decision"); {
+		case oob != "" && d == "approve":
+			err = t.ApproveOOB(oob)
+		case oob != "" && d == "deny":
+			err = t.DenyOOB(oob)
+		case d == "approve":
 			err = t.ApproveCIBA(id)
-		case "deny":
+		case d == "deny":
 			err = t.DenyCIBA(id)
 		default:
 			t.pageError(w, http.StatusBadRequest, "invalid_request", "decision must be approve or deny")

@@ -65,7 +65,8 @@
 //	POST /bc-authorize                       CIBA (poll mode)
 //	GET  /mfa/authenticators, POST /mfa/challenge   MFA API (Bearer mfa_token)
 //	GET  /v2/logout, GET|POST /oidc/logout   end the SSO session; returnTo / post_logout_redirect_uri checked
-//	GET|POST /auth0test/ciba                 not Auth0's: pending CIBA requests with Approve/Deny buttons
+//	GET|POST /auth0test/ciba                 not Auth0's: pending CIBA requests and MFA push
+//	                                         challenges with Approve/Deny buttons
 //
 // Errors have Auth0's JSON shape {"error","error_description"} (mfa_required adds
 // mfa_token and mfa_requirements) with Auth0's statuses: invalid_request 400,
@@ -82,8 +83,8 @@
 // Browser (NewBrowser, Login, Logout, HasSession, Pages) drives the hosted pages
 // over HTTP with a cookie jar; Tenant.Login uses a fresh Browser. TOTP and
 // Tenant.OTP compute codes. Sign, SignWith, SigningKeys, IDTokenClaims and
-// AccessTokenClaims mint tokens for negative tests. NewMFAToken, ApproveOOB and
-// DenyOOB drive the MFA API; PendingCIBA, ApproveCIBA and DenyCIBA the CIBA flow.
+// AccessTokenClaims mint tokens for negative tests. NewMFAToken, PendingOOB,
+// ApproveOOB and DenyOOB drive the MFA API; PendingCIBA, ApproveCIBA and DenyCIBA the CIBA flow.
 // AddCallbackURL and AddLogoutURL register URLs known only after start-up.
 // InjectFault, ClearFaults and ForgeIDTokens break things; Calls, GrantCalls,
 // Endpoints, ResetCounters, RefreshLog and RefreshFamily count them;

@@ -25,7 +25,39 @@ type mfaGrant struct {
 
 type oobChallenge struct {
 	mfaToken string
+	userID   string
+	created  time.Time
 	status   string // pending, approved, denied
+}
+
+// OOBChallenge is a pending push (oob) challenge of the MFA API.
+type OOBChallenge struct {
+	OOBCode string
+	UserID  string
+}
+
+// PendingOOB lists the push challenges waiting for the user's decision, oldest first.
+func (t *Tenant) PendingOOB() []OOBChallenge {
+	now := t.cfg.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	type item struct {
+		c  OOBChallenge
+		at time.Time
+	}
+	var items []item
+	for code, ch := range t.oobChallenges {
+		g, ok := t.mfaTokens[ch.mfaToken]
+		if ch.status == "pending" && ok && !now.After(g.expires) {
+			items = append(items, item{OOBChallenge{OOBCode: code, UserID: ch.userID}, ch.created})
+		}
+	}
+	slices.SortFunc(items, func(a, b item) int { return a.at.Compare(b.at) })
+	out := make([]OOBChallenge, len(items))
+	for i, it := range items {
+		out[i] = it.c
+	}
+	return out
 }
 
 // mfaRequired registers an mfa_token and returns Auth0's mfa_required error.
@@ -261,7 +293,7 @@ func (t *Tenant) handleMFAChallenge(w http.ResponseWriter, r *http.Request) {
 			if authID == "" || strings.HasPrefix(authID, "push|") {
 				code := "oob." + randomToken(24)
 				t.mu.Lock()
-				t.oobChallenges[code] = &oobChallenge{mfaToken: tok, status: "pending"}
+				t.oobChallenges[code] = &oobChallenge{mfaToken: tok, userID: g.userID, created: t.cfg.Now(), status: "pending"}
 				t.mu.Unlock()
 				writeJSON(w, http.StatusOK, map[string]any{"challenge_type": "oob", "oob_code": code})
 				return

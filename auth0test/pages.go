@@ -20,6 +20,7 @@ type pageData struct {
 	Error      string // error code shown on the page (data-error)
 	Message    string
 	CIBA       []CIBARequest
+	OOB        []OOBChallenge
 }
 
 // The hosted pages are plain HTML forms, so that Browser (and people) can drive
@@ -69,6 +70,11 @@ input,select{padding:.5rem}button{padding:.6rem;background:#635dff;color:#fff;bo
 <form method="post" action="/auth0test/ciba"><input type="hidden" name="auth_req_id" value="{{.AuthReqID}}"><button name="decision" value="approve">Approve</button></form>
 <form method="post" action="/auth0test/ciba"><input type="hidden" name="auth_req_id" value="{{.AuthReqID}}"><button name="decision" value="deny">Deny</button></form>
 </td></tr>{{end}}</table>{{else}}<p id="empty">No pending requests.</p>{{end}}
+{{if .OOB}}<h2>MFA push challenges</h2><table><tr><th>User</th><th></th></tr>
+{{range .OOB}}<tr><td>{{.UserID}}</td><td>
+<form method="post" action="/auth0test/ciba"><input type="hidden" name="oob_code" value="{{.OOBCode}}"><button name="decision" value="approve">Approve</button></form>
+<form method="post" action="/auth0test/ciba"><input type="hidden" name="oob_code" value="{{.OOBCode}}"><button name="decision" value="deny">Deny</button></form>
+</td></tr>{{end}}</table>{{end}}
 {{else if eq .Page "error"}}
 <p id="code">{{.Error}}</p>
 {{else if eq .Page "logout"}}
