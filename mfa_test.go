@@ -44,6 +44,13 @@ func TestMFARequiredOnRefresh(t *testing.T) {
 			if !errors.As(err, &me) || !errors.Is(err, ErrMFARequired) || me.MFAToken == "" || me.Audience != wkAPI || me.Handle != s.Handle {
 				t.Fatalf("Token: got %v, want *MFARequiredError with an mfa_token", err)
 			}
+			// A refused refresh releases the lease: another worker asks at
+			// once and gets its own mfa_token.
+			_, err = c.TokenSource(ctx, s.Handle, TokenSourceOptions{Audience: wkAPI}).Token()
+			var me2 *MFARequiredError
+			if !errors.As(err, &me2) || me2.MFAToken == me.MFAToken {
+				t.Fatalf("second worker: got %v, want its own *MFARequiredError", err)
+			}
 			auths, err := c.MFAAuthenticators(ctx, me.MFAToken)
 			if err != nil {
 				t.Fatalf("MFAAuthenticators: %v", err)

@@ -294,12 +294,12 @@ func (ts *TokenSource) refresh(ctx context.Context, r *sessionRecord) (*oauth2.T
 		if st.refresh == "" {
 			return nil, fmt.Errorf("%w %q", ErrNoRefreshToken, ts.audience)
 		}
-		until, won, err := ts.acquire(ctx, st.hash)
+		until, attempt, won, err := ts.acquire(ctx, st.hash)
 		if err != nil {
 			return nil, err
 		}
 		if won {
-			return ts.refreshAsHolder(ctx, st, until)
+			return ts.refreshAsHolder(ctx, st, until, attempt)
 		}
 		// Another worker refreshes: wait for its result.
 		if time.Since(waitStart) >= ts.opts.MaxWait {
@@ -322,7 +322,7 @@ func (ts *TokenSource) refresh(ctx context.Context, r *sessionRecord) (*oauth2.T
 // exactly one worker holds the live attempt. Attempt records are never
 // deleted (they expire from the store); once the token is rotated, its
 // leases are never looked at again.
-func (ts *TokenSource) acquire(ctx context.Context, rt string) (until time.Time, won bool, err error) {
+func (ts *TokenSource) acquire(ctx context.Context, rt string) (until time.Time, attempt int, won bool, err error) {
 	c := ts.c
 	for n := 0; n < maxLeaseAttempts; {
 		now := c.now()
@@ -331,17 +331,17 @@ func (ts *TokenSource) acquire(ctx context.Context, rt string) (until time.Time,
 		rec := encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: until.UnixMilli()})
 		won, err := c.store.SetNX(ctx, key, rec, leaseStoreTTL(ts.opts.LeaseTTL))
 		if err != nil {
-			return time.Time{}, false, fmt.Errorf("stepup: taking the refresh lease: %w", err)
+			return time.Time{}, 0, false, fmt.Errorf("stepup: taking the refresh lease: %w", err)
 		}
 		if won {
-			return until, true, nil
+			return until, n, true, nil
 		}
 		data, err := c.store.Get(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // expired between the two calls: try this attempt again
 		}
 		if err != nil {
-			return time.Time{}, false, fmt.Errorf("stepup: reading the refresh lease: %w", err)
+			return time.Time{}, 0, false, fmt.Errorf("stepup: reading the refresh lease: %w", err)
 		}
 		l, err := decodeLease(data)
 		if err != nil {
@@ -349,16 +349,32 @@ func (ts *TokenSource) acquire(ctx context.Context, rt string) (until time.Time,
 			n++
 			continue
 		}
+		if l.Err == "invalid_grant" {
+			return time.Time{}, 0, false, fmt.Errorf("%w: invalid_grant (answered to another worker)", ErrRefreshTokenInvalid)
+		}
 		if now.UnixMilli() >= l.Until {
-			n++ // its holder is gone: the next attempt may be taken
+			n++ // its holder is gone, or was refused: the next attempt may be taken
 			continue
 		}
-		return time.Time{}, false, nil
+		return time.Time{}, 0, false, nil
 	}
-	return time.Time{}, false, fmt.Errorf("%w: more than %d stale refresh leases", ErrRefreshTimeout, maxLeaseAttempts)
+	return time.Time{}, 0, false, fmt.Errorf("%w: more than %d stale refresh leases", ErrRefreshTimeout, maxLeaseAttempts)
 }
 
 const maxLeaseAttempts = 64
+
+// releaseLease marks the holder's attempt as over (a past deadline) with
+// the tenant's error code. Only the holder writes its attempt's key.
+func (ts *TokenSource) releaseLease(ctx context.Context, rt string, attempt int, code string) {
+	if len(code) > 64 {
+		code = code[:64]
+	}
+	rec := encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: 1, Err: code})
+	key := ts.c.leaseKey(ts.handle, ts.audience, rt, attempt)
+	if err := ts.c.store.Set(context.WithoutCancel(ctx), key, rec, leaseStoreTTL(ts.opts.LeaseTTL)); err != nil {
+		ts.c.log.WarnContext(ctx, "stepup: releasing the refresh lease", "error", err)
+	}
+}
 
 // leaseStoreTTL keeps a lease record in the store well beyond its deadline,
 // so that the store's own expiry (its clock) never frees an attempt before
@@ -366,7 +382,7 @@ const maxLeaseAttempts = 64
 func leaseStoreTTL(leaseTTL time.Duration) time.Duration { return 4*leaseTTL + time.Minute }
 
 // refreshAsHolder refreshes st's token at the tenant and stores the result.
-func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, until time.Time) (*oauth2.Token, error) {
+func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, until time.Time, attempt int) (*oauth2.Token, error) {
 	c := ts.c
 	// Check again under the lease: a worker that was slower to look may win
 	// a later attempt after the rotation it waited for was stored.
@@ -392,7 +408,12 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 	_, body, err := c.postForm(callCtx, "/oauth/token", c.tokenURL, form)
 	if err != nil {
 		var te *TenantError
-		if errors.As(err, &te) {
+		if errors.As(err, &te) && te.Err == nil && te.StatusCode != 0 {
+			// The tenant answered with an error: it rotated nothing, so the
+			// lease is released at once, with the answer for the waiters.
+			// (Without an answer the lease stays: the tenant may have
+			// rotated the token, and only the lease TTL tells.)
+			ts.releaseLease(ctx, st.hash, attempt, te.Code)
 			switch te.Code {
 			case "mfa_required":
 				return nil, &MFARequiredError{Handle: ts.handle, Audience: ts.audience, MFAToken: te.MFAToken, Err: te}
@@ -665,10 +686,19 @@ type leaseRecord struct {
 	V      int    `json:"v"`
 	Holder string `json:"h"`
 	Until  int64  `json:"u"`
+	// Err is the tenant's error code when the holder's refresh was refused
+	// ("invalid_grant": waiters give up at once) or needs the user
+	// ("mfa_required"). Set together with a past Until: a refused refresh
+	// rotated nothing, so the next attempt is free at once.
+	Err string `json:"e,omitempty"`
 }
 
 func encodeLease(l leaseRecord) []byte {
-	return []byte(`{"v":` + strconv.Itoa(l.V) + `,"h":` + strconv.Quote(l.Holder) + `,"u":` + strconv.FormatInt(l.Until, 10) + `}`)
+	b := []byte(`{"v":` + strconv.Itoa(l.V) + `,"h":` + strconv.Quote(l.Holder) + `,"u":` + strconv.FormatInt(l.Until, 10))
+	if l.Err != "" {
+		b = append(b, `,"e":`+strconv.Quote(l.Err)...)
+	}
+	return append(b, '}')
 }
 
 func decodeLease(data []byte) (leaseRecord, error) {
@@ -679,7 +709,7 @@ func decodeLease(data []byte) (leaseRecord, error) {
 	if err := json.Unmarshal(data, &l); err != nil {
 		return leaseRecord{}, fmt.Errorf("%w: lease: %v", errCorruptRecord, err)
 	}
-	if l.V != leaseVersion || l.Holder == "" || len(l.Holder) > 64 || l.Until <= 0 {
+	if l.V != leaseVersion || l.Holder == "" || len(l.Holder) > 64 || l.Until <= 0 || len(l.Err) > 64 {
 		return leaseRecord{}, fmt.Errorf("%w: lease fields", errCorruptRecord)
 	}
 	return l, nil

@@ -11,6 +11,7 @@ import (
 // put anything there.
 func FuzzDecodeLease(f *testing.F) {
 	f.Add(encodeLease(leaseRecord{V: 1, Holder: "abc", Until: 1764331200000}))
+	f.Add(encodeLease(leaseRecord{V: 1, Holder: "abc", Until: 1, Err: "invalid_grant"}))
 	f.Add([]byte(`{"v":1,"h":"","u":1}`))
 	f.Add([]byte(`{"v":2,"h":"x","u":1}`))
 	f.Add([]byte(`[]`))

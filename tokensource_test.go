@@ -387,6 +387,16 @@ func TestTokenSourceErrors(t *testing.T) {
 	if !errors.Is(err, ErrRefreshTokenInvalid) || !errors.As(err, &te) || te.Code != "invalid_grant" {
 		t.Errorf("revoked family: got %v, want ErrRefreshTokenInvalid with invalid_grant", err)
 	}
+	// Other workers learn the answer from the released lease: no wait, no tenant call.
+	refreshes := e.tn.GrantCalls(auth0test.GrantRefreshToken)
+	start := time.Now()
+	_, err = e.client(nil, nil).TokenSource(ctx, s.Handle, TokenSourceOptions{Audience: wkAPI}).Token()
+	if !errors.Is(err, ErrRefreshTokenInvalid) {
+		t.Errorf("second worker on the revoked family: got %v, want ErrRefreshTokenInvalid", err)
+	}
+	if got := e.tn.GrantCalls(auth0test.GrantRefreshToken) - refreshes; got != 0 || time.Since(start) > 5*time.Second {
+		t.Errorf("second worker: %d tenant calls in %s, want 0 at once", got, time.Since(start))
+	}
 }
 
 // BenchmarkTokenSourceValid measures a Token call on a valid stored token:
