@@ -1,0 +1,933 @@
+package redisstore_test
+
+// End-to-end tests of stepup as many replicas: real stepup.Clients (each the
+// Client of one replica) share one real Redis through redisstore, in front
+// of an auth0test tenant. A "load balancer" (an httptest server) sends each
+// request of a browser to the replica the test names, with no stickiness;
+// browsers are HTTP clients with cookie jars.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stepupauth/stepup"
+	"github.com/stepupauth/stepup/auth0test"
+	"github.com/stepupauth/stepup/internal/redistest"
+	"github.com/stepupauth/stepup/redisstore"
+	"github.com/stepupauth/stepup/store"
+)
+
+// Paths served by every replica.
+const (
+	pathPrivate  = "/private"  // RequireLogin
+	pathSalaries = "/salaries" // RequireStepUp(stepup.MFA)
+	pathCallback = "/callback"
+)
+
+// replicaHeader names the replica the load balancer sends a request to.
+const replicaHeader = "X-Test-Replica"
+
+// sealingKey is shared by every replica, as Config.SealingKeys requires.
+var sealingKey = []byte("0123456789abcdef0123456789abcdef")
+
+// replicaSet is n replicas of one application behind one load balancer,
+// sharing a Redis and a tenant.
+type replicaSet struct {
+	t       testing.TB
+	tn      *auth0test.Tenant
+	rdb     redis.UniversalClient
+	st      *redisstore.Store
+	clients []*stepup.Client
+	front   *httptest.Server
+	next    atomic.Int64 // round robin when a request names no replica
+
+	mu   sync.Mutex // guards errs
+	errs []error    // every error the replicas' ErrorHandler received
+}
+
+type replicaOpts struct {
+	n      int                  // replicas; default 2
+	tenant auth0test.Config     // the tenant's configuration
+	client func(*stepup.Config) // changes every replica's Config
+	// requestTimeout, when set, is the deadline the load balancer puts on
+	// every request, as a production server would (http.TimeoutHandler, a
+	// proxy's timeout): a hung Redis then costs a request at most this long.
+	requestTimeout time.Duration
+}
+
+func newReplicaSet(t testing.TB, rdb redis.UniversalClient, o replicaOpts) *replicaSet {
+	t.Helper()
+	if o.n == 0 {
+		o.n = 2
+	}
+	rs := &replicaSet{t: t, rdb: rdb, tn: auth0test.NewTenant(t, o.tenant)}
+	st, err := redisstore.New(rdb, redisstore.Options{Prefix: redistest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.st = st
+
+	muxes := make([]*http.ServeMux, o.n)
+	rs.front = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := int(rs.next.Add(1)-1) % o.n
+		if v := r.Header.Get(replicaHeader); v != "" {
+			var err error
+			if i, err = strconv.Atoi(v); err != nil || i < 0 || i >= o.n {
+				http.Error(w, "bad "+replicaHeader, http.StatusBadRequest)
+				return
+			}
+		}
+		w.Header().Set(replicaHeader, strconv.Itoa(i))
+		if o.requestTimeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), o.requestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		muxes[i].ServeHTTP(w, r)
+	}))
+	rs.front.Start()
+	t.Cleanup(rs.front.Close)
+
+	app := auth0test.DefaultApplication()
+	redirect := rs.front.URL + pathCallback
+	if err := rs.tn.AddCallbackURL(app.ClientID, redirect); err != nil {
+		t.Fatal(err)
+	}
+	for i := range o.n {
+		cfg := stepup.Config{
+			Domain:       rs.tn.Domain(),
+			ClientID:     app.ClientID,
+			ClientSecret: app.ClientSecret,
+			RedirectURL:  redirect,
+			Store:        st,
+			SealingKeys:  [][]byte{sealingKey},
+			HTTPClient:   rs.tn.Client(),
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				rs.mu.Lock()
+				rs.errs = append(rs.errs, err)
+				rs.mu.Unlock()
+				stepup.DefaultErrorHandler(w, r, err)
+			},
+		}
+		if o.client != nil {
+			o.client(&cfg)
+		}
+		c, err := stepup.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("replica %d: New: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		rs.clients = append(rs.clients, c)
+
+		replica := i
+		show := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, ok := stepup.SessionFromContext(r.Context())
+			if !ok {
+				http.Error(w, "no session in context", http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprintf(w, "hello %s from replica %d", s.Subject, replica)
+		})
+		mux := http.NewServeMux()
+		mux.Handle("GET "+pathPrivate, c.RequireLogin(show))
+		mux.Handle("GET "+pathSalaries, c.RequireStepUp(stepup.MFA)(show))
+		mux.Handle("GET "+pathCallback, c.CallbackHandler())
+		muxes[i] = mux
+	}
+	return rs
+}
+
+// errors returns the errors the replicas answered with so far.
+func (rs *replicaSet) errors() []error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return append([]error(nil), rs.errs...)
+}
+
+// sessionKeys returns the Redis keys of the sessions in the store.
+func (rs *replicaSet) sessionKeys(ctx context.Context) []string {
+	rs.t.Helper()
+	return rs.keys(ctx, rs.st.Key("sess:")+"*")
+}
+
+// keys lists the keys matching pattern, on every master of a Cluster.
+func (rs *replicaSet) keys(ctx context.Context, pattern string) []string {
+	rs.t.Helper()
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := rs.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, rs.rdb)
+	}
+	if err != nil {
+		rs.t.Fatalf("SCAN %s: %v", pattern, err)
+	}
+	return keys
+}
+
+// browser is one user's browser in front of the load balancer: a cookie jar
+// (cookies of 127.0.0.1 go to every replica, as behind one host name) and,
+// for the tenant, an auth0test.Browser with its own SSO cookie.
+type browser struct {
+	rs    *replicaSet
+	http  *http.Client
+	tb    *auth0test.Browser
+	creds auth0test.Credentials
+}
+
+var (
+	alice = auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword}
+	bob   = auth0test.Credentials{Email: auth0test.BobEmail, Password: auth0test.BobPassword}
+)
+
+func (rs *replicaSet) newBrowser(creds auth0test.Credentials) *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	return &browser{
+		rs: rs,
+		http: &http.Client{
+			Jar:           jar,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Timeout:       30 * time.Second,
+		},
+		tb:    rs.tn.NewBrowser(),
+		creds: creds,
+	}
+}
+
+// response is an answer of the app, its body read.
+type response struct {
+	status   int
+	location string
+	body     string
+	cookies  []*http.Cookie
+	took     time.Duration
+}
+
+// get loads target (a path and query) from replica i as a browser
+// navigation. It returns an error instead of failing the test, so that it
+// can be called from other goroutines.
+func (b *browser) get(replica int, target string) (*response, error) {
+	req, err := http.NewRequest(http.MethodGet, b.rs.front.URL+target, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	req.Header.Set(replicaHeader, strconv.Itoa(replica))
+	start := time.Now()
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &response{status: resp.StatusCode, location: resp.Header.Get("Location"), body: string(body),
+		cookies: resp.Cookies(), took: time.Since(start)}, nil
+}
+
+func (r *response) String() string {
+	return fmt.Sprintf("%d location=%q body=%q", r.status, r.location, r.body)
+}
+
+// cookie returns the cookie named name that r sets, or nil.
+func (r *response) cookie(name string) *http.Cookie {
+	for _, c := range r.cookies {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// startLogin loads path on replica i, which must redirect to the tenant,
+// and goes through the tenant's pages: it returns the callback URL (not yet
+// delivered) and the authorize URL.
+func (b *browser) startLogin(ctx context.Context, replica int, path string) (cb, authorize *url.URL, err error) {
+	r, err := b.get(replica, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.status != http.StatusFound || !strings.HasPrefix(r.location, b.rs.tn.URL()+"/authorize?") {
+		return nil, nil, fmt.Errorf("GET %s on replica %d: got %v, want a redirect to the tenant's /authorize", path, replica, r)
+	}
+	if authorize, err = url.Parse(r.location); err != nil {
+		return nil, nil, err
+	}
+	if cb, err = b.tb.Login(ctx, r.location, b.creds); err != nil {
+		return nil, nil, fmt.Errorf("tenant login: %w", err)
+	}
+	if cb.Query().Get("code") == "" {
+		return nil, nil, fmt.Errorf("tenant redirected to %s without a code", cb.Redacted())
+	}
+	return cb, authorize, nil
+}
+
+// login loads path on replica from, logs in at the tenant, delivers the
+// callback to replica to, and returns the new session cookie.
+func (b *browser) login(ctx context.Context, path string, from, to int) (*http.Cookie, error) {
+	cb, _, err := b.startLogin(ctx, from, path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.get(to, cb.RequestURI())
+	if err != nil {
+		return nil, err
+	}
+	ck := r.cookie("stepup_session")
+	if r.status != http.StatusFound || r.location != path || ck == nil || ck.Value == "" {
+		return nil, fmt.Errorf("callback on replica %d: got %v, want a redirect to %s with a session cookie", to, r, path)
+	}
+	return ck, nil
+}
+
+// handleOf returns the session handle of a session cookie's value.
+func handleOf(cookieValue string) string {
+	h, _, _ := strings.Cut(cookieValue, ".")
+	return h
+}
+
+// Authorize on A, callback on B, the session then works on A: on a plain
+// Redis and on a Redis Cluster.
+func TestReplicasCallbackOnAnotherReplica(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		client func(t *testing.T) redis.UniversalClient
+	}{
+		{"single", func(t *testing.T) redis.UniversalClient { return redistest.Client(t) }},
+		{"cluster", func(t *testing.T) redis.UniversalClient { return redistest.Cluster(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rs := newReplicaSet(t, tc.client(t), replicaOpts{n: 2})
+			const a, b = 0, 1
+			u := rs.newBrowser(alice)
+
+			cb, authorize, err := u.startLogin(ctx, a, pathPrivate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			state := authorize.Query().Get("state")
+			txKey := rs.st.Key("tx:" + state)
+			if n := rs.rdb.Exists(ctx, txKey).Val(); n != 1 {
+				t.Fatalf("replica A wrote no transaction %s in Redis", txKey)
+			}
+			if ttl := rs.rdb.PTTL(ctx, txKey).Val(); ttl <= 0 || ttl > stepup.DefaultTransactionTTL {
+				t.Errorf("transaction PTTL = %v, want in (0, %v]", ttl, stepup.DefaultTransactionTTL)
+			}
+
+			r, err := u.get(b, cb.RequestURI())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ck := r.cookie("stepup_session")
+			if r.status != http.StatusFound || r.location != pathPrivate || ck == nil {
+				t.Fatalf("callback on replica B: got %v, want a redirect to %s with a session cookie", r, pathPrivate)
+			}
+			if n := rs.rdb.Exists(ctx, txKey).Val(); n != 0 {
+				t.Errorf("transaction %s survived its callback", txKey)
+			}
+
+			for _, replica := range []int{a, b} {
+				r, err := u.get(replica, pathPrivate)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := fmt.Sprintf("hello auth0|alice from replica %d", replica)
+				if r.status != http.StatusOK || r.body != want {
+					t.Errorf("GET %s on replica %d with the session: got %v, want 200 %q", pathPrivate, replica, r, want)
+				}
+			}
+
+			// What Redis holds: one session, under sess:<handle>, living
+			// until the idle deadline, with its tokens sealed.
+			handle := handleOf(ck.Value)
+			sessKey := rs.st.Key("sess:" + handle)
+			if got := rs.sessionKeys(ctx); len(got) != 1 || got[0] != sessKey {
+				t.Errorf("session keys in Redis = %q, want [%q]", got, sessKey)
+			}
+			ttl := rs.rdb.PTTL(ctx, sessKey).Val()
+			if ttl <= stepup.DefaultSessionIdleTimeout-time.Minute || ttl > stepup.DefaultSessionIdleTimeout {
+				t.Errorf("session PTTL = %v, want about SessionIdleTimeout (%v)", ttl, stepup.DefaultSessionIdleTimeout)
+			}
+			s, err := rs.clients[a].LoadSession(ctx, ck.Value)
+			if err != nil {
+				t.Fatalf("LoadSession on replica A: %v", err)
+			}
+			tok, err := rs.clients[a].Token(s, "")
+			if err != nil || tok.AccessToken == "" {
+				t.Fatalf("Token on replica A = %v, %v; want the login's access token", tok, err)
+			}
+			raw, err := rs.rdb.Get(ctx, sessKey).Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(raw), tok.AccessToken) || strings.Contains(string(raw), ck.Value[len(handle)+1:]) {
+				t.Error("the session record in Redis holds the access token or the cookie's secret in clear")
+			}
+			if errs := rs.errors(); len(errs) != 0 {
+				t.Errorf("the replicas answered with errors: %v", errs)
+			}
+		})
+	}
+}
+
+// 200 logins over 4 replicas, 16 at a time, each starting on one replica
+// and calling back on the next: all complete, each exactly once (one code
+// redemption at the tenant, one session in Redis), none lost.
+func TestReplicasManyConcurrentLogins(t *testing.T) {
+	const (
+		logins   = 200
+		parallel = 16
+		replicas = 4
+	)
+	ctx := context.Background()
+	rs := newReplicaSet(t, redistest.Client(t), replicaOpts{n: replicas})
+	codes0 := rs.tn.GrantCalls("authorization_code")
+
+	type result struct {
+		cookie *http.Cookie
+		err    error
+		user   auth0test.Credentials
+	}
+	results := make([]result, logins)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each worker is one person at the tenant (alice or bob, whose
+			// SSO session spares the password page after the first login)
+			// and logs in with a new browser profile for the app each time.
+			creds := alice
+			if w%2 == 1 {
+				creds = bob
+			}
+			tb := rs.tn.NewBrowser()
+			for i := range jobs {
+				u := rs.newBrowser(creds)
+				u.tb = tb
+				from, to := i%replicas, (i+1)%replicas
+				ck, err := u.login(ctx, pathPrivate, from, to)
+				results[i] = result{ck, err, creds}
+			}
+		}()
+	}
+	for i := range logins {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	t.Logf("%d logins over %d replicas, %d at a time: %v", logins, replicas, parallel, time.Since(start).Round(time.Millisecond))
+
+	handles := map[string]bool{}
+	failed := 0
+	for i, r := range results {
+		if r.err != nil {
+			failed++
+			if failed <= 5 {
+				t.Errorf("login %d: %v", i, r.err)
+			}
+			continue
+		}
+		handles[handleOf(r.cookie.Value)] = true
+	}
+	if failed > 0 || len(handles) != logins {
+		for _, err := range rs.errors() {
+			t.Logf("a replica answered with: %v", err)
+		}
+		t.Fatalf("%d of %d logins failed; %d distinct sessions", failed, logins, len(handles))
+	}
+	if got := rs.tn.GrantCalls("authorization_code") - codes0; got != logins {
+		t.Errorf("the tenant redeemed %d codes, want exactly %d (one per login)", got, logins)
+	}
+	keys := rs.sessionKeys(ctx)
+	if len(keys) != logins {
+		t.Errorf("Redis holds %d sessions, want %d", len(keys), logins)
+	}
+	for _, k := range keys {
+		if !handles[strings.TrimPrefix(k, rs.st.Key("sess:"))] {
+			t.Errorf("Redis holds session %s that no login returned", k)
+		}
+	}
+	if tx := rs.keys(ctx, rs.st.Key("tx:")+"*"); len(tx) != 0 {
+		t.Errorf("%d transactions left in Redis after every callback completed", len(tx))
+	}
+	// Every session works on a replica where it neither started nor called back.
+	for i, r := range results {
+		s, err := rs.clients[(i+2)%replicas].LoadSession(ctx, r.cookie.Value)
+		want := "auth0|alice"
+		if r.user == bob {
+			want = "auth0|bob"
+		}
+		if err != nil || s.Subject != want {
+			t.Errorf("login %d: LoadSession on replica %d = %v, %v; want %s", i, (i+2)%replicas, s, err, want)
+		}
+	}
+}
+
+// 64 callbacks carrying the same state (and the browser's binding cookie),
+// at once, spread over 4 replicas: exactly one starts a session; the others
+// get 400 with ErrTransactionNotFound and never reach the tenant.
+func TestReplicasConcurrentCallbacksSameState(t *testing.T) {
+	const (
+		callbacks = 64
+		replicas  = 4
+	)
+	ctx := context.Background()
+	rs := newReplicaSet(t, redistest.Client(t), replicaOpts{n: replicas})
+	u := rs.newBrowser(alice)
+	cb, _, err := u.startLogin(ctx, 0, pathPrivate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes0 := rs.tn.GrantCalls("authorization_code")
+
+	// Each callback is sent with the browser's cookies but through a client
+	// of its own, so that every answer's cookies are seen separately.
+	cookieHeader := ""
+	front, _ := url.Parse(rs.front.URL)
+	for _, c := range u.http.Jar.Cookies(front) {
+		cookieHeader += c.Name + "=" + c.Value + "; "
+	}
+	if !strings.Contains(cookieHeader, "stepup_binding=") {
+		t.Fatalf("the browser holds no binding cookie: %q", cookieHeader)
+	}
+	answers := make([]*response, callbacks)
+	errs := make([]error, callbacks)
+	ready := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range callbacks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, rs.front.URL+cb.RequestURI(), nil)
+			req.Header.Set("Accept", "text/html")
+			req.Header.Set("Cookie", cookieHeader)
+			req.Header.Set(replicaHeader, strconv.Itoa(i%replicas))
+			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			<-ready
+			resp, err := client.Do(req)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			answers[i] = &response{status: resp.StatusCode, location: resp.Header.Get("Location"), body: string(body), cookies: resp.Cookies()}
+		}()
+	}
+	close(ready)
+	wg.Wait()
+
+	var won []int
+	for i, a := range answers {
+		switch {
+		case errs[i] != nil:
+			t.Errorf("callback %d: %v", i, errs[i])
+		case a.status == http.StatusFound && a.cookie("stepup_session") != nil:
+			won = append(won, i)
+		case a.status != http.StatusBadRequest || a.cookie("stepup_session") != nil:
+			t.Errorf("callback %d: got %v, want 400 without a session cookie", i, a)
+		}
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d callbacks started a session (%v), want exactly 1", len(won), won)
+	}
+	refused := rs.errors()
+	if len(refused) != callbacks-1 {
+		t.Errorf("%d callbacks were refused, want %d", len(refused), callbacks-1)
+	}
+	for _, err := range refused {
+		if !errors.Is(err, stepup.ErrTransactionNotFound) {
+			t.Errorf("a losing callback failed with %v, want ErrTransactionNotFound", err)
+		}
+	}
+	if got := rs.tn.GrantCalls("authorization_code") - codes0; got != 1 {
+		t.Errorf("the tenant got %d code redemptions, want 1: a losing callback must not reach it", got)
+	}
+	if keys := rs.sessionKeys(ctx); len(keys) != 1 {
+		t.Errorf("Redis holds %d sessions, want 1", len(keys))
+	}
+	winner := answers[won[0]].cookie("stepup_session")
+	for replica := range replicas {
+		if _, err := rs.clients[replica].LoadSession(ctx, winner.Value); err != nil {
+			t.Errorf("the winning session on replica %d: %v", replica, err)
+		}
+	}
+}
+
+// Redis hangs (frozen) and then stops, mid-run, under two replicas: every
+// Client call ends with a typed error by its context's deadline; the
+// middleware answers 503 with a clear page, both on a page that needs a
+// login and on the callback (nobody gets in, no code is redeemed); and
+// service resumes by itself once Redis is back, with the same Clients.
+func TestReplicasRedisDown(t *testing.T) {
+	const (
+		callTimeout = 500 * time.Millisecond
+		reqTimeout  = 2 * time.Second
+		// slack covers scheduling on a loaded 2-core machine, not Redis.
+		slack = 500 * time.Millisecond
+	)
+	srv := redistest.StartServer(t)
+	rs := newReplicaSet(t, srv.Client(), replicaOpts{n: 2, requestTimeout: reqTimeout})
+	ctx := context.Background()
+	u := rs.newBrowser(alice)
+	session, err := u.login(ctx, pathPrivate, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, fault := range []struct {
+		name     string
+		down, up func()
+		kept     bool // the data survives
+	}{
+		{"frozen", srv.Freeze, srv.Thaw, true},
+		{"stopped", srv.Stop, srv.Start, false},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			// A login half done: the tenant redirected back, the
+			// callback is not delivered yet.
+			pending := rs.newBrowser(bob)
+			cb, _, err := pending.startLogin(ctx, 0, pathPrivate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			front, _ := url.Parse(rs.front.URL)
+			var binding string
+			for _, c := range pending.http.Jar.Cookies(front) {
+				if c.Name == "stepup_binding" {
+					binding = c.Value
+				}
+			}
+			codes0 := rs.tn.GrantCalls("authorization_code")
+			errs0 := len(rs.errors())
+
+			fault.down()
+			downAt := time.Now()
+
+			// The Client's calls, with a deadline, at once.
+			c := rs.clients[0]
+			calls := map[string]func(ctx context.Context) error{
+				"AuthorizeURL": func(ctx context.Context) error {
+					_, err := c.AuthorizeURL(ctx, stepup.AuthorizeOptions{})
+					return err
+				},
+				"LoadSession": func(ctx context.Context) error { _, err := c.LoadSession(ctx, session.Value); return err },
+				"Session":     func(ctx context.Context) error { _, err := c.Session(ctx, handleOf(session.Value)); return err },
+				"Exchange": func(ctx context.Context) error {
+					_, err := rs.clients[1].Exchange(ctx, cb.Query(), binding)
+					return err
+				},
+			}
+			var wg sync.WaitGroup
+			for name, call := range calls {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(ctx, callTimeout)
+					defer cancel()
+					start := time.Now()
+					err := call(ctx)
+					took := time.Since(start)
+					var rerr *redisstore.Error
+					switch {
+					case !errors.Is(err, store.ErrUnavailable) || !errors.As(err, &rerr):
+						t.Errorf("%s with Redis %s: got %v, want a *redisstore.Error matching store.ErrUnavailable", name, fault.name, err)
+					case errors.Is(err, stepup.ErrNoSession), errors.Is(err, stepup.ErrTransactionNotFound):
+						t.Errorf("%s with Redis %s: %v also says the record does not exist: it must say only that the store is unavailable", name, fault.name, err)
+					case stepup.ErrorStatus(err) != http.StatusServiceUnavailable:
+						t.Errorf("%s: ErrorStatus(%v) = %d, want 503", name, err, stepup.ErrorStatus(err))
+					}
+					if took > callTimeout+slack {
+						t.Errorf("%s took %v with a %v deadline", name, took, callTimeout)
+					}
+					t.Logf("%s: %v after %v", name, err, took.Round(time.Millisecond))
+				}()
+			}
+			wg.Wait()
+
+			// The middleware and the callback, over HTTP, at once.
+			pages := []struct {
+				name    string
+				b       *browser
+				replica int
+				target  string
+			}{
+				{"login page with a session", u, 0, pathPrivate},
+				{"step-up page with a session", u, 1, pathSalaries},
+				{"login page without a session", rs.newBrowser(alice), 1, pathPrivate},
+				{"callback", pending, 1, cb.RequestURI()},
+			}
+			for _, p := range pages {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r, err := p.b.get(p.replica, p.target)
+					switch {
+					case err != nil:
+						t.Errorf("%s: %v", p.name, err)
+					case r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "unavailable") ||
+						strings.Contains(r.body, "hello") || r.cookie("stepup_session") != nil || r.cookie("stepup_binding") != nil:
+						t.Errorf("%s with Redis %s: got %v with cookies %v, want a 503 page that says the service is unavailable, sets no cookie",
+							p.name, fault.name, r, r.cookies)
+					case r.took > reqTimeout+slack:
+						t.Errorf("%s took %v with a %v request deadline", p.name, r.took, reqTimeout)
+					default:
+						t.Logf("%s: 503 after %v", p.name, r.took.Round(time.Millisecond))
+					}
+				}()
+			}
+			wg.Wait()
+			for _, err := range rs.errors()[errs0:] {
+				if !errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("a replica failed with %v, want store.ErrUnavailable", err)
+				}
+			}
+			if got := rs.tn.GrantCalls("authorization_code"); got != codes0 {
+				t.Errorf("the tenant got %d code redemptions while Redis was %s, want none", got-codes0, fault.name)
+			}
+
+			fault.up()
+			upAt := time.Now()
+			failed := 0
+			var r *response
+			for {
+				if r, err = u.get(0, pathPrivate); err != nil {
+					t.Fatal(err)
+				}
+				if r.status != http.StatusServiceUnavailable {
+					break
+				}
+				if failed++; time.Since(upAt) > 10*time.Second {
+					t.Fatalf("still %v 10s after Redis came back", r)
+				}
+				time.Sleep(10 * time.Millisecond) // waiting for go-redis to reconnect
+			}
+			t.Logf("Redis %s for %v; served again %v after it came back (%d request(s) answered 503 meanwhile)",
+				fault.name, upAt.Sub(downAt).Round(time.Millisecond), time.Since(upAt).Round(time.Millisecond), failed)
+
+			want := "hello auth0|alice from replica 0"
+			if fault.kept {
+				// The same session works again. The pending login's
+				// callbacks sent GETDEL before they timed out: a frozen
+				// Redis runs such a command when it resumes, so the
+				// transaction may be consumed by an attempt that failed.
+				// Either way the outcome is never a guess: a login, or
+				// 400 and the user signs in again.
+				if r.status != http.StatusOK || r.body != want {
+					t.Fatalf("after Redis thawed: got %v, want 200 %q", r, want)
+				}
+				r, err := pending.get(1, cb.RequestURI())
+				switch {
+				case err != nil:
+					t.Fatal(err)
+				case r.status == http.StatusFound && r.cookie("stepup_session") != nil:
+					t.Log("the pending callback after Redis thawed: the transaction survived, login completed")
+				case r.status == http.StatusBadRequest && r.cookie("stepup_session") == nil:
+					if err := rs.errors()[len(rs.errors())-1]; !errors.Is(err, stepup.ErrTransactionNotFound) {
+						t.Errorf("the pending callback after Redis thawed failed with %v, want ErrTransactionNotFound", err)
+					}
+					t.Log("the pending callback after Redis thawed: 400, its transaction was taken by the GETDEL that timed out")
+				default:
+					t.Errorf("the pending callback after Redis thawed: got %v, want a login or 400", r)
+				}
+				return
+			}
+			// The restarted Redis is empty: the old session is gone (a new
+			// login is asked for, nothing served on a guess), the pending
+			// transaction too, and a new login works on the same Clients.
+			if r.status != http.StatusFound || !strings.HasPrefix(r.location, rs.tn.URL()+"/authorize?") {
+				t.Fatalf("the old session after Redis restarted empty: got %v, want a redirect to the tenant", r)
+			}
+			if r, err := pending.get(1, cb.RequestURI()); err != nil || r.status != http.StatusBadRequest || r.cookie("stepup_session") != nil {
+				t.Fatalf("the pending callback after Redis restarted empty: got %v, %v; want 400", r, err)
+			}
+			if _, err := u.login(ctx, pathPrivate, 1, 0); err != nil {
+				t.Fatalf("a new login after Redis came back: %v", err)
+			}
+			for replica := range 2 {
+				want := fmt.Sprintf("hello auth0|alice from replica %d", replica)
+				if r, err := u.get(replica, pathPrivate); err != nil || r.status != http.StatusOK || r.body != want {
+					t.Errorf("replica %d after the new login: got %v, %v; want 200 %q", replica, r, err, want)
+				}
+			}
+		})
+	}
+}
+
+// An expired transaction is gone from Redis, not merely refused by the
+// Client: with TransactionTTL 1 s, the key's PTTL is at most 1 s, the key
+// disappears from the server, and a callback then fails with
+// ErrTransactionNotFound although the Client's own clock (frozen here) still
+// deems the transaction fresh: the server's TTL did it.
+func TestReplicasTransactionExpiresInRedis(t *testing.T) {
+	ctx := context.Background()
+	frozen := time.Now()
+	rs := newReplicaSet(t, redistest.Client(t), replicaOpts{n: 1, client: func(c *stepup.Config) {
+		c.TransactionTTL = time.Second
+		c.Now = func() time.Time { return frozen }
+	}})
+	ar, err := rs.clients[0].AuthorizeURL(ctx, stepup.AuthorizeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := time.Now()
+	key := rs.st.Key("tx:" + ar.State)
+	if ttl := rs.rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > time.Second {
+		t.Fatalf("PTTL %s = %v, want in (0, 1s]", key, ttl)
+	}
+	for {
+		ttl, err := rs.rdb.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl == -2*time.Nanosecond { // go-redis's value for "no such key"
+			break
+		}
+		if time.Since(written) > 5*time.Second {
+			t.Fatalf("the transaction is still in Redis %v after it was written with a 1s TTL (PTTL %v)", time.Since(written), ttl)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server's expiry
+	}
+	gone := time.Since(written)
+	if gone < 900*time.Millisecond {
+		t.Errorf("the transaction vanished after %v, before its 1s TTL", gone)
+	}
+	if n := rs.rdb.Exists(ctx, key).Val(); n != 0 {
+		t.Errorf("EXISTS %s = %d after expiry", key, n)
+	}
+	t.Logf("the 1s transaction left Redis after %v", gone.Round(time.Millisecond))
+	_, err = rs.clients[0].Exchange(ctx, url.Values{"state": {ar.State}, "code": {"any"}}, ar.Binding)
+	if !errors.Is(err, stepup.ErrTransactionNotFound) {
+		t.Fatalf("Exchange after the transaction expired in Redis: got %v, want ErrTransactionNotFound", err)
+	}
+	if n := rs.tn.GrantCalls("authorization_code"); n != 0 {
+		t.Errorf("the tenant got %d code redemptions for an expired transaction", n)
+	}
+}
+
+// What a login costs in Redis commands, counted with a go-redis hook (not
+// by reading the code): AuthorizeURL is one SET; a callback takes the
+// transaction with one GETDEL and writes the session with one SET (two
+// commands in all; a step-up of a live session first reads it: three); a
+// page load of a live session is one GET.
+func TestReplicasRedisCommandCost(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	rs := newReplicaSet(t, rdb, replicaOpts{n: 2})
+	n := redistest.CountCommands(rdb)
+	c := rs.clients[0]
+	check := func(what string, want ...string) {
+		t.Helper()
+		if got := n.Commands(); !slices.Equal(got, want) {
+			t.Errorf("%s: Redis commands %q, want %q", what, got, want)
+		}
+		n.Reset()
+	}
+
+	// The Client's own calls.
+	ar, err := c.AuthorizeURL(ctx, stepup.AuthorizeOptions{Policy: stepup.MFA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("AuthorizeURL", "set")
+	cb, err := rs.tn.Login(ctx, ar.URL, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Reset()
+	login, err := rs.clients[1].Exchange(ctx, cb.Query(), ar.Binding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("Exchange (the callback's take)", "getdel")
+	s, err := rs.clients[1].StartSession(ctx, login, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("StartSession", "set")
+	if _, err := c.LoadSession(ctx, rs.clients[1].SessionCookie(s).Value); err != nil {
+		t.Fatal(err)
+	}
+	check("LoadSession", "get")
+
+	// The same through the middleware and the callback handler.
+	u := rs.newBrowser(bob)
+	r, err := u.get(0, pathPrivate)
+	if err != nil || r.status != http.StatusFound {
+		t.Fatalf("GET %s without a session: %v, %v", pathPrivate, r, err)
+	}
+	check("a protected page without a session (redirect to /authorize)", "set")
+	cbu, err := u.tb.Login(ctx, r.location, u.creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Reset()
+	if r, err = u.get(1, cbu.RequestURI()); err != nil || r.status != http.StatusFound {
+		t.Fatalf("callback: %v, %v", r, err)
+	}
+	check("the callback handler of a first login", "getdel", "set")
+	if r, err = u.get(0, pathPrivate); err != nil || r.status != http.StatusOK {
+		t.Fatalf("GET %s with a session: %v, %v", pathPrivate, r, err)
+	}
+	check("a protected page with a session", "get")
+
+	ua := rs.newBrowser(alice)
+	if _, err := ua.login(ctx, pathPrivate, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	n.Reset()
+	if r, err = ua.get(0, pathSalaries); err != nil || r.status != http.StatusFound {
+		t.Fatalf("GET %s with a password-only session: %v, %v", pathSalaries, r, err)
+	}
+	check("a step-up page with a weaker session (redirect to /authorize)", "get", "set")
+	cbu, err = ua.tb.Login(ctx, r.location, ua.creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Reset()
+	if r, err = ua.get(1, cbu.RequestURI()); err != nil || r.status != http.StatusFound {
+		t.Fatalf("step-up callback: %v, %v", r, err)
+	}
+	check("the callback handler of a step-up", "getdel", "get", "set")
+	if r, err = ua.get(0, pathSalaries); err != nil || r.status != http.StatusOK {
+		t.Fatalf("GET %s after the step-up: %v, %v", pathSalaries, r, err)
+	}
+	check("a step-up page with a stepped-up session", "get")
+}
