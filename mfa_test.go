@@ -225,3 +225,36 @@ func TestWorkerLogout(t *testing.T) {
 		t.Errorf("second Logout: %v", err)
 	}
 }
+
+// go-auth0 is created on first use (a Client starts while the tenant is
+// down), a failed creation is retried at the next use, and the Client's
+// *http.Client is not changed by go-auth0's WithClient.
+func TestGoAuth0CreatedLazily(t *testing.T) {
+	e := newWkEnv(t, wkOpts{})
+	hc := e.tn.Client()
+	transport := hc.Transport
+	c := e.client(nil, func(cfg *Config) { cfg.HTTPClient = hc })
+	e.login(c, Login) // our own JWKS cache is warm now
+	tok, err := e.tn.NewMFAToken(auth0test.DefaultApplication().ClientID, auth0test.AliceEmail, "openid", wkAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	jwks := e.tn.Calls("/.well-known/jwks.json")
+	e.tn.InjectFault("/.well-known/jwks.json", auth0test.Fault{Status: 503, Times: 1})
+	if _, err := c.MFAAuthenticators(ctx, tok); !errors.Is(err, ErrTenantUnavailable) {
+		t.Fatalf("go-auth0 creation while the tenant fails: got %v, want ErrTenantUnavailable", err)
+	}
+	if _, err := c.MFAAuthenticators(ctx, tok); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if _, err := c.MFAAuthenticators(ctx, tok); err != nil {
+		t.Fatalf("third call: %v", err)
+	}
+	if got := e.tn.Calls("/.well-known/jwks.json") - jwks; got != 2 {
+		t.Errorf("go-auth0 fetched the JWKS %d times, want 2 (one failed creation, one success)", got)
+	}
+	if hc.Transport != transport {
+		t.Error("the Client's *http.Client was changed by go-auth0")
+	}
+}

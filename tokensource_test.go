@@ -22,8 +22,13 @@ var _ oauth2.TokenSource = (*TokenSource)(nil)
 // after it expired: exactly one refresh reaches the tenant, no reuse is
 // detected, all 50 get the same new token; 20 expiry cycles.
 func TestTokenSourceOneRefreshAcrossReplicas(t *testing.T) {
-	e := newWkEnv(t, wkOpts{redis: true})
-	const replicas, perReplica, cycles = 5, 10, 20
+	t.Run("redis", func(t *testing.T) { testOneRefreshAcrossReplicas(t, wkOpts{redis: true}, 20) })
+	t.Run("redis cluster", func(t *testing.T) { testOneRefreshAcrossReplicas(t, wkOpts{cluster: true}, 5) })
+}
+
+func testOneRefreshAcrossReplicas(t *testing.T, o wkOpts, cycles int) {
+	e := newWkEnv(t, o)
+	const replicas, perReplica = 5, 10
 	clients := make([]*Client, replicas)
 	for i := range clients {
 		clients[i] = e.client(nil, nil)

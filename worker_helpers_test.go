@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stepupauth/stepup/auth0test"
 	"github.com/stepupauth/stepup/internal/redistest"
 	"github.com/stepupauth/stepup/redisstore"
@@ -30,9 +31,10 @@ type wkEnv struct {
 }
 
 type wkOpts struct {
-	redis  bool                                               // share a real Redis (redistest) instead of a memory store
-	tenant func(*auth0test.Config)                            // adjust the tenant
-	action func(*auth0test.ActionEvent, *auth0test.ActionAPI) // the tenant's Action
+	cluster bool                                               // share a real Redis Cluster
+	redis   bool                                               // share a real Redis (redistest) instead of a memory store
+	tenant  func(*auth0test.Config)                            // adjust the tenant
+	action  func(*auth0test.ActionEvent, *auth0test.ActionAPI) // the tenant's Action
 }
 
 func newWkEnv(t testing.TB, o wkOpts) *wkEnv {
@@ -51,8 +53,14 @@ func newWkEnv(t testing.TB, o wkOpts) *wkEnv {
 		o.tenant(&tcfg)
 	}
 	e.tn = auth0test.NewTenant(t, tcfg)
-	if o.redis {
-		rs, err := redisstore.New(redistest.Client(t), redisstore.Options{Prefix: redistest.Prefix(t)})
+	if o.redis || o.cluster {
+		var rc redis.UniversalClient
+		if o.cluster {
+			rc = redistest.Cluster(t)
+		} else {
+			rc = redistest.Client(t)
+		}
+		rs, err := redisstore.New(rc, redisstore.Options{Prefix: redistest.Prefix(t)})
 		if err != nil {
 			t.Fatalf("redisstore.New: %v", err)
 		}
