@@ -754,18 +754,60 @@ func isRandomToken(s string) bool {
 
 // Verifier returns a verifier of access tokens issued by the Client's tenant
 // for audience (an API identifier), sharing the Client's cache of the
-// tenant's signing keys: one JWKS fetch serves ID and access tokens alike.
-// It uses the Client's HTTP client, clock and leeway.
-func (c *Client) Verifier(audience string) (*Verifier, error) {
+// tenant's signing keys: one JWKS fetch serves ID and access tokens alike,
+// so an API served by the same process costs the tenant no extra fetch. It
+// uses the Client's issuer, HTTP client, clock and leeway; opts set the rest
+// of what NewVerifier's VerifierConfig offers (WithClaimNamespace,
+// WithCacheSize, WithAlgorithms, WithVerifierErrorHandler). Closing the
+// Verifier is not needed: the Client's Close stops the shared key refresh.
+func (c *Client) Verifier(audience string, opts ...VerifierOption) (*Verifier, error) {
 	if audience == "" {
 		return nil, fmt.Errorf("%w: Verifier needs the API's audience (its identifier in Auth0)", ErrInvalidConfig)
 	}
-	return newVerifier(VerifierConfig{
+	cfg := VerifierConfig{
 		Domain:     c.cfg.Domain,
 		Audience:   audience,
 		Issuer:     c.issuer,
+		JWKSURL:    c.keys.url,
 		HTTPClient: c.httpClient,
 		Now:        c.now,
 		Leeway:     c.cfg.Leeway,
-	}, c.keys)
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = -1 // the Client was configured with none
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return newVerifier(cfg, c.keys)
+}
+
+// A VerifierOption sets a field of the VerifierConfig of Client.Verifier.
+type VerifierOption func(*VerifierConfig)
+
+// WithClaimNamespace sets VerifierConfig.ClaimNamespace: where an Action
+// copies acr, amr and auth_time in access tokens, e.g. "https://stepup.example/".
+func WithClaimNamespace(ns string) VerifierOption {
+	return func(cfg *VerifierConfig) { cfg.ClaimNamespace = ns }
+}
+
+// WithCacheSize sets VerifierConfig.CacheSize: the number of verified tokens
+// kept (0: no cache).
+func WithCacheSize(n int) VerifierOption {
+	return func(cfg *VerifierConfig) { cfg.CacheSize = n }
+}
+
+// WithAlgorithms sets VerifierConfig.Algorithms: the accepted header algs
+// (default RS256 and PS256).
+func WithAlgorithms(algs ...string) VerifierOption {
+	algs = slices.Clone(algs)
+	return func(cfg *VerifierConfig) { cfg.Algorithms = algs }
+}
+
+// WithVerifierErrorHandler sets VerifierConfig.ErrorHandler: called by
+// Require's middleware after it refused a request, e.g. to log err.
+func WithVerifierErrorHandler(f func(w http.ResponseWriter, r *http.Request, err error)) VerifierOption {
+	return func(cfg *VerifierConfig) { cfg.ErrorHandler = f }
 }

@@ -95,13 +95,20 @@ func (c *Client) challenge(w http.ResponseWriter, r *http.Request, p Policy, s *
 }
 
 func (c *Client) redirectToAuthorize(w http.ResponseWriter, r *http.Request, opts AuthorizeOptions) {
+	if err := c.sendToAuthorize(w, r, opts); err != nil {
+		c.fail(w, r, err)
+	}
+}
+
+// sendToAuthorize starts an authorization with opts, bound to r's browser,
+// and redirects to it. On error it has written nothing.
+func (c *Client) sendToAuthorize(w http.ResponseWriter, r *http.Request, opts AuthorizeOptions) error {
 	if ck, err := r.Cookie(c.bindingCookie); err == nil {
 		opts.Binding = ck.Value
 	}
 	ar, err := c.AuthorizeURL(r.Context(), opts)
 	if err != nil {
-		c.fail(w, r, err)
-		return
+		return err
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: c.bindingCookie, Value: ar.Binding, Path: "/",
@@ -110,6 +117,7 @@ func (c *Client) redirectToAuthorize(w http.ResponseWriter, r *http.Request, opt
 	})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, ar.URL, http.StatusFound)
+	return nil
 }
 
 // LoginHandler starts a login: it redirects to the tenant's /authorize.
@@ -231,7 +239,9 @@ func (c *Client) fail(w http.ResponseWriter, r *http.Request, err error) {
 // store or the tenant is unavailable (fail closed), 400 for callbacks that
 // cannot be completed (unknown, replayed or foreign state, issuer mismatch,
 // invalid token, bad code), 403 when the tenant refused the login or the
-// requested step-up was not performed, 401 without a session, 500 otherwise.
+// requested step-up was not performed (ErrStepUpLoop included: an API still
+// refuses the token of the step-up it asked for), 401 without a session, 500
+// otherwise.
 func ErrorStatus(err error) int {
 	var (
 		ae *AuthorizeError
@@ -241,7 +251,7 @@ func ErrorStatus(err error) int {
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, ErrTenantUnavailable),
 		errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, ErrStepUpRequired), errors.As(err, &ae):
+	case errors.Is(err, ErrStepUpRequired), errors.Is(err, ErrStepUpLoop), errors.As(err, &ae):
 		return http.StatusForbidden
 	case errors.Is(err, ErrTransactionNotFound), errors.Is(err, ErrStateMismatch),
 		errors.Is(err, ErrIssuerMismatch), errors.Is(err, ErrInvalidCallback),
