@@ -125,6 +125,7 @@ type TokenSource struct {
 
 // pendingRefresh is a refresh result the store did not accept yet.
 type pendingRefresh struct {
+	from  string // hash of the refresh token that was rotated
 	rec   *rotationRecord
 	token *oauth2.Token // nil when the access token must not be handed out
 	err   error         // returned after storing (ID-token failure)
@@ -461,7 +462,7 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 	}
 	rec.T.Refresh = c.ring.seal([]byte(newRefresh), sealAAD(ts.handle, ts.audience, "refresh"))
 
-	p := &pendingRefresh{rec: rec, err: idErr}
+	p := &pendingRefresh{from: st.hash, rec: rec, err: idErr}
 	if rec.T.Access != nil {
 		if p.token, err = ts.open(&rec.T); err != nil {
 			return nil, err
@@ -547,6 +548,19 @@ func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err
 	r, err := ts.c.readSession(ctx, ts.handle)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
+	}
+	st, err := ts.current(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
+	}
+	if st.hash != p.from && st.hash != p.rec.Cur {
+		// The chain moved on without us (another worker took the lease
+		// over, or a login replaced the tokens): writing ours now would
+		// put an older state back. Ours is an unused token of the family.
+		ts.c.log.WarnContext(ctx, "stepup: dropping refreshed tokens that were never stored: the chain moved on",
+			"session", ts.handle[:8], "audience", ts.audience)
+		ts.pending = nil
+		return nil, nil, false
 	}
 	if err := ts.store(ctx, p.rec, r.Expires); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true

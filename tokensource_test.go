@@ -424,3 +424,46 @@ func BenchmarkTokenSourceValid(b *testing.B) {
 	b.ReportMetric(float64(fs.gets.Load()-gets)/float64(b.N), "reads/op")
 	b.ReportMetric(float64(e.tn.Calls("/oauth/token")-calls)/float64(b.N), "tenant-calls/op")
 }
+
+// Tokens the store refused are not written back once the chain has moved
+// on (here: a new login replaced the session's tokens): that would put an
+// older state back.
+func TestTokenSourcePendingDroppedWhenChainMovedOn(t *testing.T) {
+	e := newWkEnv(t, wkOpts{})
+	fs := &faultyStore{Store: e.store}
+	c := e.client(fs, nil)
+	s := e.login(c, Login)
+	ctx := context.Background()
+	e.clock.Advance(wkAccessLifetime)
+	ts := c.TokenSource(ctx, s.Handle, TokenSourceOptions{Audience: wkAPI})
+	fs.failSets.Store(DefaultStoreAttempts)
+	if _, err := ts.Token(); !errors.Is(err, ErrRefreshNotStored) {
+		t.Fatalf("got %v, want ErrRefreshNotStored", err)
+	}
+	// The user logs in again in the same session: a new refresh-token family.
+	ar, err := c.AuthorizeURL(ctx, AuthorizeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := e.tn.Login(ctx, ar.URL, auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Exchange(ctx, cb.Query(), ar.Binding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.StartSession(ctx, res, s); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.Token()
+	if err != nil || tok.AccessToken != res.Token.AccessToken {
+		t.Fatalf("after the new login: %v (the login's token: %v)", err, err == nil && tok.AccessToken == res.Token.AccessToken)
+	}
+	if rec, err := c.readRotation(ctx, s.Handle, wkAPI); rec != nil || err != nil {
+		t.Errorf("the stale refresh result was written: %v, %v", rec, err)
+	}
+	if diff := cmp.Diff(map[string]int{"issued": 2, "rotated": 1}, e.refreshEvents()); diff != "" {
+		t.Errorf("tenant refresh log (-want +got):\n%s", diff)
+	}
+}

@@ -67,11 +67,8 @@ func (c *Client) Logout(ctx context.Context, handle string) error {
 			}
 		}
 		keys = append(keys, c.rotationKey(handle, aud))
-		rec, err := c.readRotation(ctx, handle, aud)
-		if err != nil {
-			return err
-		}
-		if rec != nil {
+		// An unreadable rotation record is deleted below all the same.
+		if rec, _ := c.readRotation(ctx, handle, aud); rec != nil {
 			if b, err := c.ring.open(rec.T.Refresh, sealAAD(handle, aud, "refresh")); err == nil && !slices.Contains(refresh, string(b)) {
 				refresh = append(refresh, string(b))
 			}
