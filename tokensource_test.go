@@ -467,3 +467,31 @@ func TestTokenSourcePendingDroppedWhenChainMovedOn(t *testing.T) {
 		t.Errorf("tenant refresh log (-want +got):\n%s", diff)
 	}
 }
+
+// A session record written back with the previous tokens (a page load that
+// read the session before a refresh and extended its idle deadline after
+// it) does not make a worker present a rotated-out refresh token: the
+// rotation chain recognises the copy as superseded.
+func TestTokenSourceSessionCopyClobbered(t *testing.T) {
+	e := newWkEnv(t, wkOpts{})
+	c := e.client(nil, nil)
+	s := e.login(c, Login)
+	ctx := context.Background()
+	stale, err := e.store.Get(ctx, c.sessionKey(s.Handle)) // read by the page load
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cycle := 1; cycle <= 3; cycle++ {
+		e.clock.Advance(wkAccessLifetime)
+		if _, err := c.TokenSource(ctx, s.Handle, TokenSourceOptions{Audience: wkAPI}).Token(); err != nil {
+			t.Fatalf("cycle %d: %v", cycle, err)
+		}
+		// ...written back after the refresh, with the tokens of the login.
+		if err := e.store.Set(ctx, c.sessionKey(s.Handle), stale, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(map[string]int{"issued": 1, "rotated": 3}, e.refreshEvents()); diff != "" {
+		t.Errorf("tenant refresh log (-want +got):\n%s", diff)
+	}
+}
