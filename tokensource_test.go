@@ -29,9 +29,10 @@ func TestTokenSourceOneRefreshAcrossReplicas(t *testing.T) {
 func testOneRefreshAcrossReplicas(t *testing.T, o wkOpts, cycles int) {
 	e := newWkEnv(t, o)
 	const replicas, perReplica = 5, 10
+	cs := &countingStore{Store: e.store}
 	clients := make([]*Client, replicas)
 	for i := range clients {
-		clients[i] = e.client(nil, nil)
+		clients[i] = e.client(cs, nil)
 	}
 	s := e.login(clients[0], MFA)
 	ctx := context.Background()
@@ -82,6 +83,8 @@ func testOneRefreshAcrossReplicas(t *testing.T, o wkOpts, cycles int) {
 		}
 		prev = toks[0]
 	}
+	t.Logf("store calls per expiry cycle of %d goroutines: %.0f reads, %.0f set-if-absent, %.0f writes",
+		replicas*perReplica, float64(cs.gets.Load())/float64(cycles), float64(cs.setnxs.Load())/float64(cycles), float64(cs.sets.Load())/float64(cycles))
 	ev := e.refreshEvents()
 	if diff := cmp.Diff(map[string]int{"issued": 1, "rotated": cycles}, ev); diff != "" {
 		t.Errorf("tenant refresh log (-want +got):\n%s", diff)
