@@ -185,6 +185,25 @@ func TestCIBA(t *testing.T) {
 	}
 }
 
+// WaitCIBA stops when its context ends.
+func TestWaitCIBAHonoursContext(t *testing.T) {
+	e := newWkEnv(t, wkOpts{})
+	c := e.client(nil, nil)
+	s := e.login(c, Login)
+	ctx, cancel := context.WithCancel(context.Background())
+	polls := e.tn.GrantCalls(auth0test.GrantCIBA)
+	res, err := c.StepUpCIBA(ctx, s, CIBARequest{BindingMessage: "Export salaries", Wait: func(ctx context.Context, d time.Duration) error {
+		e.clock.Advance(d)
+		if e.tn.GrantCalls(auth0test.GrantCIBA) > polls {
+			cancel() // the job is shut down while the user has not answered
+		}
+		return ctx.Err()
+	}})
+	if !errors.Is(err, context.Canceled) || res != nil {
+		t.Fatalf("got %v, %v; want context.Canceled", res, err)
+	}
+}
+
 func TestStartCIBARejectsBadInput(t *testing.T) {
 	e := newWkEnv(t, wkOpts{})
 	c := e.client(nil, nil)

@@ -209,6 +209,12 @@ func TestTokenSourceLeaseOfDeadHolder(t *testing.T) {
 	if !errors.Is(err, ErrRefreshTimeout) {
 		t.Fatalf("while the dead holder's lease is live: got %v, want ErrRefreshTimeout", err)
 	}
+	// The wait honours ctx.
+	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.TokenSource(ctx, s.Handle, opts).TokenContext(dctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting with a context that ends: got %v, want context.DeadlineExceeded", err)
+	}
 	if got := e.tn.GrantCalls(auth0test.GrantRefreshToken); got != 0 {
 		t.Fatalf("%d refreshes while the lease was live, want 0", got)
 	}
