@@ -2,7 +2,6 @@ package stepup
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -805,13 +804,4 @@ func parseTokenResponse(body []byte) (*tokenResponse, error) {
 		return nil, errors.New("stepup: token response has neither access_token nor id_token")
 	}
 	return r, nil
-}
-
-// randomID returns n random bytes, base64url.
-func randomID(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic("stepup: crypto/rand failed: " + err.Error())
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
 }
