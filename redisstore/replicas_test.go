@@ -321,14 +321,17 @@ func handleOf(cookieValue string) string {
 
 // Authorize on A, callback on B, the session then works on A: on a plain
 // Redis and on a Redis Cluster.
+// backends are the shared Redis servers the cross-replica tests run on.
+var backends = []struct {
+	name   string
+	client func(t *testing.T) redis.UniversalClient
+}{
+	{"single", func(t *testing.T) redis.UniversalClient { return redistest.Client(t) }},
+	{"cluster", func(t *testing.T) redis.UniversalClient { return redistest.Cluster(t) }},
+}
+
 func TestReplicasCallbackOnAnotherReplica(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		client func(t *testing.T) redis.UniversalClient
-	}{
-		{"single", func(t *testing.T) redis.UniversalClient { return redistest.Client(t) }},
-		{"cluster", func(t *testing.T) redis.UniversalClient { return redistest.Cluster(t) }},
-	} {
+	for _, tc := range backends {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			rs := newReplicaSet(t, tc.client(t), replicaOpts{n: 2})
@@ -502,14 +505,21 @@ func TestReplicasManyConcurrentLogins(t *testing.T) {
 
 // 64 callbacks carrying the same state (and the browser's binding cookie),
 // at once, spread over 4 replicas: exactly one starts a session; the others
-// get 400 with ErrTransactionNotFound and never reach the tenant.
+// get 400 with ErrTransactionNotFound and never reach the tenant. On a plain
+// Redis and on a Redis Cluster.
 func TestReplicasConcurrentCallbacksSameState(t *testing.T) {
+	for _, tc := range backends {
+		t.Run(tc.name, func(t *testing.T) { testConcurrentCallbacksSameState(t, tc.client(t)) })
+	}
+}
+
+func testConcurrentCallbacksSameState(t *testing.T, rdb redis.UniversalClient) {
 	const (
 		callbacks = 64
 		replicas  = 4
 	)
 	ctx := context.Background()
-	rs := newReplicaSet(t, redistest.Client(t), replicaOpts{n: replicas})
+	rs := newReplicaSet(t, rdb, replicaOpts{n: replicas})
 	u := rs.newBrowser(alice)
 	cb, _, err := u.startLogin(ctx, 0, pathPrivate)
 	if err != nil {
