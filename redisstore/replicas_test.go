@@ -856,11 +856,15 @@ func TestReplicasTransactionExpiresInRedis(t *testing.T) {
 // by reading the code): AuthorizeURL is one SET; a callback takes the
 // transaction with one GETDEL and writes the session with one SET (two
 // commands in all; a step-up of a live session first reads it: three); a
-// page load of a live session is one GET.
+// page load of a live session is one GET, plus one SET when its idle
+// deadline must move (once per idle step), which the other replica then sees.
 func TestReplicasRedisCommandCost(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
-	rs := newReplicaSet(t, rdb, replicaOpts{n: 2})
+	// The replicas' clock; it moves only at the end, after every login.
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	rs := newReplicaSet(t, rdb, replicaOpts{n: 2, client: func(c *stepup.Config) { c.Now = now }})
 	n := redistest.CountCommands(rdb)
 	c := rs.clients[0]
 	check := func(what string, want ...string) {
@@ -940,4 +944,29 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 		t.Fatalf("GET %s after the step-up: %v, %v", pathSalaries, r, err)
 	}
 	check("a step-up page with a stepped-up session", "get")
+
+	// Two minutes later (more than the idle step, a minute by default), a
+	// page load moves the idle deadline: one GET and one SET, and the
+	// other replica reads the new deadline.
+	offset.Store(int64(2 * time.Minute))
+	n.Reset()
+	if r, err = ua.get(0, pathSalaries); err != nil || r.status != http.StatusOK {
+		t.Fatalf("GET %s two minutes later: %v, %v", pathSalaries, r, err)
+	}
+	check("a page load that extends the idle deadline", "get", "set")
+	var handle string
+	front, _ := url.Parse(rs.front.URL)
+	for _, ck := range ua.http.Jar.Cookies(front) {
+		if ck.Name == "stepup_session" {
+			handle = handleOf(ck.Value)
+		}
+	}
+	s2, err := rs.clients[1].Session(ctx, handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now().Add(stepup.DefaultSessionIdleTimeout); s2.IdleExpiresAt.Before(want.Add(-10*time.Second)) || s2.IdleExpiresAt.After(want) {
+		t.Errorf("the other replica sees the idle deadline %v, want about %v", s2.IdleExpiresAt, want)
+	}
+	check("Session (by handle)", "get")
 }
