@@ -242,12 +242,9 @@ const RetryParam = "stepup_retry"
 // (the store, invalid options) are returned as they are (ErrorStatus maps
 // them: 503, 400).
 func (c *Client) StepUp(w http.ResponseWriter, r *http.Request, opts AuthorizeOptions) error {
-	s, ok := SessionFromContext(r.Context())
-	if !ok {
-		var err error
-		if s, err = c.sessionFromRequest(r); err != nil && !errors.Is(err, ErrNoSession) {
-			return err
-		}
+	s, err := c.SessionFromRequest(r)
+	if err != nil && !errors.Is(err, ErrNoSession) {
+		return err
 	}
 	audience := opts.Audience
 	if audience == "" {

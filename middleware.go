@@ -216,6 +216,17 @@ func (c *Client) RevokeRefreshToken(ctx context.Context, token string) error {
 	return err
 }
 
+// SessionFromRequest loads the session of the request's cookie, for pages
+// that serve everyone but show who is signed in (the protected ones get it
+// from SessionFromContext). ErrNoSession when there is none; a failing
+// store gives an error matching store.ErrUnavailable.
+func (c *Client) SessionFromRequest(r *http.Request) (*Session, error) {
+	if s, ok := SessionFromContext(r.Context()); ok {
+		return s, nil
+	}
+	return c.sessionFromRequest(r)
+}
+
 // sessionFromRequest loads the session of the request's cookie.
 func (c *Client) sessionFromRequest(r *http.Request) (*Session, error) {
 	ck, err := r.Cookie(c.sessionCookie)

@@ -32,6 +32,8 @@ func TestErrorStatus(t *testing.T) {
 		{&TokenError{Kind: ErrTokenNonce}, http.StatusBadRequest},
 		{ErrMissingIDToken, http.StatusBadGateway},
 		{ErrNoSession, http.StatusUnauthorized},
+		{fmt.Errorf("%w (API x)", ErrStepUpLoop), http.StatusForbidden},
+		{&StepUpNeededError{Audience: "x", Err: ErrNoSession}, http.StatusForbidden},
 		{errors.New("something else"), http.StatusInternalServerError},
 	}
 	for _, tc := range tests {
@@ -82,5 +84,32 @@ func TestErrorHandlerHook(t *testing.T) {
 	c.RequireLogin(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("served with the store down") })).ServeHTTP(w, r)
 	if w.Code != 599 || !errors.Is(got, store.ErrUnavailable) {
 		t.Errorf("hook: status %d, err %v", w.Code, got)
+	}
+}
+
+func TestSessionFromRequest(t *testing.T) {
+	c, cs, _ := offlineClient(t, nil)
+	s := apiSession(t, c, "auth0|alice", nil)
+	ck := c.SessionCookie(s)
+
+	r := httptest.NewRequest("GET", "/", nil)
+	if _, err := c.SessionFromRequest(r); !errors.Is(err, ErrNoSession) {
+		t.Errorf("no cookie: %v, want ErrNoSession", err)
+	}
+	r.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+	got, err := c.SessionFromRequest(r)
+	if err != nil || got.Handle != s.Handle {
+		t.Fatalf("with the cookie: %v, %v", got, err)
+	}
+	// The session the middleware put in the context wins: no store read.
+	gets := cs.gets.Load()
+	rc := r.WithContext(context.WithValue(r.Context(), sessionCtxKey{}, got))
+	if again, err := c.SessionFromRequest(rc); err != nil || again != got || cs.gets.Load() != gets {
+		t.Errorf("from the context: %v, %v (store reads %d)", again, err, cs.gets.Load()-gets)
+	}
+	cs.failing.Store(true)
+	defer cs.failing.Store(false)
+	if _, err := c.SessionFromRequest(r); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("store down: %v, want store.ErrUnavailable", err)
 	}
 }

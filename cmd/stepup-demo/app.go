@@ -59,13 +59,9 @@ func navigation(next http.Handler) http.Handler {
 
 // home is public: it shows who is signed in, if anyone.
 func (d *demo) home(w http.ResponseWriter, r *http.Request) {
-	var s *stepup.Session
-	if ck, err := r.Cookie(d.cookieName("stepup_session")); err == nil {
-		var lerr error
-		s, lerr = d.client.LoadSession(r.Context(), ck.Value)
-		if lerr != nil && !errors.Is(lerr, stepup.ErrNoSession) {
-			d.log.WarnContext(r.Context(), "stepup-demo: loading the session for the home page", "error", lerr)
-		}
+	s, err := d.client.SessionFromRequest(r)
+	if err != nil && !errors.Is(err, stepup.ErrNoSession) {
+		d.log.WarnContext(r.Context(), "stepup-demo: loading the session for the home page", "error", err)
 	}
 	render(w, "home", http.StatusOK, d.view(s, "Home"))
 }
@@ -78,84 +74,66 @@ func (d *demo) customers(w http.ResponseWriter, r *http.Request) {
 }
 
 // employees is the salary page: the session passed the MFA policy; the page
-// also calls the salary API with the session's access token, and answers
-// the API's RFC 9470 challenge by sending the user through exactly the
-// step-up it asks for, once.
+// also calls the salary API with the session's access token for the API
+// (stepup.APIClient). When the API answers with an RFC 9470 challenge, or
+// the session holds no token for it, the page sends the user through exactly
+// the step-up the API asks for (Client.StepUp) and comes back here, which
+// calls the API again with the new token. If the API still refuses the token
+// of that very step-up (a tenant without the claims Action), the page shows
+// the API's answer instead of looping.
 func (d *demo) employees(w http.ResponseWriter, r *http.Request) {
 	s, _ := stepup.SessionFromContext(r.Context())
 	v := d.view(s, "Salaries")
 	v.Employees = employees
-	res, ch := d.callAPI(r, s)
-	if ch != nil && r.URL.Query().Get("api_retry") == "" {
-		d.stepUpFor(w, r, s, ch.Policy())
-		return
+	res, need := d.callAPI(r, s)
+	if need != nil {
+		err := d.client.StepUp(w, r, need.AuthorizeOptions)
+		if err == nil {
+			d.log.InfoContext(r.Context(), "stepup-demo: the salary API asked for a step-up", "reason", need.Error())
+			return
+		}
+		if !errors.Is(err, stepup.ErrStepUpLoop) {
+			d.errorPage(w, r, err)
+			return
+		}
+		d.log.WarnContext(r.Context(), "stepup-demo: the salary API refuses the token of the step-up it asked for", "error", err)
 	}
 	v.API = res
 	render(w, "employees", http.StatusOK, v)
 }
 
-// callAPI calls /api/employees with the session's access token for the
-// API's audience. It returns the challenge when the API asks for a step-up.
-func (d *demo) callAPI(r *http.Request, s *stepup.Session) (*apiResult, *stepup.Challenge) {
-	if d.verifier == nil {
+// callAPI calls /api/employees for the session. It returns what to show,
+// and the *StepUpNeededError when the user must go through the tenant first.
+func (d *demo) callAPI(r *http.Request, s *stepup.Session) (*apiResult, *stepup.StepUpNeededError) {
+	if d.api == nil {
 		return &apiResult{Err: "no API audience configured (AUTH0_AUDIENCE)"}, nil
-	}
-	tok, err := d.client.Token(s, d.cfg.Audience)
-	if err != nil || tok.AccessToken == "" {
-		return &apiResult{Err: "the session holds no access token for the API"}, nil
 	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, d.apiURL, nil)
 	if err != nil {
 		return &apiResult{Err: "building the request failed"}, nil
 	}
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	req.Header.Set("Accept", "application/json")
-	resp, err := d.apiHTTP.Do(req)
-	if err != nil {
+	resp, err := d.api.Do(s, req)
+	var need *stepup.StepUpNeededError
+	switch {
+	case errors.As(err, &need) && need.Challenge != nil:
+		return &apiResult{Status: http.StatusUnauthorized, Challenge: need.Challenge.String()}, need
+	case need != nil:
+		return &apiResult{Err: "the session holds no usable access token for the API"}, need
+	case err != nil:
 		d.log.WarnContext(r.Context(), "stepup-demo: calling the salary API", "error", err)
 		return &apiResult{Err: "the API could not be reached"}, nil
 	}
 	defer resp.Body.Close()
-	res := &apiResult{Status: resp.StatusCode}
-	switch resp.StatusCode {
-	case http.StatusOK:
+	res := &apiResult{Status: resp.StatusCode, Challenge: resp.Header.Get("WWW-Authenticate")}
+	if resp.StatusCode == http.StatusOK {
 		var body apiBody
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
 			res.Err = "unreadable answer"
 		}
 		res.Employees = body.Employees
-		return res, nil
-	case http.StatusUnauthorized, http.StatusForbidden:
-		res.Challenge = resp.Header.Get("WWW-Authenticate")
-		ch, err := stepup.ParseChallenge(resp)
-		if err == nil && ch.Error == stepup.ErrorInsufficientUserAuthentication {
-			return res, ch
-		}
 	}
 	return res, nil
-}
-
-// stepUpFor sends the browser to the tenant for the policy an API's
-// challenge asked for (its acr_values and max_age, unchanged), coming back
-// to the salary page, which then shows the API's new answer.
-func (d *demo) stepUpFor(w http.ResponseWriter, r *http.Request, s *stepup.Session, p stepup.Policy) {
-	opts := stepup.AuthorizeOptions{Policy: p, ReturnTo: "/employees?api_retry=1", LoginHint: s.Email}
-	bindingName := d.cookieName("stepup_binding")
-	if ck, err := r.Cookie(bindingName); err == nil {
-		opts.Binding = ck.Value
-	}
-	ar, err := d.client.AuthorizeURL(r.Context(), opts)
-	if err != nil {
-		d.errorPage(w, r, err)
-		return
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: bindingName, Value: ar.Binding, Path: "/", MaxAge: int(stepup.DefaultTransactionTTL / time.Second),
-		HttpOnly: true, Secure: d.secure(), SameSite: http.SameSiteLaxMode,
-	})
-	w.Header().Set("Cache-Control", "no-store")
-	d.log.InfoContext(r.Context(), "stepup-demo: the salary API asked for a step-up", "acr_values", p.ACRValues(), "max_age", p.MaxAge.String())
-	http.Redirect(w, r, ar.URL, http.StatusFound)
 }
 
 // apiBody is /api/employees' answer.
@@ -236,17 +214,6 @@ func (d *demo) view(s *stepup.Session, title string) view {
 	v.StepUpValid = d.client.CheckSession(s, d.pagePol) == nil
 	return v
 }
-
-// cookieName is the name the stepup Client gives its cookie: with the
-// __Host- prefix on https.
-func (d *demo) cookieName(name string) string {
-	if d.secure() {
-		return "__Host-" + name
-	}
-	return name
-}
-
-func (d *demo) secure() bool { return strings.HasPrefix(d.cfg.BaseURL, "https://") }
 
 // logRequests logs one line per request: method, path (never the query,
 // which carries authorization codes), status and duration.

@@ -474,15 +474,21 @@ func TestSalaryPageAnswersAPIChallenge(t *testing.T) {
 				t.Errorf("tenant pages %v, want none (the SSO session has the MFA)", b.Pages)
 			}
 			resp, body := a.get(d.url + "/callback?" + cb.RawQuery)
-			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "/employees?api_retry=1" {
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/employees?"+stepup.RetryParam+"=") {
 				t.Fatalf("second callback: %d to %q; %.300s", resp.StatusCode, loc, body)
 			}
-			resp, body = a.get(d.url + "/employees?api_retry=1")
+			resp, body = a.get(d.url + loc)
 			if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-status="`+tc.wantStatus+`"`) {
 				t.Errorf("salary page after the API's step-up: %d, want 200 showing API status %s; %.1500s", resp.StatusCode, tc.wantStatus, body)
 			}
 			if tc.wantStatus == "401" && !strings.Contains(body, "insufficient_user_authentication") {
 				t.Error("the page does not show the API's challenge")
+			}
+			// The API's Verifier shares the Client's keys: the ID tokens and
+			// the access tokens cost the tenant one JWKS fetch.
+			if n := tn.Calls("/.well-known/jwks.json"); n != 1 {
+				t.Errorf("JWKS fetched %d times, want 1", n)
 			}
 		})
 	}
@@ -550,6 +556,8 @@ func TestBadConfiguration(t *testing.T) {
 		{"base URL with path", map[string]string{"STEPUP_BASE_URL": "https://intranet.example/app"}, "STEPUP_BASE_URL"},
 		{"plain http off loopback", map[string]string{"STEPUP_BASE_URL": "http://intranet.example"}, "https"},
 		{"redis URL", map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"},
+		{"redis URL with a bad cluster parameter", map[string]string{"REDIS_URL": "redis://127.0.0.1:6379?cluster=maybe"}, "REDIS_URL"},
+		{"redis URL with a bad option", map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0?pool_size=many"}, "REDIS_URL"},
 		{"sealing key", map[string]string{"STEPUP_SEALING_KEY": "c2hvcnQ="}, "STEPUP_SEALING_KEY"},
 		{"namespace", map[string]string{"STEPUP_API_CLAIM_NAMESPACE": "stepup"}, "STEPUP_API_CLAIM_NAMESPACE"},
 		{"CA file", map[string]string{"SSL_CERT_FILE": "/nonexistent/ca.pem"}, "SSL_CERT_FILE"},
@@ -642,45 +650,96 @@ func TestGracefulShutdownOnSignal(t *testing.T) {
 	}
 }
 
+// TestTwoInstancesShareRedis: two replicas behind one URL share the
+// sessions through REDIS_URL, whatever Redis it names: one server, a Redis
+// Cluster (its seeds), or a Sentinel set-up (redisstore.OpenURL).
 func TestTwoInstancesShareRedis(t *testing.T) {
-	rdb := redistest.Client(t)
-	prefix := redistest.Prefix(t)
-	addrA := freeAddr(t)
-	base := "http://" + addrA // the load balancer's URL: both replicas answer behind it
-	tn, env := sharedTenant(t, base)
-	env["REDIS_URL"] = "redis://" + rdb.(*redis.Client).Options().Addr + "/0"
-	env["STEPUP_REDIS_PREFIX"] = prefix
-	env["STEPUP_BASE_URL"] = base
-	envA, envB := map[string]string{"STEPUP_ADDR": addrA}, map[string]string{"STEPUP_ADDR": "127.0.0.1:0"}
-	for k, v := range env {
-		envA[k], envB[k] = v, v
+	tests := []struct {
+		name string
+		// redis returns the REDIS_URL, what the banner must say, and a
+		// way to list the keys under a prefix.
+		redis func(t *testing.T) (redisURL, banner string, keys func(prefix string) ([]string, error))
+	}{
+		{"one server", func(t *testing.T) (string, string, func(string) ([]string, error)) {
+			rdb := redistest.Client(t).(*redis.Client)
+			return "redis://" + rdb.Options().Addr + "/0", "store:    redis redis://" + rdb.Options().Addr + "/0",
+				func(prefix string) ([]string, error) { return rdb.Keys(context.Background(), prefix+"*").Result() }
+		}},
+		{"cluster", func(t *testing.T) (string, string, func(string) ([]string, error)) {
+			c := redistest.Cluster(t)
+			seeds := c.Options().Addrs
+			u := "redis://" + seeds[0]
+			for i, a := range seeds[1:] {
+				u += map[bool]string{true: "?", false: "&"}[i == 0] + "addr=" + a
+			}
+			return u, "store:    redis cluster " + strings.Join(seeds, ","), func(prefix string) ([]string, error) {
+				var (
+					mu  sync.Mutex
+					all []string
+				)
+				err := c.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+					keys, err := m.Keys(ctx, prefix+"*").Result()
+					mu.Lock()
+					all = append(all, keys...)
+					mu.Unlock()
+					return err
+				})
+				return all, err
+			}
+		}},
+		{"sentinel", func(t *testing.T) (string, string, func(string) ([]string, error)) {
+			st := redistest.StartSentinel(t)
+			c := st.Client()
+			return "redis://" + st.Sentinel.Addr() + "?master_name=" + redistest.MasterName,
+				"store:    redis sentinel " + st.Sentinel.Addr() + " (master " + redistest.MasterName + ")",
+				func(prefix string) ([]string, error) { return c.Keys(context.Background(), prefix+"*").Result() }
+		}},
 	}
-	replicaA, replicaB := startDemo(t, envA), startDemo(t, envB)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			redisURL, banner, keysUnder := tc.redis(t)
+			prefix := redistest.Prefix(t)
+			addrA := freeAddr(t)
+			base := "http://" + addrA // the load balancer's URL: both replicas answer behind it
+			tn, env := sharedTenant(t, base)
+			env["REDIS_URL"] = redisURL
+			env["STEPUP_REDIS_PREFIX"] = prefix
+			env["STEPUP_BASE_URL"] = base
+			envA, envB := map[string]string{"STEPUP_ADDR": addrA}, map[string]string{"STEPUP_ADDR": "127.0.0.1:0"}
+			for k, v := range env {
+				envA[k], envB[k] = v, v
+			}
+			replicaA, replicaB := startDemo(t, envA), startDemo(t, envB)
+			if !strings.Contains(replicaA.stdout.String(), banner) {
+				t.Errorf("banner lacks %q:\n%s", banner, replicaA.stdout)
+			}
 
-	// The login starts on A and its callback lands on B.
-	a := newAgent(t)
-	resp, body, _ := a.signIn(tn.NewBrowser(), replicaA.url, "/employees", replicaB.url, alice)
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/employees" {
-		t.Fatalf("callback on B: %d to %q; %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
-	}
-	keys, err := rdb.Keys(context.Background(), prefix+"*").Result()
-	if err != nil || len(keys) == 0 {
-		t.Errorf("no session in Redis under %s: %v %v", prefix, keys, err)
-	}
-	// A serves the session B created, and opens the tokens B sealed.
-	resp, body = a.get(replicaA.url + "/employees")
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-status="200"`) {
-		t.Fatalf("GET /employees on A: %d; %.500s", resp.StatusCode, body)
-	}
-	if resp, _ = a.get(replicaB.url + "/customers"); resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /customers on B: %d", resp.StatusCode)
-	}
-	// Sign-out on B ends the session on A too.
-	if resp, _ = a.do(http.MethodPost, replicaB.url+"/logout", nil); resp.StatusCode != http.StatusFound {
-		t.Fatalf("POST /logout on B: %d", resp.StatusCode)
-	}
-	resp, _ = a.get(replicaA.url + "/customers")
-	if loc, _ := resp.Location(); resp.StatusCode != http.StatusFound || loc == nil || loc.Path != "/authorize" {
-		t.Errorf("GET /customers on A after sign-out on B: %d to %v, want 302 to /authorize", resp.StatusCode, loc)
+			// The login starts on A and its callback lands on B.
+			a := newAgent(t)
+			resp, body, _ := a.signIn(tn.NewBrowser(), replicaA.url, "/employees", replicaB.url, alice)
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/employees" {
+				t.Fatalf("callback on B: %d to %q; %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+			}
+			keys, err := keysUnder(prefix)
+			if err != nil || len(keys) == 0 {
+				t.Errorf("no session in Redis under %s: %v %v", prefix, keys, err)
+			}
+			// A serves the session B created, and opens the tokens B sealed.
+			resp, body = a.get(replicaA.url + "/employees")
+			if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-status="200"`) {
+				t.Fatalf("GET /employees on A: %d; %.500s", resp.StatusCode, body)
+			}
+			if resp, _ = a.get(replicaB.url + "/customers"); resp.StatusCode != http.StatusOK {
+				t.Errorf("GET /customers on B: %d", resp.StatusCode)
+			}
+			// Sign-out on B ends the session on A too.
+			if resp, _ = a.do(http.MethodPost, replicaB.url+"/logout", nil); resp.StatusCode != http.StatusFound {
+				t.Fatalf("POST /logout on B: %d", resp.StatusCode)
+			}
+			resp, _ = a.get(replicaA.url + "/customers")
+			if loc, _ := resp.Location(); resp.StatusCode != http.StatusFound || loc == nil || loc.Path != "/authorize" {
+				t.Errorf("GET /customers on A after sign-out on B: %d to %v, want 302 to /authorize", resp.StatusCode, loc)
+			}
+		})
 	}
 }

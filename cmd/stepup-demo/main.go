@@ -18,8 +18,11 @@
 // Environment (see settings.go): STEPUP_ADDR, STEPUP_BASE_URL, AUTH0_DOMAIN,
 // AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_AUDIENCE, REDIS_URL,
 // STEPUP_MAX_AGE, STEPUP_API_CLAIM_NAMESPACE, STEPUP_SEALING_KEY,
-// STEPUP_REDIS_PREFIX, SSL_CERT_FILE. A configuration it cannot run with
-// exits with status 2 and a message that says what to fix.
+// STEPUP_REDIS_PREFIX, SSL_CERT_FILE. REDIS_URL names one server
+// (redis://host:6379/0), a Redis Cluster (redis://seed1:p1?addr=seed2:p2...)
+// or a Sentinel set-up (redis://sentinel1:p1?master_name=NAME&addr=...), as
+// redisstore.OpenURL reads it. A configuration it cannot run with exits with
+// status 2 and a message that says what to fix.
 package main
 
 import (
@@ -65,6 +68,10 @@ func exitCode(err error) int {
 	}
 	return 1
 }
+
+// apiTokenCacheSize is how many verified access tokens the salary API keeps:
+// a page load presents the same token again until it expires.
+const apiTokenCacheSize = 1024
 
 // shutdownTimeout bounds the wait for in-flight requests on shutdown.
 const shutdownTimeout = 10 * time.Second
@@ -163,15 +170,15 @@ type demo struct {
 	log       *slog.Logger
 	now       func() time.Time
 	client    *stepup.Client
-	verifier  *stepup.Verifier // nil without an API audience
+	verifier  *stepup.Verifier  // nil without an API audience
+	api       *stepup.APIClient // calls apiURL with the sessions' tokens; nil without an API audience
 	apiPolicy stepup.Policy
 	pagePol   stepup.Policy
 	tenant    *auth0test.Tenant // embedded tenant, or nil
 	issuer    string
 	storeName string
-	rdb       *redis.Client
-	apiURL    string       // this process's own /api/employees, called by the salary page
-	apiHTTP   *http.Client // for apiURL
+	rdb       redis.UniversalClient
+	apiURL    string // this process's own /api/employees, called by the salary page
 	closers   []func() error
 }
 
@@ -182,6 +189,15 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 			d.close()
 		}
 	}()
+
+	// Redis first: a bad REDIS_URL is a configuration error, found before
+	// the embedded tenant starts. OpenURL does not connect.
+	if s.RedisURL != "" {
+		if d.rdb, err = redisstore.OpenURL(s.redisURL); err != nil {
+			return d, badConfig("REDIS_URL is not a Redis URL such as redis://127.0.0.1:6379/0 (Cluster: redis://h1:p1?addr=h2:p2; Sentinel: redis://s1:p1?master_name=NAME&addr=s2:p2): %v", err)
+		}
+		d.closers = append(d.closers, d.rdb.Close)
+	}
 
 	// The tenant, and an HTTP client that trusts its certificate.
 	var (
@@ -239,14 +255,7 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 		ErrorHandler: d.errorPage,
 	}
 	d.storeName = "memory"
-	if s.redisOpts != nil {
-		o := *s.redisOpts
-		o.ContextTimeoutEnabled = true // redisstore requires it: a stalled Redis must not hang requests
-		if o.DialTimeout == 0 {
-			o.DialTimeout = 2 * time.Second
-		}
-		d.rdb = redis.NewClient(&o)
-		d.closers = append(d.closers, d.rdb.Close)
+	if d.rdb != nil {
 		st, err := redisstore.New(d.rdb, redisstore.Options{Prefix: s.RedisPrefix})
 		if err != nil {
 			return d, badConfig("REDIS_URL: %v", err)
@@ -256,11 +265,11 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 			return d, fmt.Errorf("stepup-demo: sealing key: %w", err)
 		}
 		cfg.Store, cfg.SealingKeys = st, [][]byte{key}
-		d.storeName = "redis " + o.Addr
+		d.storeName = "redis " + s.redisName
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if err := d.rdb.Ping(pctx).Err(); err != nil {
 			// Not fatal: Redis may come up later; until then requests fail closed (503).
-			log.Warn("stepup-demo: Redis does not answer yet; sign-ins fail until it does", "addr", o.Addr, "error", err)
+			log.Warn("stepup-demo: Redis does not answer yet; sign-ins fail until it does", "redis", s.redisName, "error", err)
 		}
 		cancel()
 	} else if s.SealingKey != nil {
@@ -279,18 +288,17 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 
 	d.pagePol = stepup.MFA.WithMaxAge(s.MaxAge).Named("salaries")
 	d.apiPolicy = stepup.MFA.WithMaxAge(s.MaxAge).Named("salaries-api")
+	// The salary page calls this process's API over loopback, as a backend
+	// calls a separate API.
+	d.apiURL = defaultBaseURL(addr) + "/api/employees"
 	if d.cfg.Audience != "" {
-		d.verifier, err = stepup.NewVerifier(ctx, stepup.VerifierConfig{
-			Domain:         domain,
-			Issuer:         d.issuer,
-			Audience:       d.cfg.Audience,
-			HTTPClient:     tenantHTTP,
-			Now:            now,
-			ClaimNamespace: s.Namespace,
-			ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {
+		// The API's Verifier shares the Client's cache of the tenant's keys.
+		d.verifier, err = d.client.Verifier(d.cfg.Audience,
+			stepup.WithClaimNamespace(s.Namespace),
+			stepup.WithCacheSize(apiTokenCacheSize),
+			stepup.WithVerifierErrorHandler(func(_ http.ResponseWriter, r *http.Request, err error) {
 				log.InfoContext(r.Context(), "stepup-demo: API request refused", "path", r.URL.Path, "error", err)
-			},
-		})
+			}))
 		if err != nil {
 			if errors.Is(err, stepup.ErrInvalidConfig) {
 				return d, badConfig("%v", err)
@@ -298,12 +306,14 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 			return d, err
 		}
 		d.closers = append(d.closers, d.verifier.Close)
+		d.api, err = d.client.APIClient(stepup.APIConfig{
+			Audience:   d.cfg.Audience,
+			HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}},
+		})
+		if err != nil {
+			return d, badConfig("%v", err)
+		}
 	}
-
-	// The salary page calls this process's API over loopback, as a backend
-	// calls a separate API.
-	d.apiURL = defaultBaseURL(addr) + "/api/employees"
-	d.apiHTTP = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
 	return d, nil
 }
 

@@ -10,8 +10,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // settings is the demo's configuration, read from the environment. The
@@ -23,14 +21,15 @@ type settings struct {
 	ClientID     string        // AUTH0_CLIENT_ID
 	ClientSecret string        // AUTH0_CLIENT_SECRET
 	Audience     string        // AUTH0_AUDIENCE
-	RedisURL     string        // REDIS_URL
+	RedisURL     string        // REDIS_URL: one server, Cluster or Sentinel (redisstore.OpenURL)
 	MaxAge       time.Duration // STEPUP_MAX_AGE
 	Namespace    string        // STEPUP_API_CLAIM_NAMESPACE
 	SealingKey   []byte        // STEPUP_SEALING_KEY (base64, 32 bytes); derived when unset
 	RedisPrefix  string        // STEPUP_REDIS_PREFIX: key prefix in Redis; default "stepup-demo:"
 	CAFile       string        // SSL_CERT_FILE: extra trusted CAs (PEM) for the tenant's certificate
 
-	redisOpts *redis.Options // parsed REDIS_URL
+	redisURL  string // REDIS_URL as opened: dial_timeout=2s added when absent
+	redisName string // REDIS_URL for logs and the banner: no password, no query
 }
 
 // configError is a configuration the demo cannot run with; main prints it
@@ -102,11 +101,25 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		s.SealingKey = k
 	}
 	if s.RedisURL != "" {
-		o, err := redis.ParseURL(s.RedisURL)
-		if err != nil {
-			return s, badConfig("REDIS_URL is not a Redis URL such as redis://127.0.0.1:6379/0: %v", err)
+		// Parsed for good by redisstore.OpenURL (one server, Cluster or
+		// Sentinel, as its query says); here only what the banner needs.
+		u, err := url.Parse(s.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			return s, badConfig("REDIS_URL=%q is not a Redis URL such as redis://127.0.0.1:6379/0 (redis://, rediss:// or unix://)", redactURL(s.RedisURL))
 		}
-		s.redisOpts = o
+		q := u.Query()
+		if !q.Has("dial_timeout") {
+			q.Set("dial_timeout", "2s") // a Redis that is down must not hang sign-ins
+			u.RawQuery = q.Encode()
+		}
+		s.redisURL = u.String()
+		s.redisName = u.Scheme + "://" + u.Host + u.Path
+		switch {
+		case q.Has("master_name"):
+			s.redisName = fmt.Sprintf("sentinel %s (master %s)", strings.Join(append([]string{u.Host}, q["addr"]...), ","), q.Get("master_name"))
+		case q.Has("addr") || q.Has("cluster"):
+			s.redisName = "cluster " + strings.Join(append([]string{u.Host}, q["addr"]...), ",")
+		}
 	}
 	if s.RedisPrefix == "" {
 		s.RedisPrefix = "stepup-demo:"
@@ -135,4 +148,12 @@ func (s settings) sealingKey(clientSecret string) ([]byte, error) {
 		return s.SealingKey, nil
 	}
 	return hkdf.Key(sha256.New, []byte(clientSecret), nil, "stepup-demo token sealing v1", 32)
+}
+
+// redactURL drops the user info of a URL for messages.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable)"
 }
