@@ -50,26 +50,21 @@ func (a *ActionAPI) Deny(reason string) { a.denied, a.reason = true, reason }
 
 // SetIDTokenClaim is api.idToken.setCustomClaim. Restricted claims (see
 // RestrictedClaims) are ignored, as Auth0 ignores them.
-func (a *ActionAPI) SetIDTokenClaim(name string, v any) {
-	if restricted(name) {
-		return
-	}
-	if a.idClaims == nil {
-		a.idClaims = map[string]any{}
-	}
-	a.idClaims[name] = v
-}
+func (a *ActionAPI) SetIDTokenClaim(name string, v any) { setCustomClaim(&a.idClaims, name, v) }
 
 // SetAccessTokenClaim is api.accessToken.setCustomClaim. Restricted claims, acr,
 // amr and auth_time among them, are ignored.
-func (a *ActionAPI) SetAccessTokenClaim(name string, v any) {
+func (a *ActionAPI) SetAccessTokenClaim(name string, v any) { setCustomClaim(&a.atClaims, name, v) }
+
+// setCustomClaim sets a claim in *claims (made on first use) unless it is restricted.
+func setCustomClaim(claims *map[string]any, name string, v any) {
 	if restricted(name) {
 		return
 	}
-	if a.atClaims == nil {
-		a.atClaims = map[string]any{}
+	if *claims == nil {
+		*claims = map[string]any{}
 	}
-	a.atClaims[name] = v
+	(*claims)[name] = v
 }
 
 // RestrictedClaims cannot be set by an Action.

@@ -331,14 +331,8 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 		t.mu.Unlock()
 		t.redirectError(w, r, req, code, desc)
 	}
-	t.mu.Lock()
-	u := t.userByIDLocked(tx.userID)
-	var user User
-	if u != nil {
-		user = *u
-	}
-	t.mu.Unlock()
-	if u == nil {
+	user, ok := t.userByID(tx.userID)
+	if !ok {
 		fail("access_denied", "user does not exist")
 		return
 	}
@@ -640,6 +634,16 @@ func (t *Tenant) userByEmailLocked(email, connOrStrategy string) *User {
 		return u
 	}
 	return nil
+}
+
+// userByID returns a copy of the user with that id, taking t.mu.
+func (t *Tenant) userByID(id string) (User, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u := t.userByIDLocked(id); u != nil {
+		return *u, true
+	}
+	return User{}, false
 }
 
 func (t *Tenant) userByIDLocked(id string) *User {

@@ -23,14 +23,7 @@ func cibaForm(tn *Tenant, kv ...string) url.Values {
 	app := DefaultApplication()
 	f := url.Values{"client_id": {app.ClientID}, "client_secret": {app.ClientSecret}, "scope": {"openid offline_access"},
 		"binding_message": {"Approve payroll export #42"}, "login_hint": {loginHint(tn, "auth0|alice")}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "" {
-			f.Del(kv[i])
-		} else {
-			f.Set(kv[i], kv[i+1])
-		}
-	}
-	return f
+	return with(f, kv...)
 }
 
 func pollForm(id string) url.Values {
@@ -136,22 +129,11 @@ func TestCIBAPage(t *testing.T) {
 		t.Fatal(st, m)
 	}
 	id := m["auth_req_id"].(string)
-	resp, err := tn.Client().Get(tn.URL() + "/auth0test/ciba")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := getBody(t, tn, "/auth0test/ciba")
 	if !strings.Contains(string(body), "Approve payroll export #42") || !strings.Contains(string(body), id) {
 		t.Fatalf("page does not list the request:\n%s", body)
 	}
-	c := tn.Client()
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err = c.PostForm(tn.URL()+"/auth0test/ciba", url.Values{"auth_req_id": {id}, "decision": {"approve"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := postNoRedirect(t, tn, "/auth0test/ciba", url.Values{"auth_req_id": {id}, "decision": {"approve"}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("approve: status %d", resp.StatusCode)
 	}
@@ -315,22 +297,11 @@ func TestMFAAPI(t *testing.T) {
 	if p := tn.PendingOOB(); len(p) != 1 || p[0].OOBCode != oob || p[0].UserID != "auth0|alice" {
 		t.Fatalf("PendingOOB = %+v", p)
 	}
-	page, err := tn.Client().Get(tn.URL() + "/auth0test/ciba")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(page.Body)
-	page.Body.Close()
+	body := getBody(t, tn, "/auth0test/ciba")
 	if !strings.Contains(string(body), oob) {
 		t.Errorf("the page does not list the push challenge")
 	}
-	c := tn.Client()
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err = c.PostForm(tn.URL()+"/auth0test/ciba", url.Values{"oob_code": {oob}, "decision": {"approve"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp = postNoRedirect(t, tn, "/auth0test/ciba", url.Values{"oob_code": {oob}, "decision": {"approve"}})
 	if resp.StatusCode != http.StatusSeeOther || len(tn.PendingOOB()) != 0 {
 		t.Fatalf("approve from the page: %d, pending %v", resp.StatusCode, tn.PendingOOB())
 	}

@@ -17,18 +17,11 @@ type parRequest struct {
 }
 
 func (t *Tenant) handlePAR(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed: use POST")
+	if !allowPOST(w, r) {
 		return
 	}
-	form, err := parseBody(r)
-	if err != nil {
-		invalidRequest(err.Error()).write(w)
-		return
-	}
-	app, oe := t.authenticateClient(r, form)
-	if oe != nil {
-		oe.write(w)
+	form, app, ok := t.readClientForm(w, r)
+	if !ok {
 		return
 	}
 	if form.Get("request_uri") != "" {
@@ -121,14 +114,8 @@ func (t *Tenant) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub, _ := claims["sub"].(string)
-	t.mu.Lock()
-	u := t.userByIDLocked(sub)
-	var user User
-	if u != nil {
-		user = *u
-	}
-	t.mu.Unlock()
-	if u == nil {
+	user, ok := t.userByID(sub)
+	if !ok {
 		unauthorized()
 		return
 	}
@@ -184,11 +171,7 @@ func (t *Tenant) handleV2Logout(w http.ResponseWriter, r *http.Request) {
 	}
 	returnTo := q.Get("returnTo")
 	if returnTo != "" {
-		t.mu.Lock()
-		app, ok := t.apps[q.Get("client_id")]
-		allowed := ok && slices.Contains(app.LogoutURLs, returnTo)
-		t.mu.Unlock()
-		if !allowed {
+		if !t.logoutURLAllowed(q.Get("client_id"), returnTo) {
 			t.pageError(w, http.StatusBadRequest, "invalid_request",
 				"The \"returnTo\" querystring parameter \""+returnTo+"\" is not defined as a valid URL in \"Allowed Logout URLs\".")
 			return
@@ -227,11 +210,7 @@ func (t *Tenant) handleOIDCLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	post := q.Get("post_logout_redirect_uri")
 	if post != "" {
-		t.mu.Lock()
-		app, ok := t.apps[clientID]
-		allowed := ok && slices.Contains(app.LogoutURLs, post)
-		t.mu.Unlock()
-		if !allowed {
+		if !t.logoutURLAllowed(clientID, post) {
 			t.pageError(w, http.StatusBadRequest, "invalid_request",
 				"post_logout_redirect_uri \""+post+"\" is not an allowed logout URL of the client (send client_id or id_token_hint)")
 			return
@@ -253,4 +232,13 @@ func (t *Tenant) handleOIDCLogout(w http.ResponseWriter, r *http.Request) {
 		u.RawQuery = qq.Encode()
 	}
 	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// logoutURLAllowed says whether u is one of the Allowed Logout URLs of the
+// application clientID.
+func (t *Tenant) logoutURLAllowed(clientID, u string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	app, ok := t.apps[clientID]
+	return ok && slices.Contains(app.LogoutURLs, u)
 }

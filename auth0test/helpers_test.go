@@ -185,15 +185,7 @@ func claimsOf(t *testing.T, token string) map[string]any {
 	if len(parts) != 3 {
 		t.Fatalf("token %q is not a JWS", token)
 	}
-	cb, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(cb, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return segmentOf(t, parts[1])
 }
 
 func decodeJSON(resp *http.Response, v any) error {
@@ -209,16 +201,64 @@ func decodeJSON(resp *http.Response, v any) error {
 
 func headerOf(t *testing.T, token string) map[string]any {
 	t.Helper()
-	parts := strings.Split(token, ".")
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	return segmentOf(t, strings.Split(token, ".")[0])
+}
+
+// segmentOf decodes a JWS header or payload segment (base64url JSON object).
+func segmentOf(t *testing.T, seg string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h map[string]any
-	if err := json.Unmarshal(hb, &h); err != nil {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	return h
+	return m
+}
+
+// with returns a copy of f with the pairs of kv set (an empty value deletes
+// the parameter).
+func with(f url.Values, kv ...string) url.Values {
+	out := url.Values{}
+	for k, v := range f {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			out.Del(kv[i])
+		} else {
+			out.Set(kv[i], kv[i+1])
+		}
+	}
+	return out
+}
+
+// getBody GETs a tenant path and returns the body.
+func getBody(t *testing.T, tn *Tenant, path string) []byte {
+	t.Helper()
+	resp, err := tn.Client().Get(tn.URL() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return body
+}
+
+// postNoRedirect posts a form to a tenant path without following a redirect;
+// the answer's body is closed.
+func postNoRedirect(t *testing.T, tn *Tenant, path string, form url.Values) *http.Response {
+	t.Helper()
+	c := tn.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.PostForm(tn.URL()+path, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }
 
 func asPageError(err error, pe **PageError) bool { return errors.As(err, pe) }

@@ -130,14 +130,8 @@ func (t *Tenant) grantMFA(app *Application, grant string, form url.Values) (map[
 	if oe != nil {
 		return nil, oe
 	}
-	t.mu.Lock()
-	u := t.userByIDLocked(g.userID)
-	var user User
-	if u != nil {
-		user = *u
-	}
-	t.mu.Unlock()
-	if u == nil {
+	user, ok := t.userByID(g.userID)
+	if !ok {
 		return nil, newErr(http.StatusForbidden, "invalid_grant", "Malformed mfa_token")
 	}
 	var newRecovery string
@@ -249,14 +243,8 @@ func (t *Tenant) handleMFAChallenge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed")
 		return
 	}
-	form, err := parseBody(r)
-	if err != nil {
-		invalidRequest(err.Error()).write(w)
-		return
-	}
-	app, oe := t.authenticateClient(r, form)
-	if oe != nil {
-		oe.write(w)
+	form, app, ok := t.readClientForm(w, r)
+	if !ok {
 		return
 	}
 	tok := form.Get("mfa_token")

@@ -116,3 +116,39 @@ func parseBody(r *http.Request) (url.Values, error) {
 	}
 	return form, nil
 }
+
+// allowPOST answers 405 invalid_request unless r is a POST, and says whether
+// the handler may go on.
+func allowPOST(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed: use POST")
+		return false
+	}
+	return true
+}
+
+// readForm parses r's body (parseBody) and answers 400 invalid_request when it
+// is malformed.
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	form, err := parseBody(r)
+	if err != nil {
+		invalidRequest(err.Error()).write(w)
+		return nil, false
+	}
+	return form, true
+}
+
+// readClientForm parses r's body and authenticates the client of the
+// back-channel request, answering the error itself when either fails.
+func (t *Tenant) readClientForm(w http.ResponseWriter, r *http.Request) (url.Values, *Application, bool) {
+	form, ok := readForm(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	app, oe := t.authenticateClient(r, form)
+	if oe != nil {
+		oe.write(w)
+		return nil, nil, false
+	}
+	return form, app, true
+}

@@ -204,18 +204,11 @@ func (t *Tenant) RefreshFamily(refreshToken string) string {
 }
 
 func (t *Tenant) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed: use POST")
+	if !allowPOST(w, r) {
 		return
 	}
-	form, err := parseBody(r)
-	if err != nil {
-		invalidRequest(err.Error()).write(w)
-		return
-	}
-	app, oe := t.authenticateClient(r, form)
-	if oe != nil {
-		oe.write(w)
+	form, app, ok := t.readClientForm(w, r)
+	if !ok {
 		return
 	}
 	token := form.Get("token")

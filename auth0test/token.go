@@ -84,13 +84,11 @@ func grantTypeOf(r *http.Request) string {
 }
 
 func (t *Tenant) handleToken(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed: use POST")
+	if !allowPOST(w, r) {
 		return
 	}
-	form, err := parseBody(r)
-	if err != nil {
-		invalidRequest(err.Error()).write(w)
+	form, ok := readForm(w, r)
+	if !ok {
 		return
 	}
 	grant := form.Get("grant_type")

@@ -24,20 +24,6 @@ func TestTokenEndpointErrors(t *testing.T) {
 	newCode := func() string {
 		return login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice)
 	}
-	with := func(f url.Values, kv ...string) url.Values {
-		out := url.Values{}
-		for k, v := range f {
-			out[k] = v
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] == "" {
-				out.Del(kv[i])
-			} else {
-				out.Set(kv[i], kv[i+1])
-			}
-		}
-		return out
-	}
 	tests := []struct {
 		name       string
 		form       func() url.Values
