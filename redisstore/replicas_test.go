@@ -970,3 +970,61 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	}
 	check("Session (by handle)", "get")
 }
+
+// Two replicas on a Sentinel set-up, opened from a REDIS_URL as a
+// deployment would: the master stops, the Sentinel promotes the replica,
+// and the same Clients serve the session started before the failover (once
+// replicated) and complete new logins, answering only 503 meanwhile.
+func TestReplicasSentinelFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Sentinel set-up and waits for a failover")
+	}
+	ctx := context.Background()
+	sen := redistest.StartSentinel(t)
+	rdb, err := redisstore.OpenURL("redis://" + sen.Sentinel.Addr() + "?master_name=" + redistest.MasterName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	rs := newReplicaSet(t, rdb, replicaOpts{n: 2, requestTimeout: 2 * time.Second})
+	u := rs.newBrowser(alice)
+	if _, err := u.login(ctx, pathPrivate, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Replication is asynchronous: wait until the replica has the session.
+	if n, err := rdb.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT for the replica = %d, %v", n, err)
+	}
+
+	sen.Master.Stop()
+	stopped := time.Now()
+	unavailable := 0
+	for {
+		r, err := u.get(0, pathPrivate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.status == http.StatusOK && r.body == "hello auth0|alice from replica 0" {
+			break
+		}
+		if r.status != http.StatusServiceUnavailable {
+			t.Fatalf("during the failover: got %v, want 503 or the page", r)
+		}
+		if unavailable++; time.Since(stopped) > 30*time.Second {
+			t.Fatalf("still 503 30s after the master stopped")
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the Sentinel to fail over
+	}
+	t.Logf("the session was served again %v after the master stopped (%d answers were 503 meanwhile)",
+		time.Since(stopped).Round(time.Millisecond), unavailable)
+	if master, err := sen.MasterAddr(ctx); err != nil || master != sen.Replica.Addr() {
+		t.Fatalf("master after the failover = %s, %v; want the former replica %s", master, err, sen.Replica.Addr())
+	}
+	ub := rs.newBrowser(bob)
+	if _, err := ub.login(ctx, pathPrivate, 1, 0); err != nil {
+		t.Fatalf("a login after the failover: %v", err)
+	}
+	if r, err := ub.get(1, pathPrivate); err != nil || r.status != http.StatusOK {
+		t.Fatalf("bob's page after the failover: %v, %v", r, err)
+	}
+}
