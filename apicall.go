@@ -232,15 +232,20 @@ const RetryParam = "stepup_retry"
 //
 // Loop protection: the return path carries a sealed marker (query parameter
 // RetryParam) naming the session, the audience, the acr_values and max_age
-// asked for, and the time. When StepUp is called for the same session and
-// the same request of the API on a page load that carries a marker younger
-// than Config.TransactionTTL plus a minute, it returns ErrStepUpLoop instead
-// of redirecting: the user has just stepped up for exactly this, and the API
-// still refuses. Show the page without the API's data, or pass the error to
-// your error page (ErrorStatus: 403). A different request of the API (other
-// acr_values or max_age) is answered with a new step-up. Other failures
-// (the store, invalid options) are returned as they are (ErrorStatus maps
-// them: 503, 400).
+// asked for, and the time. StepUp returns ErrStepUpLoop instead of
+// redirecting when it is called on a page load that carries such a marker
+// and (1) the marker was made for this session and for the same request of
+// the API (audience, acr_values, max_age), (2) a login has completed in the
+// session since the marker was made (the cookie rotated), and (3) the marker
+// is recent: younger than Config.TransactionTTL plus a minute, and, when the
+// API asked for a max_age, younger than that max_age (at least a minute) —
+// past it, the API may rightly ask again. The user has just stepped up for
+// exactly this, and the API still refuses: show the page without the API's
+// data, or pass the error to your error page (ErrorStatus: 403). A reload of
+// the page after that costs at most one more trip to the tenant, never an
+// automatic loop. A different request of the API gets a new step-up. Other
+// failures (the store, invalid options) are returned as they are (ErrorStatus:
+// 503, 400).
 func (c *Client) StepUp(w http.ResponseWriter, r *http.Request, opts AuthorizeOptions) error {
 	s, err := c.SessionFromRequest(r)
 	if err != nil && !errors.Is(err, ErrNoSession) {
@@ -260,9 +265,14 @@ func (c *Client) StepUp(w http.ResponseWriter, r *http.Request, opts AuthorizeOp
 	now := c.now()
 	if s != nil {
 		if m, ok := c.openRetryMark(r.URL.Query().Get(RetryParam), s.Handle); ok &&
-			m.Audience == want.Audience && m.ACR == want.ACR && m.MaxAge == want.MaxAge {
+			m.Audience == want.Audience && m.ACR == want.ACR && m.MaxAge == want.MaxAge &&
+			(m.Secret == "" || m.Secret != cookieMark(s)) {
+			window := c.cfg.TransactionTTL + time.Minute
+			if m.MaxAge >= 0 {
+				window = min(window, max(time.Duration(m.MaxAge)*time.Second, time.Minute))
+			}
 			at := time.Unix(m.At, 0)
-			if !now.Before(at.Add(-time.Minute)) && now.Before(at.Add(c.cfg.TransactionTTL+time.Minute)) {
+			if !now.Before(at.Add(-time.Minute)) && now.Before(at.Add(window)) {
 				return fmt.Errorf("%w (API %q, acr_values %q, max_age %s)", ErrStepUpLoop, audience, want.ACR, retryMarkMaxAge(want.MaxAge))
 			}
 		}
@@ -275,7 +285,7 @@ func (c *Client) StepUp(w http.ResponseWriter, r *http.Request, opts AuthorizeOp
 		if opts.LoginHint == "" {
 			opts.LoginHint = s.Email
 		}
-		want.At = now.Unix()
+		want.At, want.Secret = now.Unix(), cookieMark(s)
 		rt, err := withRetryMark(opts.ReturnTo, c.sealRetryMark(want, s.Handle))
 		if err != nil {
 			return fmt.Errorf("%w: ReturnTo: %v", ErrInvalidAuthorizeOptions, err)
@@ -292,6 +302,19 @@ type retryMark struct {
 	ACR      string `json:"c,omitempty"`
 	MaxAge   int64  `json:"m"` // seconds; -1 when none was sent
 	At       int64  `json:"t"` // unix seconds
+	// Secret identifies the session's cookie secret when the marker was
+	// made (cookieMark): it rotates at every login, so a different one
+	// means a login completed since. "" when unknown.
+	Secret string `json:"s,omitempty"`
+}
+
+// cookieMark is a short digest of s's cookie secret ("" for a session read
+// by handle, which has none).
+func cookieMark(s *Session) string {
+	if s.secret == "" {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(secretHash(s.secret)[:9])
 }
 
 func retryAAD(handle string) []byte { return []byte("stepup/api-retry/v1\x00" + handle) }

@@ -198,17 +198,19 @@ func TestAPIStepUpEndToEnd(t *testing.T) {
 		t.Errorf("JWKS fetched %d times, want 1 (the Verifier shares the Client's keys)", n)
 	}
 
-	// 5 minutes later the MFA is still fresh enough for the API.
+	// 5 minutes later (a reload of the same URL) the MFA is still fresh
+	// enough for the API.
 	h.clock.Advance(5 * time.Minute)
-	if w = u.get("/report"); w.Code != http.StatusOK {
+	if w = u.get(retry); w.Code != http.StatusOK {
 		t.Fatalf("5 minutes later: %d %q", w.Code, w.Body.String())
 	}
 	a.wantAPIStatuses(t, http.StatusOK)
 
 	// Past the API's 10 minutes: the API challenges again (max_age), and the
-	// page sends the user through a new step-up: not a loop.
+	// page, reloaded with the marker still in its URL, sends the user
+	// through a new step-up: not taken for a loop.
 	h.clock.Advance(6 * time.Minute)
-	w = u.get("/report")
+	w = u.get(retry)
 	a.wantAPIStatuses(t, http.StatusUnauthorized)
 	cb = u.authorize(w)
 	if !slices.Contains(u.tb.Pages, "otp") {

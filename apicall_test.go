@@ -364,6 +364,30 @@ func TestStepUp(t *testing.T) {
 		t.Error("no binding cookie")
 	}
 	retry := tx.ReturnTo
+	// The login the step-up brought: the session goes on with a new cookie.
+	stepped := relogin(t, c, alice)
+
+	// markAndLogin makes a marker for o as StepUp does and completes a login.
+	markAndLogin := func(o AuthorizeOptions) (string, *Session) {
+		w := httptest.NewRecorder()
+		if err := c.StepUp(w, stepUpRequest("GET", "/report?year=2026", stepped), o); err != nil {
+			t.Fatal(err)
+		}
+		_, tx := txOf(t, c, w)
+		return tx.ReturnTo, relogin(t, c, stepped)
+	}
+	noMaxAge := opts
+	noMaxAge.MaxAge, noMaxAge.Policy.MaxAge = nil, 0
+	retryNoMaxAge, steppedNoMaxAge := markAndLogin(noMaxAge)
+	zero := time.Duration(0)
+	maxAgeZero := opts
+	maxAgeZero.MaxAge, maxAgeZero.Policy.MaxAge = &zero, freshAuthentication
+	retryZero, steppedZero := markAndLogin(maxAgeZero)
+	noToken := AuthorizeOptions{Audience: apiOther}
+	retryNoToken, steppedNoToken := markAndLogin(noToken)
+	same := func(o AuthorizeOptions) func(AuthorizeOptions) AuthorizeOptions {
+		return func(AuthorizeOptions) AuthorizeOptions { return o }
+	}
 
 	tests := []struct {
 		name     string
@@ -373,21 +397,31 @@ func TestStepUp(t *testing.T) {
 		advance  time.Duration
 		wantLoop bool
 	}{
-		{name: "the same challenge on the page load after the step-up", target: retry, session: alice, wantLoop: true},
-		{name: "the same challenge, max_age as Policy.MaxAge only", target: retry, session: alice, wantLoop: true,
+		{name: "the same challenge on the page load after the step-up", target: retry, session: stepped, wantLoop: true},
+		{name: "the same challenge, max_age as Policy.MaxAge only", target: retry, session: stepped, wantLoop: true,
 			opts: func(o AuthorizeOptions) AuthorizeOptions { o.MaxAge = nil; return o }},
-		{name: "the same challenge just before the marker expires", target: retry, session: alice, wantLoop: true,
-			advance: c.cfg.TransactionTTL + 59*time.Second},
-		{name: "another acr_values", target: retry, session: alice,
+		{name: "the same challenge just before the API's max_age has passed", target: retry, session: stepped, wantLoop: true,
+			advance: 10*time.Minute - time.Second},
+		{name: "the same challenge once the API's max_age has passed", target: retry, session: stepped, advance: 10 * time.Minute},
+		{name: "no login since the marker (a copied URL)", target: retry, session: alice},
+		{name: "another acr_values", target: retry, session: stepped,
 			opts: func(o AuthorizeOptions) AuthorizeOptions { o.Policy.ACR = []string{"urn:other"}; return o }},
-		{name: "another max_age", target: retry, session: alice,
+		{name: "another max_age", target: retry, session: stepped,
 			opts: func(o AuthorizeOptions) AuthorizeOptions { d := time.Minute; o.MaxAge = &d; return o }},
-		{name: "another audience", target: retry, session: alice,
+		{name: "another audience", target: retry, session: stepped,
 			opts: func(o AuthorizeOptions) AuthorizeOptions { o.Audience = apiOther; return o }},
 		{name: "another session", target: retry, session: bob},
-		{name: "an old marker (bookmark)", target: retry, session: alice, advance: c.cfg.TransactionTTL + 2*time.Minute},
-		{name: "a tampered marker", target: strings.Replace(retry, RetryParam+"=", RetryParam+"=A", 1), session: alice},
-		{name: "no marker", target: "/report?year=2026", session: alice},
+		{name: "a tampered marker", target: strings.Replace(retry, RetryParam+"=", RetryParam+"=A", 1), session: stepped},
+		{name: "no marker", target: "/report?year=2026", session: stepped},
+		{name: "without max_age, just before the marker expires", target: retryNoMaxAge, session: steppedNoMaxAge, opts: same(noMaxAge),
+			advance: c.cfg.TransactionTTL + 59*time.Second, wantLoop: true},
+		{name: "without max_age, an expired marker", target: retryNoMaxAge, session: steppedNoMaxAge, opts: same(noMaxAge),
+			advance: c.cfg.TransactionTTL + time.Minute},
+		{name: "max_age=0, within a minute", target: retryZero, session: steppedZero, opts: same(maxAgeZero),
+			advance: 59 * time.Second, wantLoop: true},
+		{name: "max_age=0, after a minute", target: retryZero, session: steppedZero, opts: same(maxAgeZero), advance: time.Minute},
+		{name: "still no token after the authorization for the audience", target: retryNoToken, session: steppedNoToken,
+			opts: same(noToken), wantLoop: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -446,10 +480,11 @@ func TestStepUp(t *testing.T) {
 		}
 	})
 	t.Run("session from the cookie", func(t *testing.T) {
-		r := httptest.NewRequest("GET", retry, nil)
-		ck := c.SessionCookie(alice)
+		// The latest login's cookie (each relogin rotated the previous one).
+		r := httptest.NewRequest("GET", retryNoToken, nil)
+		ck := c.SessionCookie(steppedNoToken)
 		r.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
-		if err := c.StepUp(httptest.NewRecorder(), r, opts); !errors.Is(err, ErrStepUpLoop) {
+		if err := c.StepUp(httptest.NewRecorder(), r, noToken); !errors.Is(err, ErrStepUpLoop) {
 			t.Errorf("StepUp: %v, want ErrStepUpLoop", err)
 		}
 	})
@@ -470,6 +505,17 @@ func TestStepUp(t *testing.T) {
 			t.Errorf("StepUp: %v (wrote %v), want store.ErrUnavailable and nothing written", err, w.Header())
 		}
 	})
+}
+
+// relogin completes a login of s's user in s: same handle, new cookie.
+func relogin(t *testing.T, c *Client, s *Session) *Session {
+	t.Helper()
+	login := &LoginResult{IDToken: &IDToken{Subject: s.Subject}, At: c.now()}
+	next, err := c.StartSession(context.Background(), login, s)
+	if err != nil || next.Handle != s.Handle || next.secret == s.secret {
+		t.Fatalf("StartSession: %v, %v", next, err)
+	}
+	return next
 }
 
 func TestWithRetryMark(t *testing.T) {
