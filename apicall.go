@@ -73,7 +73,9 @@ type APIConfig struct {
 	// its tokens. Default: Config.Audience. One of the two is required.
 	Audience string
 	// HTTPClient sends the requests to the API. Default: a client with a
-	// 10-second timeout (DefaultHTTPTimeout).
+	// 10-second timeout (DefaultHTTPTimeout) that does not follow
+	// redirects (Do returns the 3xx answer): an access token is sent only
+	// to the URL the caller chose.
 	HTTPClient *http.Client
 	// EarlyExpiry treats an access token as expired this long before its
 	// expiry (it is then refreshed first, see TokenSource). Default: 30 s.
@@ -123,7 +125,10 @@ func (c *Client) APIClient(cfg APIConfig) (*APIClient, error) {
 		return nil, fmt.Errorf("%w: APIConfig.Audience (or Config.Audience) is required: the API's identifier, which the access token must be issued for", ErrInvalidConfig)
 	}
 	if a.http == nil {
-		a.http = &http.Client{Timeout: DefaultHTTPTimeout}
+		a.http = &http.Client{
+			Timeout:       DefaultHTTPTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if a.earlyExpiry <= 0 {
 		a.earlyExpiry = DefaultEarlyExpiry

@@ -136,6 +136,13 @@ func TestAPIClientDo(t *testing.T) {
 			wantStatus: 403,
 		},
 		{
+			name: "a redirect is not followed",
+			answer: func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
+			},
+			wantStatus: 302,
+		},
+		{
 			name: "step-up challenge on a 500 is not a step-up",
 			answer: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_user_authentication"`)
