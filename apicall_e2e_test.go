@@ -49,12 +49,19 @@ type apiApp struct {
 }
 
 func newAPIApp(t *testing.T, copyClaims bool) *apiApp {
+	return newAPIAppFor(t, copyClaims, apiAudience)
+}
+
+// newAPIAppFor is newAPIApp with the page calling the API of audience
+// (apiAudience, the login's, or apiOther).
+func newAPIAppFor(t *testing.T, copyClaims bool, audience string) *apiApp {
 	t.Helper()
 	a := &apiApp{statuses: make(chan int, 16)}
 	var clock atomic.Pointer[testClock] // the harness's, once made
 	a.h = newHarness(t, harnessOpts{
 		tenant: auth0test.Config{
-			APIs:   []auth0test.API{{Identifier: apiAudience, AccessTokenLifetime: time.Hour}},
+			APIs: []auth0test.API{{Identifier: apiAudience, AccessTokenLifetime: time.Hour},
+				{Identifier: apiOther, AccessTokenLifetime: time.Hour}},
 			Action: copyMFAAction(func() time.Time { return clock.Load().Now() }, copyClaims),
 		},
 		client: func(cfg *Config) {
@@ -64,7 +71,7 @@ func newAPIApp(t *testing.T, copyClaims bool) *apiApp {
 	})
 	h := a.h
 	clock.Store(h.clock)
-	v, err := h.c.Verifier(apiAudience, WithClaimNamespace(apiNamespace), WithCacheSize(16))
+	v, err := h.c.Verifier(audience, WithClaimNamespace(apiNamespace), WithCacheSize(16))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +95,7 @@ func newAPIApp(t *testing.T, copyClaims bool) *apiApp {
 	}
 	a.api.Config.Handler = count(a.api.Config.Handler)
 
-	client, err := h.c.APIClient(APIConfig{})
+	client, err := h.c.APIClient(APIConfig{Audience: audience})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,4 +299,54 @@ func TestAPIStepUpLoop(t *testing.T) {
 		t.Errorf("new visit: %d, want a new step-up", w.Code)
 	}
 	a.wantAPIStatuses(t, http.StatusUnauthorized)
+}
+
+// TestAPIStepUpSecondAudience: the page calls an API other than the login's
+// audience. The session holds no token for it: an authorization for that
+// audience brings one (silently: the tenant's session suffices), which the
+// API challenges; the step-up for it brings a token it accepts. The tokens
+// of the two audiences are kept side by side in the session.
+func TestAPIStepUpSecondAudience(t *testing.T) {
+	a := newAPIAppFor(t, true, apiOther)
+	h := a.h
+	u := h.alice()
+	w := u.get("/report")
+	w = u.callback(u.authorize(w)) // password login, token for apiAudience
+	first, err := h.c.Token(u.session(), apiAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	w = u.get("/report") // no token for apiOther: an authorization for it
+	a.wantAPIStatuses(t)
+	loc, _ := url.Parse(w.Header().Get("Location"))
+	if q := loc.Query(); w.Code != http.StatusFound || q.Get("audience") != apiOther || q.Has("acr_values") || q.Has("max_age") {
+		t.Fatalf("page without a token for the API: %d to %v, want an authorization for %s only", w.Code, loc, apiOther)
+	}
+	w = u.callback(u.authorize(w))
+	if len(u.tb.Pages) != 0 {
+		t.Errorf("tenant pages %v, want none (its session suffices)", u.tb.Pages)
+	}
+	w = u.get(w.Header().Get("Location")) // the API challenges the new token: a step-up, not a loop
+	a.wantAPIStatuses(t, http.StatusUnauthorized)
+	loc, _ = url.Parse(w.Header().Get("Location"))
+	if q := loc.Query(); w.Code != http.StatusFound || q.Get("audience") != apiOther || q.Get("acr_values") != ACRMultiFactor {
+		t.Fatalf("page after the challenge: %d to %v, want the step-up for %s", w.Code, loc, apiOther)
+	}
+	w = u.callback(u.authorize(w))
+	if !slices.Contains(u.tb.Pages, "otp") {
+		t.Errorf("tenant pages %v, want the one-time code", u.tb.Pages)
+	}
+	w = u.get(w.Header().Get("Location"))
+	a.wantAPIStatuses(t, http.StatusOK)
+	if w.Code != http.StatusOK || w.Body.String() != "API 200: salaries for auth0|alice" {
+		t.Fatalf("page after the step-up: %d %q", w.Code, w.Body.String())
+	}
+	s := u.session()
+	if tok, err := h.c.Token(s, apiAudience); err != nil || tok.AccessToken != first.AccessToken {
+		t.Errorf("the login audience's token changed or is gone: %v", err)
+	}
+	if tok, err := h.c.Token(s, apiOther); err != nil || tok.AccessToken == "" {
+		t.Errorf("no token for %s: %v", apiOther, err)
+	}
 }
