@@ -313,17 +313,11 @@ func (v *Verifier) checkClaims(c map[string]any) (*AccessToken, error) {
 	now := v.now()
 	var err error
 	var ok bool
-	if t.Issuer, _, err = stringClaim(c, "iss"); err != nil {
+	if t.Issuer, err = issuerClaim(c, v.issuer); err != nil {
 		return nil, err
 	}
-	if t.Issuer != v.issuer {
-		return nil, tokenErr(ErrTokenIssuer, "iss", "issuer missing or not the tenant's")
-	}
-	if t.Audience, err = audienceClaim(c); err != nil {
+	if t.Audience, err = audienceClaimWith(c, v.audience, "audience missing or does not contain this API"); err != nil {
 		return nil, err
-	}
-	if !contains(t.Audience, v.audience) {
-		return nil, tokenErr(ErrTokenAudience, "aud", "audience missing or does not contain this API")
 	}
 	if err := checkTimes(c, now, v.leeway, &t.IssuedAt, &t.Expiry, false); err != nil {
 		return nil, err
@@ -331,11 +325,8 @@ func (v *Verifier) checkClaims(c map[string]any) (*AccessToken, error) {
 	if t.NotBefore, _, err = timeClaim(c, "nbf"); err != nil {
 		return nil, err
 	}
-	if t.Subject, _, err = stringClaim(c, "sub"); err != nil {
+	if t.Subject, err = subjectClaim(c); err != nil {
 		return nil, err
-	}
-	if t.Subject == "" {
-		return nil, tokenErr(ErrTokenSubject, "sub", "sub missing or empty")
 	}
 	if t.AuthorizedParty, ok, err = stringClaim(c, "azp"); err != nil {
 		return nil, err

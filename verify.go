@@ -302,17 +302,11 @@ func (v *idTokenVerifier) checkClaims(raw string, c map[string]any, want idToken
 	var ok bool
 	now := v.now()
 
-	if t.Issuer, _, err = stringClaim(c, "iss"); err != nil {
+	if t.Issuer, err = issuerClaim(c, v.issuer); err != nil {
 		return nil, err
 	}
-	if t.Issuer != v.issuer {
-		return nil, tokenErr(ErrTokenIssuer, "iss", "issuer missing or not the tenant's")
-	}
-	if t.Audience, err = audienceClaim(c); err != nil {
+	if t.Audience, err = audienceClaimWith(c, v.clientID, "audience missing or does not contain the client id"); err != nil {
 		return nil, err
-	}
-	if !contains(t.Audience, v.clientID) {
-		return nil, tokenErr(ErrTokenAudience, "aud", "audience missing or does not contain the client id")
 	}
 	if t.AuthorizedParty, ok, err = stringClaim(c, "azp"); err != nil {
 		return nil, err
@@ -326,11 +320,8 @@ func (v *idTokenVerifier) checkClaims(raw string, c map[string]any, want idToken
 	if err := checkTimes(c, now, v.leeway, &t.IssuedAt, &t.Expiry, true); err != nil {
 		return nil, err
 	}
-	if t.Subject, _, err = stringClaim(c, "sub"); err != nil {
+	if t.Subject, err = subjectClaim(c); err != nil {
 		return nil, err
-	}
-	if t.Subject == "" {
-		return nil, tokenErr(ErrTokenSubject, "sub", "sub missing or empty")
 	}
 	if t.Nonce, ok, err = stringClaim(c, "nonce"); err != nil {
 		return nil, err
@@ -365,6 +356,43 @@ func (v *idTokenVerifier) checkClaims(raw string, c map[string]any, want idToken
 		return nil, err
 	}
 	return t, nil
+}
+
+// issuerClaim returns iss, which must be exactly issuer.
+func issuerClaim(c map[string]any, issuer string) (string, error) {
+	iss, _, err := stringClaim(c, "iss")
+	if err != nil {
+		return "", err
+	}
+	if iss != issuer {
+		return "", tokenErr(ErrTokenIssuer, "iss", "issuer missing or not the tenant's")
+	}
+	return iss, nil
+}
+
+// audienceClaimWith returns aud, which must contain want; detail says what
+// want is when it does not.
+func audienceClaimWith(c map[string]any, want, detail string) ([]string, error) {
+	aud, err := audienceClaim(c)
+	if err != nil {
+		return nil, err
+	}
+	if !contains(aud, want) {
+		return nil, tokenErr(ErrTokenAudience, "aud", detail)
+	}
+	return aud, nil
+}
+
+// subjectClaim returns sub, which must be a non-empty string.
+func subjectClaim(c map[string]any) (string, error) {
+	sub, _, err := stringClaim(c, "sub")
+	if err != nil {
+		return "", err
+	}
+	if sub == "" {
+		return "", tokenErr(ErrTokenSubject, "sub", "sub missing or empty")
+	}
+	return sub, nil
 }
 
 // checkTimes checks exp (required), iat (required when iatRequired) and nbf

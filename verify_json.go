@@ -65,20 +65,7 @@ func decodeJOSEHeader(s string) (h joseHeader, hasCrit bool, err error) {
 		d.i++
 	} else {
 		for {
-			d.ws()
-			if d.i >= len(d.s) || d.s[d.i] != '"' {
-				return h, false, errJSONSyntax
-			}
-			k, err := d.str()
-			if err != nil {
-				return h, false, err
-			}
-			d.ws()
-			if d.i >= len(d.s) || d.s[d.i] != ':' {
-				return h, false, errJSONSyntax
-			}
-			d.i++
-			v, err := d.value()
+			k, v, err := d.member()
 			if err != nil {
 				return h, false, err
 			}
@@ -107,18 +94,13 @@ func decodeJOSEHeader(s string) (h joseHeader, hasCrit bool, err error) {
 				}
 				*dst = sv
 			}
-			d.ws()
-			if d.i >= len(d.s) {
-				return h, false, errJSONSyntax
+			end, err := d.next('}')
+			if err != nil {
+				return h, false, err
 			}
-			if d.s[d.i] == '}' {
-				d.i++
+			if end {
 				break
 			}
-			if d.s[d.i] != ',' {
-				return h, false, errJSONSyntax
-			}
-			d.i++
 		}
 	}
 	d.ws()
@@ -188,20 +170,7 @@ func (d *jsonDecoder) object() (map[string]any, error) {
 		return m, nil
 	}
 	for {
-		d.ws()
-		if d.i >= len(d.s) || d.s[d.i] != '"' {
-			return nil, errJSONSyntax
-		}
-		k, err := d.str()
-		if err != nil {
-			return nil, err
-		}
-		d.ws()
-		if d.i >= len(d.s) || d.s[d.i] != ':' {
-			return nil, errJSONSyntax
-		}
-		d.i++
-		v, err := d.value()
+		k, v, err := d.member()
 		if err != nil {
 			return nil, err
 		}
@@ -209,21 +178,55 @@ func (d *jsonDecoder) object() (map[string]any, error) {
 			return nil, errJSONDuplicate
 		}
 		m[k] = v
-		d.ws()
-		if d.i >= len(d.s) {
-			return nil, errJSONSyntax
+		end, err := d.next('}')
+		if err != nil {
+			return nil, err
 		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
+		if end {
 			d.depth--
 			return m, nil
-		default:
-			return nil, errJSONSyntax
 		}
 	}
+}
+
+// member decodes one object member, "name": value (white space first).
+func (d *jsonDecoder) member() (string, any, error) {
+	d.ws()
+	if d.i >= len(d.s) || d.s[d.i] != '"' {
+		return "", nil, errJSONSyntax
+	}
+	k, err := d.str()
+	if err != nil {
+		return "", nil, err
+	}
+	d.ws()
+	if d.i >= len(d.s) || d.s[d.i] != ':' {
+		return "", nil, errJSONSyntax
+	}
+	d.i++
+	v, err := d.value()
+	if err != nil {
+		return "", nil, err
+	}
+	return k, v, nil
+}
+
+// next consumes what follows an object member or array element: a ',' (end
+// false) or the closing byte (end true); anything else is a syntax error.
+func (d *jsonDecoder) next(closing byte) (end bool, err error) {
+	d.ws()
+	if d.i >= len(d.s) {
+		return false, errJSONSyntax
+	}
+	switch d.s[d.i] {
+	case ',':
+		d.i++
+		return false, nil
+	case closing:
+		d.i++
+		return true, nil
+	}
+	return false, errJSONSyntax
 }
 
 func (d *jsonDecoder) array() ([]any, error) {
@@ -244,19 +247,13 @@ func (d *jsonDecoder) array() ([]any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		d.ws()
-		if d.i >= len(d.s) {
-			return nil, errJSONSyntax
+		end, err := d.next(']')
+		if err != nil {
+			return nil, err
 		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
+		if end {
 			d.depth--
 			return a, nil
-		default:
-			return nil, errJSONSyntax
 		}
 	}
 }
