@@ -1,6 +1,9 @@
 package auth0test
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Protocols reported in ActionEvent.Protocol, as Auth0 names them.
 const (
@@ -25,10 +28,44 @@ type ActionEvent struct {
 	Scopes   []string
 	Audience string
 	// AuthenticationMethods performed in the session: "pwd" (database login),
-	// "federated" (social login), "mfa".
+	// "federated" (social login), "mfa". The names of Authentication.
 	AuthenticationMethods []string
+	// Authentication is Auth0's event.authentication.methods: what the user
+	// completed in the SSO session, and when. On interactive and silent logins
+	// (ProtocolOIDC) it is the first factor, {"pwd" or "federated", the session's
+	// auth_time}, then {"mfa", when the session's one-time code was accepted} once
+	// the session performed MFA. The Action runs after the first factor and before
+	// the MFA it requests (RequireMFA, or acr_values and MFA scopes): a login that
+	// performs MFA in this very transaction has no "mfa" element yet, a later login
+	// in the same session has it (with the time of that earlier MFA). prompt=login
+	// or an exceeded max_age starts over: only the new first factor. MFA API grants
+	// (ProtocolMFA): [{"mfa", the grant time}]. Refresh-token exchanges and CIBA:
+	// nil (Auth0 does not document it there). An Action copies the "mfa" element's
+	// Timestamp into a namespaced access-token claim when the API needs the time
+	// of the step-up (access tokens carry no auth_time).
+	Authentication []AuthMethod
 	// Silent is true when the login completed without any page (SSO or prompt=none).
 	Silent bool
+}
+
+// AuthMethod is one element of Auth0's event.authentication.methods.
+type AuthMethod struct {
+	Name      string    // "pwd", "federated" or "mfa"
+	Timestamp time.Time // when the user completed it
+}
+
+// authMethods builds event.authentication.methods for the methods performed in
+// a session: the first factor at authTime, mfa at mfaTime.
+func authMethods(methods []string, authTime, mfaTime time.Time) []AuthMethod {
+	out := make([]AuthMethod, 0, len(methods))
+	for _, m := range methods {
+		ts := authTime
+		if m == "mfa" {
+			ts = mfaTime
+		}
+		out = append(out, AuthMethod{Name: m, Timestamp: ts})
+	}
+	return out
 }
 
 // ActionAPI is what the Action may do (a subset of Auth0's api object).

@@ -43,8 +43,9 @@ type session struct {
 	sid        string
 	userID     string
 	connection string
-	authTime   time.Time
+	authTime   time.Time // first factor
 	methods    []string
+	mfaTime    time.Time // when "mfa" was added to methods
 	created    time.Time
 	lastUsed   time.Time
 }
@@ -59,8 +60,9 @@ type loginTx struct {
 	connection  string
 	authTime    time.Time
 	methods     []string
-	fresh       bool   // the first factor was performed in this transaction
-	sessionKey  string // the SSO session it continues, when not fresh
+	mfaTime     time.Time // when the one-time code was accepted (methods has "mfa")
+	fresh       bool      // the first factor was performed in this transaction
+	sessionKey  string    // the SSO session it continues, when not fresh
 	sid         string
 	action      *ActionAPI
 	awaitingOTP bool
@@ -260,6 +262,7 @@ func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	tx.connection = sess.connection
 	tx.authTime = sess.authTime
 	tx.methods = append([]string(nil), sess.methods...)
+	tx.mfaTime = sess.mfaTime
 	tx.sessionKey = sess.key
 	tx.sid = sess.sid
 	t.continueLogin(w, r, tx)
@@ -343,7 +346,8 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 	api := t.runAction(ActionEvent{
 		User: user, ClientID: req.clientID, Connection: tx.connection, Protocol: ProtocolOIDC,
 		ACRValues: req.acrValues, Scopes: req.scopes, Audience: req.audience,
-		AuthenticationMethods: tx.methods, Silent: !tx.fresh,
+		AuthenticationMethods: tx.methods, Authentication: authMethods(tx.methods, tx.authTime, tx.mfaTime),
+		Silent: !tx.fresh,
 	})
 	if api.denied {
 		fail("access_denied", api.reason)
@@ -393,6 +397,7 @@ func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx
 	sess.connection = tx.connection
 	sess.authTime = tx.authTime
 	sess.methods = append([]string(nil), tx.methods...)
+	sess.mfaTime = tx.mfaTime
 	sess.lastUsed = now
 	key, sid := sess.key, sess.sid
 
@@ -605,13 +610,15 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 		secret = u.TOTPSecret
 	}
 	t.mu.Unlock()
-	if secret == "" || !checkTOTP(secret, code, t.cfg.Now()) {
+	now := t.cfg.Now()
+	if secret == "" || !checkTOTP(secret, code, now) {
 		data.Error, data.Message = "invalid_code", "The code you entered is invalid"
 		renderPage(w, http.StatusBadRequest, data)
 		return
 	}
 	tx.awaitingOTP = false
 	tx.methods = append(tx.methods, "mfa")
+	tx.mfaTime = now
 	t.finishLogin(w, r, tx)
 }
 

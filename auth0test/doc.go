@@ -121,6 +121,13 @@
 //     Refreshed ID tokens carry neither amr nor acr: a refresh never changes a
 //     session's step-up level. CIBA: auth_time is the approval time, no acr/amr.
 //     MFA API: auth_time is the grant time, no acr/amr.
+//   - The Action's event.authentication.methods (ActionEvent.Authentication) is
+//     the SSO session's first factor with its time (the session's auth_time) and,
+//     once the session performed MFA, {"mfa", when the one-time code was accepted}.
+//     The Action runs after the first factor and before the MFA it requests, so
+//     the login that performs MFA does not see it yet; later logins in the session
+//     do, and an Action can copy that time into a namespaced access-token claim.
+//     MFA API grants see [{"mfa", grant time}]; refresh exchanges and CIBA none.
 //   - prompt=none: no session (or max_age exceeded) gives login_required; MFA needed
 //     but not yet performed in the session gives interaction_required.
 //   - A user without an enrolled factor who needs MFA gets error=access_denied

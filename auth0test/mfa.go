@@ -192,7 +192,7 @@ func (t *Tenant) grantMFA(app *Application, grant string, form url.Values) (map[
 	t.mu.Unlock()
 	api := t.runAction(ActionEvent{User: user, ClientID: app.ClientID, Connection: user.Connection,
 		Protocol: ProtocolMFA, Scopes: g.scopes, Audience: g.audience,
-		AuthenticationMethods: []string{"mfa"}})
+		AuthenticationMethods: []string{"mfa"}, Authentication: []AuthMethod{{Name: "mfa", Timestamp: t.cfg.Now()}}})
 	if api.denied {
 		return nil, newErr(http.StatusForbidden, "access_denied", api.reason)
 	}
