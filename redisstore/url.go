@@ -1,7 +1,9 @@
 package redisstore
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"net/url"
 
 	"github.com/redis/go-redis/v9"
@@ -24,7 +26,13 @@ import (
 func OpenURL(redisURL string) (redis.UniversalClient, error) {
 	u, err := url.Parse(redisURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: Redis URL: %w", ErrInvalidConfig, err)
+		// A *url.Error quotes the whole URL, password included: keep only
+		// its cause, which names the faulty part.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%w: Redis URL: %v", ErrInvalidConfig, err)
 	}
 	q := u.Query()
 	switch {
@@ -32,6 +40,9 @@ func OpenURL(redisURL string) (redis.UniversalClient, error) {
 		o, err := redis.ParseFailoverURL(redisURL)
 		if err != nil {
 			return nil, fmt.Errorf("%w: Redis Sentinel URL: %w", ErrInvalidConfig, err)
+		}
+		if err := checkPool(o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns); err != nil {
+			return nil, err
 		}
 		o.ContextTimeoutEnabled = true
 		return redis.NewFailoverClient(o), nil
@@ -47,6 +58,9 @@ func OpenURL(redisURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: Redis Cluster URL: %w", ErrInvalidConfig, err)
 		}
+		if err := checkPool(o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns); err != nil {
+			return nil, err
+		}
 		o.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(o), nil
 	default:
@@ -54,7 +68,21 @@ func OpenURL(redisURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: Redis URL: %w", ErrInvalidConfig, err)
 		}
+		if err := checkPool(o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns); err != nil {
+			return nil, err
+		}
 		o.ContextTimeoutEnabled = true
 		return redis.NewClient(o), nil
 	}
+}
+
+// checkPool rejects pool sizes that go-redis's constructors would panic on
+// (they must fit an int32), so a bad REDIS_URL is an error, not a crash.
+func checkPool(sizes ...int) error {
+	for _, n := range sizes {
+		if n < 0 || n > math.MaxInt32 {
+			return fmt.Errorf("%w: Redis URL: pool size %d out of range", ErrInvalidConfig, n)
+		}
+	}
+	return nil
 }
