@@ -678,7 +678,7 @@ func decodeRotation(data []byte) (*rotationRecord, error) {
 	switch {
 	case r.V != rotationVersion:
 		return nil, fmt.Errorf("%w: rotation version %d", errCorruptRecord, r.V)
-	case r.T.Refresh == nil || !isRefreshHash(r.Cur):
+	case len(r.T.Refresh) == 0 || !isRefreshHash(r.Cur):
 		return nil, fmt.Errorf("%w: rotation refresh token", errCorruptRecord)
 	case len(r.Prev) > maxPrev:
 		return nil, fmt.Errorf("%w: rotation chain too long", errCorruptRecord)

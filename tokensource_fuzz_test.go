@@ -40,7 +40,7 @@ func FuzzDecodeRotation(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !isRefreshHash(r.Cur) || len(r.Prev) > maxPrev || r.T.Refresh == nil {
+		if !isRefreshHash(r.Cur) || len(r.Prev) > maxPrev || len(r.T.Refresh) == 0 {
 			t.Fatalf("accepted an invalid rotation record: %+v", r)
 		}
 		again, err := decodeRotation(encodeRotation(r))
