@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/stepupauth/stepup"
@@ -60,16 +59,10 @@ func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger, 
 // MFA it requests, and the tokens are only issued once that MFA succeeded: a
 // login that requests MFA is therefore issued amr ["mfa"] and, as auth_time,
 // the time the Action ran (just before the one-time code was entered: never
-// later than the MFA). A login whose session already performed MFA reuses
-// the time recorded when that MFA was requested (per user: a simplification
-// for the demo). On Auth0 the Action reads the session's own time from
-// event.authentication.methods[].timestamp, which auth0test's ActionEvent
-// does not carry; the README shows that Action in JavaScript.
+// later than the MFA). A login whose session already performed MFA copies
+// that MFA's time from event.authentication.methods (ActionEvent.Authentication),
+// as the README's JavaScript Action does on Auth0.
 func newDemoActions(namespace string, now func() time.Time) func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
-	var (
-		mu      sync.Mutex
-		lastMFA = map[string]time.Time{} // user id -> when MFA was last requested for an interactive login
-	)
 	return func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
 		// Action 1: step-up.
 		wantMFA := slices.Contains(ev.ACRValues, stepup.ACRMultiFactor)
@@ -81,25 +74,23 @@ func newDemoActions(namespace string, now func() time.Time) func(ev *auth0test.A
 		if ev.Protocol != auth0test.ProtocolOIDC {
 			return // refresh, CIBA and MFA-API tokens carry no amr: no claims
 		}
-		mfaDone := slices.Contains(ev.AuthenticationMethods, "mfa")
-		if !wantMFA && !mfaDone {
-			return // no MFA: nothing to copy; the API refuses such tokens
+		var mfaAt time.Time // when the session performed MFA, if it did
+		for _, m := range ev.Authentication {
+			if m.Name == "mfa" && m.Timestamp.After(mfaAt) {
+				mfaAt = m.Timestamp
+			}
 		}
-		var authTime time.Time
-		mu.Lock()
-		if mfaDone {
-			authTime = lastMFA[ev.User.ID]
-		} else {
-			authTime = now()
-			lastMFA[ev.User.ID] = authTime
+		authTime := mfaAt
+		if authTime.IsZero() {
+			if !wantMFA {
+				return // no MFA: nothing to copy; the API refuses such tokens
+			}
+			authTime = now() // the MFA this Action requests follows it
 		}
-		mu.Unlock()
 		if wantMFA {
 			api.SetAccessTokenClaim(namespace+"acr", stepup.ACRMultiFactor)
 		}
 		api.SetAccessTokenClaim(namespace+"amr", []string{"mfa"})
-		if !authTime.IsZero() {
-			api.SetAccessTokenClaim(namespace+"auth_time", authTime.Unix())
-		}
+		api.SetAccessTokenClaim(namespace+"auth_time", authTime.Unix())
 	}
 }
