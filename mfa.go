@@ -2,12 +2,16 @@ package stepup
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/auth0/go-auth0/v3/authentication/mfa"
 	"github.com/auth0/go-auth0/v3/authentication/oauth"
+	"github.com/stepupauth/stepup/store"
 	"golang.org/x/oauth2"
 )
 
@@ -98,6 +102,47 @@ type MFAResult struct {
 	RecoveryCode string
 }
 
+// ErrMFATokenUnbound: CompleteMFA was given an mfa_token that no refresh of
+// the session (and audience) named in the *MFARequiredError received, or
+// whose binding has expired (after MFATokenLifetime).
+var ErrMFATokenUnbound = errors.New("stepup: the mfa_token was not issued to this session")
+
+// MFATokenLifetime is how long CompleteMFA accepts an mfa_token after the
+// refresh that received it (Auth0's mfa_token lives 10 minutes).
+const MFATokenLifetime = 10 * time.Minute
+
+// mfaBindingKey names the record that binds an mfa_token (by hash) to the
+// session handle it was issued to.
+func (c *Client) mfaBindingKey(handle, mfaToken string) string {
+	h := sha256.Sum256([]byte("stepup mfa token\x00" + mfaToken))
+	return c.cfg.KeyPrefix + "mfa:" + handle + ":" + base64.RawURLEncoding.EncodeToString(h[:16])
+}
+
+// bindMFAToken records that mfaToken was issued to the refresh of handle's
+// tokens for audience. The record holds the audience's key only.
+func (c *Client) bindMFAToken(ctx context.Context, handle, audience, mfaToken string) error {
+	if err := c.store.Set(ctx, c.mfaBindingKey(handle, mfaToken), []byte(audienceKey(audience)), MFATokenLifetime); err != nil {
+		return fmt.Errorf("stepup: recording the mfa_token of a refresh: %w", err)
+	}
+	return nil
+}
+
+// checkMFABinding returns nil when e.MFAToken was issued to a refresh of
+// e.Handle's tokens for e.Audience.
+func (c *Client) checkMFABinding(ctx context.Context, e *MFARequiredError) error {
+	data, err := c.store.Get(ctx, c.mfaBindingKey(e.Handle, e.MFAToken))
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrMFATokenUnbound
+	}
+	if err != nil {
+		return fmt.Errorf("stepup: reading the mfa_token's binding: %w", err)
+	}
+	if subtle.ConstantTimeCompare(data, []byte(audienceKey(e.Audience))) != 1 {
+		return fmt.Errorf("%w: it was issued for another audience", ErrMFATokenUnbound)
+	}
+	return nil
+}
+
 // CompleteMFA verifies the user's proof for the mfa_required of e through
 // go-auth0 (the mfa-otp, mfa-oob or mfa-recovery-code grant; an oob
 // challenge is polled while authorization_pending, until ctx ends), verifies
@@ -109,14 +154,24 @@ type MFAResult struct {
 // the ID token's auth_time (or the Client's clock when it has none). Auth0
 // itself puts no amr in tokens from the MFA API.
 //
+// It fails closed: e.MFAToken must be one that a refresh of e.Handle's
+// tokens for e.Audience received (the TokenSource records a hash of it,
+// for MFATokenLifetime), else ErrMFATokenUnbound, before the tenant is
+// called; and the tenant's answer must carry an ID token of the session's
+// user, else ErrMissingIDToken or a *TokenError, and nothing is recorded.
+//
 // Errors: ErrStepUpDenied (push refused), *TenantError (e.g. invalid_grant
-// for a wrong code, expired_token), ErrInvalidToken, ErrNoSession, ctx's.
+// for a wrong code, expired_token), ErrMFATokenUnbound, ErrMissingIDToken,
+// ErrInvalidToken, ErrNoSession, ctx's.
 func (c *Client) CompleteMFA(ctx context.Context, e *MFARequiredError, proof MFAProof) (*MFAResult, error) {
 	if e == nil || e.MFAToken == "" {
 		return nil, errors.New("stepup: CompleteMFA needs the *MFARequiredError of a refresh")
 	}
 	s, err := c.Session(ctx, e.Handle)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkMFABinding(ctx, e); err != nil {
 		return nil, err
 	}
 	a0, err := c.goAuth0(ctx)
@@ -147,17 +202,20 @@ func (c *Client) CompleteMFA(ctx context.Context, e *MFARequiredError, proof MFA
 	}
 	now := c.now()
 	ev := Authentication{ACR: ACRMultiFactor, AMR: []string{AMRMultiFactor}, AuthTime: now}
-	if ts.IDToken != "" {
-		idt, err := c.idv.verify(ctx, ts.IDToken, idTokenCheck{})
-		if err != nil {
-			return nil, fmt.Errorf("stepup: MFA ID token: %w", err)
-		}
-		if idt.Subject != s.Subject {
-			return nil, &TokenError{Kind: ErrTokenSubject, Claim: "sub", Detail: "MFA ID token is for another user than the session"}
-		}
-		if !idt.AuthTime.IsZero() {
-			ev.AuthTime = idt.AuthTime
-		}
+	// Only an ID token ties the answer to the session's user: without one
+	// the tokens could be anyone's.
+	if ts.IDToken == "" {
+		return nil, fmt.Errorf("stepup: MFA answer: %w", ErrMissingIDToken)
+	}
+	idt, err := c.idv.verify(ctx, ts.IDToken, idTokenCheck{})
+	if err != nil {
+		return nil, fmt.Errorf("stepup: MFA ID token: %w", err)
+	}
+	if idt.Subject != s.Subject {
+		return nil, &TokenError{Kind: ErrTokenSubject, Claim: "sub", Detail: "MFA ID token is for another user than the session"}
+	}
+	if !idt.AuthTime.IsZero() {
+		ev.AuthTime = idt.AuthTime
 	}
 	tok := &oauth2.Token{AccessToken: ts.AccessToken, TokenType: ts.TokenType, RefreshToken: ts.RefreshToken}
 	if ts.ExpiresIn > 0 {
@@ -169,6 +227,10 @@ func (c *Client) CompleteMFA(ctx context.Context, e *MFARequiredError, proof MFA
 	s, err = c.recordStepUp(ctx, e.Handle, ev, e.Audience, tok)
 	if err != nil {
 		return nil, err
+	}
+	// The mfa_token has served (best effort: it expires anyway).
+	if err := c.store.Delete(ctx, c.mfaBindingKey(e.Handle, e.MFAToken)); err != nil {
+		c.log.WarnContext(ctx, "stepup: deleting a used mfa_token's binding", "error", err)
 	}
 	out := &oauth2.Token{AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry}
 	return &MFAResult{Session: s, Token: out, RecoveryCode: recovery}, nil

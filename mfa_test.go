@@ -152,6 +152,13 @@ func TestCompleteMFARejectsBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A tenant's mfa_token that no refresh of the session received.
+	if _, err := c.CompleteMFA(ctx, &MFARequiredError{Handle: s.Handle, Audience: wkAPI, MFAToken: tok}, MFAProof{OTP: e.tn.OTP(auth0test.AliceEmail)}); !errors.Is(err, ErrMFATokenUnbound) {
+		t.Errorf("unbound mfa_token: got %v, want ErrMFATokenUnbound", err)
+	}
+	if err := c.bindMFAToken(ctx, s.Handle, wkAPI, tok); err != nil {
+		t.Fatal(err)
+	}
 	_, err = c.CompleteMFA(ctx, &MFARequiredError{Handle: s.Handle, Audience: wkAPI, MFAToken: tok}, MFAProof{OTP: "000000"})
 	var te *TenantError
 	if !errors.As(err, &te) || te.Code != "invalid_grant" {

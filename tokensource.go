@@ -416,6 +416,13 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 			ts.releaseLease(ctx, st.hash, attempt, te.Code)
 			switch te.Code {
 			case "mfa_required":
+				// The mfa_token is bound to this session and audience:
+				// CompleteMFA accepts it for them only.
+				if te.MFAToken != "" {
+					if err := c.bindMFAToken(ctx, ts.handle, ts.audience, te.MFAToken); err != nil {
+						return nil, err
+					}
+				}
 				return nil, &MFARequiredError{Handle: ts.handle, Audience: ts.audience, MFAToken: te.MFAToken, Err: te}
 			case "invalid_grant":
 				return nil, fmt.Errorf("%w: %w", ErrRefreshTokenInvalid, te)
