@@ -220,7 +220,8 @@ func (c *Client) AuthorizeURL(ctx context.Context, opts AuthorizeOptions) (*Auth
 	if err != nil {
 		return nil, err
 	}
-	if err := c.store.Set(ctx, c.txKey(state), data, c.cfg.TransactionTTL); err != nil {
+	sctx, done := c.storeContext(ctx)
+	if err := done(c.store.Set(sctx, c.txKey(state), data, c.cfg.TransactionTTL)); err != nil {
 		return nil, fmt.Errorf("stepup: saving the authorization transaction: %w", err)
 	}
 	return &AuthorizeRequest{URL: u, State: state, Binding: binding, Policy: policy, ExpiresAt: time.Unix(rec.Expires, 0)}, nil

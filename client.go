@@ -46,6 +46,7 @@ const (
 	DefaultSessionIdleTimeout = 30 * time.Minute
 	DefaultSessionLifetime    = 12 * time.Hour
 	DefaultHTTPTimeout        = 10 * time.Second
+	DefaultStoreTimeout       = 2 * time.Second
 )
 
 // Config configures a Client. The zero value of every optional field means
@@ -100,6 +101,14 @@ type Config struct {
 	// in-memory store owned (and closed) by the Client, good for one
 	// process. Replicas and workers share a Store (package redisstore).
 	Store store.Store
+	// StoreTimeout bounds each store call the Client makes while serving a
+	// request (the middleware's session read and idle extension, the
+	// callback's transaction take and session write, login and logout),
+	// on top of the request's own deadline: a store that hangs then fails
+	// the request closed (503) after StoreTimeout instead of holding it for
+	// as long as the app's server lets it. Default: 2 s. A negative value
+	// means no bound of the Client's own (only the request's context).
+	StoreTimeout time.Duration
 	// KeyPrefix is put before every key the Client writes to the Store,
 	// e.g. "app1:". Default: none. Printable ASCII without spaces.
 	KeyPrefix string
@@ -356,6 +365,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if *d.v < time.Second {
 			return nil, bad("%s %s must be at least one second (0 means the default, %s)", d.name, *d.v, d.def)
 		}
+	}
+	switch {
+	case cfg.StoreTimeout == 0:
+		cfg.StoreTimeout = DefaultStoreTimeout
+	case cfg.StoreTimeout < 0:
+		cfg.StoreTimeout = -1
 	}
 	if cfg.SessionIdleTimeout > cfg.SessionLifetime {
 		cfg.SessionIdleTimeout = cfg.SessionLifetime

@@ -60,7 +60,9 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, binding stri
 		// Not a state this Client made: nothing to look up.
 		return nil, fmt.Errorf("%w: malformed state", ErrTransactionNotFound)
 	}
-	data, err := c.store.Take(ctx, c.txKey(state))
+	sctx, done := c.storeContext(ctx)
+	data, err := c.store.Take(sctx, c.txKey(state))
+	err = done(err)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrTransactionNotFound
 	}

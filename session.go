@@ -204,7 +204,8 @@ func (c *Client) writeSession(ctx context.Context, handle string, r *sessionReco
 	if err != nil {
 		return err
 	}
-	if err := c.store.Set(ctx, c.sessionKey(handle), data, ttl); err != nil {
+	sctx, done := c.storeContext(ctx)
+	if err := done(c.store.Set(sctx, c.sessionKey(handle), data, ttl)); err != nil {
 		return fmt.Errorf("stepup: saving the session: %w", err)
 	}
 	return nil
@@ -273,7 +274,9 @@ func (c *Client) Session(ctx context.Context, handle string) (*Session, error) {
 }
 
 func (c *Client) readSession(ctx context.Context, handle string) (*sessionRecord, error) {
-	data, err := c.store.Get(ctx, c.sessionKey(handle))
+	sctx, done := c.storeContext(ctx)
+	data, err := c.store.Get(sctx, c.sessionKey(handle))
+	err = done(err)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
 	}
@@ -322,7 +325,8 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 		r = &cp
 	} else {
 		if previous != nil && previous.Handle != "" {
-			if err := c.store.Delete(ctx, c.sessionKey(previous.Handle)); err != nil {
+			sctx, done := c.storeContext(ctx)
+			if err := done(c.store.Delete(sctx, c.sessionKey(previous.Handle))); err != nil {
 				return nil, fmt.Errorf("stepup: ending the previous session: %w", err)
 			}
 		}
@@ -435,7 +439,8 @@ func (c *Client) EndSession(ctx context.Context, s *Session) error {
 	if s == nil || !isRandomToken(s.Handle) {
 		return nil
 	}
-	if err := c.store.Delete(ctx, c.sessionKey(s.Handle)); err != nil {
+	sctx, done := c.storeContext(ctx)
+	if err := done(c.store.Delete(sctx, c.sessionKey(s.Handle))); err != nil {
 		return fmt.Errorf("stepup: deleting the session: %w", err)
 	}
 	return nil
