@@ -58,7 +58,7 @@ func CheckBindingMessage(msg string) error {
 type CIBARequest struct {
 	// Policy is what the approval must satisfy. It is checked against the
 	// ID token the tenant returns (acr, amr, auth_time), as adapted to the
-	// session's connection; the session records the step-up only if it is
+	// session's connection; the step-up is recorded only if it is
 	// satisfied. Auth0 documents no acr or amr for CIBA ID tokens, so a
 	// policy that demands them is satisfied only by a tenant that sends them;
 	// a freshness-only policy (MaxAge) is satisfied by any approval, whose
@@ -98,7 +98,9 @@ type CIBAAuthorization struct {
 
 // CIBAResult is an approved backchannel step-up.
 type CIBAResult struct {
-	// Session is the session with the step-up recorded.
+	// Session is the session. The step-up is recorded as its out-of-band
+	// evidence (Client.OutOfBandStepUp), which SessionFor accepts and the
+	// browser's RequireStepUp does not.
 	Session *Session
 	// IDToken is the verified ID token of the approval.
 	IDToken *IDToken
@@ -182,7 +184,9 @@ func (c *Client) StartCIBA(ctx context.Context, s *Session, req CIBARequest) (*C
 // by 5 s at each slow_down, until the user approves or denies, the request
 // expires, or ctx ends. An approval's ID token is verified (it must be the
 // session's user) and checked against the request's policy; only then is
-// the step-up recorded in the session. Errors: ErrStepUpDenied,
+// the step-up recorded, as the session's out-of-band evidence: it counts for
+// jobs (SessionFor), never for the browser, whose cookie an out-of-band
+// step-up does not rotate (see Client.SessionFor). Errors: ErrStepUpDenied,
 // ErrStepUpExpired, *StepUpError with ReasonNotPerformed (approved, but the
 // ID token does not satisfy the policy: nothing recorded), ErrNoSession
 // (the session ended meanwhile), *TenantError, ctx's error.

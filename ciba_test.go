@@ -160,8 +160,8 @@ func TestCIBA(t *testing.T) {
 				if errors.As(err, &se) && se.Reason != ReasonNotPerformed {
 					t.Errorf("StepUpError reason %q, want %q", se.Reason, ReasonNotPerformed)
 				}
-				if !after.StepUpAt.Equal(s.StepUpAt) {
-					t.Errorf("a failed CIBA recorded a step-up")
+				if _, at, err := c.OutOfBandStepUp(ctx, s.Handle); err != nil || !at.IsZero() || !after.StepUpAt.Equal(s.StepUpAt) {
+					t.Errorf("a failed CIBA recorded a step-up (out-of-band at %v, %v)", at, err)
 				}
 				return
 			}
@@ -171,11 +171,19 @@ func TestCIBA(t *testing.T) {
 			if res.Token == nil || res.Token.AccessToken == "" || res.IDToken.Subject != s.Subject {
 				t.Errorf("result: token %v, subject %q", res.Token, res.IDToken.Subject)
 			}
-			if !after.StepUpAt.Equal(e.clock.Now().Truncate(time.Millisecond)) {
-				t.Errorf("StepUpAt %v, want now %v", after.StepUpAt, e.clock.Now())
+			ev, at, err := c.OutOfBandStepUp(ctx, s.Handle)
+			if err != nil || !at.Equal(e.clock.Now().Truncate(time.Millisecond)) || ev.AuthTime.IsZero() {
+				t.Errorf("out-of-band step-up %+v at %v (%v), want now %v", ev, at, err, e.clock.Now())
 			}
 			if _, err := c.SessionFor(ctx, s.Handle, tc.policy); err != nil {
 				t.Errorf("SessionFor after CIBA: %v", err)
+			}
+			// The browser's evidence is left alone: its cookie was not rotated.
+			if !after.StepUpAt.Equal(s.StepUpAt) {
+				t.Errorf("StepUpAt %v, want the login's %v", after.StepUpAt, s.StepUpAt)
+			}
+			if err := c.CheckSession(after, tc.policy); !errors.Is(err, ErrStepUpRequired) {
+				t.Errorf("CheckSession (the browser's check) after CIBA: got %v, want ErrStepUpRequired", err)
 			}
 			// The interactive login's evidence is left alone.
 			if diff := cmp.Diff(s.Authentication, after.Authentication); diff != "" {

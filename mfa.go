@@ -91,8 +91,9 @@ type MFAProof struct {
 
 // MFAResult is a completed MFA step-up.
 type MFAResult struct {
-	// Session is the session with the step-up recorded and the new tokens
-	// stored for the audience.
+	// Session is the session, with the new tokens stored for the
+	// audience. The step-up is recorded as its out-of-band evidence
+	// (Client.OutOfBandStepUp).
 	Session *Session
 	// Token is the new access token for the audience (its refresh token is
 	// kept in the session only).
@@ -147,7 +148,10 @@ func (c *Client) checkMFABinding(ctx context.Context, e *MFARequiredError) error
 // go-auth0 (the mfa-otp, mfa-oob or mfa-recovery-code grant; an oob
 // challenge is polled while authorization_pending, until ctx ends), verifies
 // the ID token (it must be the session's user), stores the new tokens in
-// the session for e.Audience, and records the step-up in the session.
+// the session for e.Audience, and records the step-up as the session's
+// out-of-band evidence: it counts for jobs (SessionFor), never for the
+// browser's RequireStepUp, whose cookie an out-of-band step-up does not
+// rotate (see Client.SessionFor).
 //
 // The tenant answers only after it has verified the second factor, so the
 // evidence recorded is multi-factor: acr ACRMultiFactor, amr ["mfa"], and

@@ -594,8 +594,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // MFARequiredError: the tenant answered a refresh with mfa_required (a
 // post-login Action demands MFA). Complete it with Client.CompleteMFA, which
-// records the step-up in the session and stores the new tokens. It matches
-// ErrMFARequired and, through Err, the *TenantError.
+// records the step-up (out-of-band evidence, for jobs) and stores the new
+// tokens. It matches ErrMFARequired and, through Err, the *TenantError.
 type MFARequiredError struct {
 	Handle   string // the session
 	Audience string // the token source's audience

@@ -2,10 +2,13 @@ package stepup
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
+	"github.com/stepupauth/stepup/store"
 	"golang.org/x/oauth2"
 )
 
@@ -24,20 +27,121 @@ var (
 // freshness included: "export salaries" may need MFA within 5 minutes where
 // the pages of the same session accept 10.
 //
+// The evidence it accepts is the session's (its interactive login and
+// step-up, as CheckSession sees them) and, for jobs only, the latest
+// out-of-band step-up (CIBA, or the MFA API through CompleteMFA; see
+// Client.OutOfBandStepUp). Out-of-band evidence never reaches the browser:
+// an out-of-band step-up does not rotate the session's cookie, so a cookie
+// captured before it must not gain its strength; RequireStepUp and
+// CheckSession ignore it, and a page that needs the step-up sends the user
+// through an interactive one.
+//
 // It returns the session and nil when p is satisfied; the session and a
 // *StepUpError when it is not (the job may then ask the user out of band
 // with Client.StepUpCIBA); nil and ErrNoSession when the session has ended;
 // nil and an error matching store.ErrUnavailable when the store fails. It
-// costs one store read and does not extend the session's idle deadline.
+// costs one store read when the session's own evidence satisfies p, two
+// otherwise, and does not extend the session's idle deadline.
 func (c *Client) SessionFor(ctx context.Context, handle string, p Policy) (*Session, error) {
 	s, err := c.Session(ctx, handle)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.CheckSession(s, p); err != nil {
+	checkErr := c.CheckSession(s, p)
+	if checkErr == nil {
+		return s, nil
+	}
+	ob, err := c.readOutOfBand(ctx, handle, s)
+	if err != nil {
+		return nil, err
+	}
+	if ob == nil {
+		return s, checkErr
+	}
+	// The out-of-band step-up is the latest: its shortfall says more.
+	eff := c.PolicyFor(p, s.Connection)
+	if err := eff.Check(ob.Ev.authentication(), c.now()); err != nil {
 		return s, err
 	}
 	return s, nil
+}
+
+// OutOfBandStepUp returns the evidence of the latest out-of-band step-up
+// (CIBA, or the MFA API through CompleteMFA) of the session with the given
+// handle, and when it completed; zero values when there was none. It is
+// the evidence SessionFor accepts besides the session's own, and that the
+// browser middleware never does. Errors: ErrNoSession, store failures.
+func (c *Client) OutOfBandStepUp(ctx context.Context, handle string) (Authentication, time.Time, error) {
+	s, err := c.Session(ctx, handle)
+	if err != nil {
+		return Authentication{}, time.Time{}, err
+	}
+	ob, err := c.readOutOfBand(ctx, handle, s)
+	if err != nil || ob == nil {
+		return Authentication{}, time.Time{}, err
+	}
+	return ob.Ev.authentication(), msTime(ob.At), nil
+}
+
+// outOfBandRecord is the evidence of a session's latest out-of-band
+// step-up, kept apart from the session record (which the browser's cookie
+// reads) under its own key. It names the session it belongs to (subject and
+// creation time) so that it never counts for another. decodeOutOfBand is a
+// parser of untrusted input.
+type outOfBandRecord struct {
+	V       int      `json:"v"`
+	Subject string   `json:"sub"`
+	Created int64    `json:"c"`  // the session's creation, unix ms
+	Ev      evidence `json:"ev"` // the step-up's evidence
+	At      int64    `json:"at"` // when it completed, unix ms
+}
+
+const outOfBandVersion = 1
+
+func (c *Client) outOfBandKey(handle string) string { return c.cfg.KeyPrefix + "oob:" + handle }
+
+func encodeOutOfBand(r *outOfBandRecord) []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic("stepup: encoding an out-of-band record: " + err.Error()) // plain data: cannot fail
+	}
+	return b
+}
+
+func decodeOutOfBand(data []byte) (*outOfBandRecord, error) {
+	var r outOfBandRecord
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%w: out-of-band step-up: %v", errCorruptRecord, err)
+	}
+	switch {
+	case r.V != outOfBandVersion:
+		return nil, fmt.Errorf("%w: out-of-band step-up version %d", errCorruptRecord, r.V)
+	case r.Subject == "" || r.Created <= 0 || r.At <= 0 || r.Ev.AuthTime < 0:
+		return nil, fmt.Errorf("%w: out-of-band step-up fields", errCorruptRecord)
+	}
+	return &r, nil
+}
+
+// readOutOfBand returns the out-of-band record of session s (read by
+// handle), nil when there is none or it belongs to another session. An
+// unreadable record is an error (fail closed).
+func (c *Client) readOutOfBand(ctx context.Context, handle string, s *Session) (*outOfBandRecord, error) {
+	data, err := c.store.Get(ctx, c.outOfBandKey(handle))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stepup: reading the out-of-band step-up: %w", err)
+	}
+	r, err := decodeOutOfBand(data)
+	if err != nil {
+		c.log.ErrorContext(ctx, "stepup: unreadable out-of-band step-up record", "error", err)
+		return nil, fmt.Errorf("stepup: out-of-band step-up record: %w", err)
+	}
+	if r.Subject != s.Subject || r.Created != s.CreatedAt.UnixMilli() {
+		return nil, nil
+	}
+	return r, nil
 }
 
 // Logout ends the session with the given handle for good: it deletes the
@@ -77,9 +181,10 @@ func (c *Client) Logout(ctx context.Context, handle string) error {
 	if err := c.store.Delete(ctx, c.sessionKey(handle)); err != nil {
 		return fmt.Errorf("stepup: deleting the session: %w", err)
 	}
+	keys = append(keys, c.outOfBandKey(handle))
 	for _, k := range keys {
 		if err := c.store.Delete(ctx, k); err != nil {
-			return fmt.Errorf("stepup: deleting a token rotation record: %w", err)
+			return fmt.Errorf("stepup: deleting a session's token or out-of-band record: %w", err)
 		}
 	}
 	var errs []error
@@ -91,10 +196,15 @@ func (c *Client) Logout(ctx context.Context, handle string) error {
 	return errors.Join(errs...)
 }
 
-// recordStepUp adds a step-up's evidence to the session with the given
-// handle (and, when tok is not nil, stores tok as the session's tokens for
-// audience), with one read and one write of the session record. The session's
-// Authentication (its interactive login) is left alone.
+// recordStepUp records an out-of-band step-up's evidence for the session
+// with the given handle (and, when tok is not nil, stores tok as the
+// session's tokens for audience). The evidence goes to the session's
+// out-of-band record, never into the session record: the browser's cookie
+// is not rotated by an out-of-band step-up, so the session's own evidence
+// (Authentication, StepUp: what RequireStepUp checks) is left alone, and a
+// cookie captured before stays as weak as it was. It costs one read and one
+// write of the session record when tok is given (one read otherwise), and one
+// write of the out-of-band record.
 func (c *Client) recordStepUp(ctx context.Context, handle string, ev Authentication, audience string, tok *oauth2.Token) (*Session, error) {
 	r, err := c.readSession(ctx, handle)
 	if err != nil {
@@ -104,14 +214,16 @@ func (c *Client) recordStepUp(ctx context.Context, handle string, ev Authenticat
 	if nowMS := now.UnixMilli(); nowMS >= r.Expires || nowMS >= r.Idle {
 		return nil, ErrNoSession
 	}
-	e := toEvidence(ev)
-	r.StepUp = &e
-	r.StepUpAt = now.UnixMilli()
 	if tok != nil && (tok.AccessToken != "" || tok.RefreshToken != "") {
 		c.putToken(r, handle, audience, tok)
+		if err := c.writeSession(ctx, handle, r, now); err != nil {
+			return nil, err
+		}
 	}
-	if err := c.writeSession(ctx, handle, r, now); err != nil {
-		return nil, err
+	ob := &outOfBandRecord{V: outOfBandVersion, Subject: r.Subject, Created: r.Created, Ev: toEvidence(ev), At: now.UnixMilli()}
+	ttl := time.Duration(r.Expires-now.UnixMilli()) * time.Millisecond
+	if err := c.store.Set(ctx, c.outOfBandKey(handle), encodeOutOfBand(ob), ttl); err != nil {
+		return nil, fmt.Errorf("stepup: saving the out-of-band step-up: %w", err)
 	}
 	return c.sessionFrom(handle, r), nil
 }
