@@ -108,6 +108,11 @@ type Config struct {
 	// the request closed (503) after StoreTimeout instead of holding it for
 	// as long as the app's server lets it. Default: 2 s. A negative value
 	// means no bound of the Client's own (only the request's context).
+	// The session lookup and write that follow a redeemed code are detached
+	// from the request's cancellation and deadline (the code is spent: a
+	// client that disconnects must not lose its login); each of their store
+	// calls is still bounded by StoreTimeout, and all of them together by
+	// twice StoreTimeout or 5 s, whichever is longer.
 	StoreTimeout time.Duration
 	// KeyPrefix is put before every key the Client writes to the Store,
 	// e.g. "app1:". Default: none. Printable ASCII without spaces.

@@ -150,12 +150,17 @@ func (c *Client) CallbackHandler() http.Handler {
 			c.fail(w, r, err)
 			return
 		}
-		prev, err := c.sessionFromRequest(r)
+		// The code is spent: from here on, the request's cancellation or
+		// deadline must not lose the login (each store call keeps its
+		// StoreTimeout).
+		ctx, cancel := c.detach(r.Context())
+		defer cancel()
+		prev, err := c.sessionFromCookie(ctx, r)
 		if err != nil && !errors.Is(err, ErrNoSession) {
 			c.fail(w, r, err)
 			return
 		}
-		s, err := c.StartSession(r.Context(), res, prev)
+		s, err := c.StartSession(ctx, res, prev)
 		if err != nil {
 			c.fail(w, r, err)
 			return
@@ -229,11 +234,16 @@ func (c *Client) SessionFromRequest(r *http.Request) (*Session, error) {
 
 // sessionFromRequest loads the session of the request's cookie.
 func (c *Client) sessionFromRequest(r *http.Request) (*Session, error) {
+	return c.sessionFromCookie(r.Context(), r)
+}
+
+// sessionFromCookie loads the session of r's cookie with ctx.
+func (c *Client) sessionFromCookie(ctx context.Context, r *http.Request) (*Session, error) {
 	ck, err := r.Cookie(c.sessionCookie)
 	if err != nil {
 		return nil, ErrNoSession
 	}
-	return c.LoadSession(r.Context(), ck.Value)
+	return c.LoadSession(ctx, ck.Value)
 }
 
 func (c *Client) fail(w http.ResponseWriter, r *http.Request, err error) {

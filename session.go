@@ -301,10 +301,17 @@ func (c *Client) readSession(ctx context.Context, handle string) (*sessionRecord
 //
 // The step-up evidence comes from interactive logins only: a silent login
 // (prompt=none) changes neither Authentication nor StepUp.
+//
+// The authorization code behind login is spent, so StartSession's store
+// calls are detached from ctx's cancellation and deadline (a client that
+// disconnects, or a request deadline that is nearly over, must not lose the
+// login); each is bounded by Config.StoreTimeout instead.
 func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous *Session) (*Session, error) {
 	if login == nil || login.IDToken == nil {
 		return nil, errors.New("stepup: StartSession needs the LoginResult returned by Exchange")
 	}
+	ctx, cancel := c.detach(ctx)
+	defer cancel()
 	now := c.now()
 	nowMS := now.UnixMilli()
 	idt := login.IDToken

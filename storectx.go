@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/stepupauth/stepup/store"
 )
@@ -25,4 +26,20 @@ func (c *Client) storeContext(ctx context.Context) (sctx context.Context, done f
 		}
 		return err
 	}
+}
+
+// detachedStoreTimeout bounds the store calls made after a code was redeemed
+// when Config.StoreTimeout is negative (no bound of the Client's own).
+const detachedStoreTimeout = 5 * time.Second
+
+// detach returns a context that keeps ctx's values but not its cancellation
+// or deadline, for the work that follows the redemption of an authorization
+// code: the code is spent, so a client that disconnects (or a tight request
+// deadline) must not lose the login between the tenant's answer and the
+// session write. Each store call under it is still bounded by
+// Config.StoreTimeout (storeContext); the whole is bounded by the longer of
+// twice StoreTimeout and detachedStoreTimeout (as TokenSource bounds the
+// writes that follow a refresh), so nothing waits forever.
+func (c *Client) detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), max(2*c.cfg.StoreTimeout, detachedStoreTimeout))
 }
