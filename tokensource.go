@@ -30,7 +30,12 @@ var (
 	// Store did not accept the result after every retry. The TokenSource
 	// keeps the result in memory and stores it on its next call; until then
 	// no access token is handed out. The error also matches the store's
-	// error (store.ErrUnavailable).
+	// error (store.ErrUnavailable). Other workers get it too, without a
+	// store error, while the refresh's lease says "answered, not stored"
+	// and its deadline has passed: they never present the rotated-out
+	// refresh token (Auth0 would revoke the family); the session's tokens
+	// for the audience stay unusable until the holder stores its result
+	// (its next call) or the user logs in again.
 	ErrRefreshNotStored = errors.New("stepup: refreshed tokens could not be stored")
 	// ErrRefreshTimeout: another worker held the refresh lease for longer
 	// than TokenSourceOptions.MaxWait.
@@ -54,14 +59,18 @@ type TokenSourceOptions struct {
 	// expiry, so that a job does not call an API with a token that expires
 	// on the way. Default: 30 s.
 	EarlyExpiry time.Duration
-	// LeaseTTL bounds how long one worker may hold the refresh lease (the
-	// tenant call and the store write); after it another worker takes over.
-	// The tenant call is cut at LeaseTTL minus a second. If the tenant has a
-	// rotation overlap period, keep LeaseTTL below it: a worker that died
-	// after the tenant rotated the token but before storing the result is
-	// then replaced within the period, and its successor's reuse of the
-	// previous token is accepted instead of revoking the family.
-	// Default: 20 s.
+	// LeaseTTL bounds how long one worker may hold the refresh lease
+	// before the tenant answers; after it another worker takes over. The
+	// tenant call is cut at LeaseTTL minus a second. As soon as the tenant
+	// answers, the holder marks the lease "answered" with a new deadline
+	// LeaseTTL away, and its store writes (with their retries) end within
+	// LeaseTTL minus a second. An answered lease is never taken over: its
+	// waiters wait for the stored result, or get ErrRefreshNotStored once
+	// its deadline has passed. If the tenant has a rotation overlap period,
+	// keep LeaseTTL below it: a worker that died after the tenant rotated
+	// the token but before it could mark the lease is then replaced within
+	// the period, and its successor's reuse of the previous token is
+	// accepted instead of revoking the family. Default: 20 s.
 	LeaseTTL time.Duration
 	// MaxWait bounds how long a worker waits for another worker's refresh.
 	// It is real time (a stopped or injected clock cannot make a worker wait
@@ -73,8 +82,9 @@ type TokenSourceOptions struct {
 	// Default: 5 ms.
 	PollInterval time.Duration
 	// StoreAttempts is how many times the refreshed tokens are written
-	// before ErrRefreshNotStored is returned. Default: 4 (with 25, 50 and
-	// 100 ms pauses).
+	// before ErrRefreshNotStored is returned, all within LeaseTTL minus a
+	// second of the tenant's answer. Default: 4 (with 25, 50 and 100 ms
+	// pauses; each attempt at most 5 s).
 	StoreAttempts int
 }
 
@@ -96,9 +106,12 @@ type TokenSourceOptions struct {
 //
 // The holder stores the rotated refresh token (sealed), with retries, before
 // it hands out the new access token: a token the tenant issued is never
-// dropped silently. If the store keeps failing, Token returns
-// ErrRefreshNotStored and the source keeps the tokens to store them first
-// on its next call.
+// dropped silently. Before that it marks its lease "answered": from then on
+// no worker presents the rotated-out token, however long the store write
+// takes. If the store keeps failing, Token returns ErrRefreshNotStored and
+// the source keeps the tokens to store them first on its next call; the
+// answered lease stays in the store (until the session's end) and tells the
+// other workers not to refresh (ErrRefreshNotStored) meanwhile.
 //
 // A refreshed ID token is verified (signature, issuer, audience, times,
 // subject equal to the session's) but never changes the session's step-up
@@ -124,10 +137,11 @@ type TokenSource struct {
 
 // pendingRefresh is a refresh result the store did not accept yet.
 type pendingRefresh struct {
-	from  string // hash of the refresh token that was rotated
-	rec   *rotationRecord
-	token *oauth2.Token // nil when the access token must not be handed out
-	err   error         // returned after storing (ID-token failure)
+	from    string // hash of the refresh token that was rotated
+	attempt int    // the lease attempt that rotated it
+	rec     *rotationRecord
+	token   *oauth2.Token // nil when the access token must not be handed out
+	err     error         // returned after storing (ID-token failure)
 }
 
 // TokenSource returns a token source for the session with the given handle
@@ -352,6 +366,15 @@ func (ts *TokenSource) acquire(ctx context.Context, rt string) (until time.Time,
 		if l.Err == "invalid_grant" {
 			return time.Time{}, 0, false, fmt.Errorf("%w: invalid_grant (answered to another worker)", ErrRefreshTokenInvalid)
 		}
+		if l.Answered {
+			// The tenant has rotated this token for another worker: never
+			// present it again. Wait for the stored result while the holder
+			// is storing it; after its deadline, say the result is not stored.
+			if now.UnixMilli() >= l.Until {
+				return time.Time{}, 0, false, fmt.Errorf("%w: another worker's refresh was answered by the tenant, its result is not stored yet", ErrRefreshNotStored)
+			}
+			return time.Time{}, 0, false, nil
+		}
 		if now.UnixMilli() >= l.Until {
 			n++ // its holder is gone, or was refused: the next attempt may be taken
 			continue
@@ -374,6 +397,30 @@ func (ts *TokenSource) releaseLease(ctx context.Context, rt string, attempt int,
 	if err := ts.c.store.Set(context.WithoutCancel(ctx), key, rec, leaseStoreTTL(ts.opts.LeaseTTL)); err != nil {
 		ts.c.log.WarnContext(ctx, "stepup: releasing the refresh lease", "error", err)
 	}
+}
+
+// markAnswered re-marks the holder's attempt as answered by the tenant, with
+// a new deadline LeaseTTL away, kept in the store until the session's end
+// (expiresMS): an answered lease must outlive any chance that a worker
+// presents the rotated-out token. It reports whether the store took it.
+func (ts *TokenSource) markAnswered(ctx context.Context, rt string, attempt int, expiresMS int64, budget time.Duration) bool {
+	c := ts.c
+	now := c.now()
+	rec := encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: now.Add(ts.opts.LeaseTTL).UnixMilli(), Answered: true})
+	ttl := max(time.Duration(expiresMS-now.UnixMilli())*time.Millisecond, leaseStoreTTL(ts.opts.LeaseTTL))
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(min(5*time.Second, budget), 10*time.Millisecond))
+	defer cancel()
+	if err := c.store.Set(actx, c.leaseKey(ts.handle, ts.audience, rt, attempt), rec, ttl); err != nil {
+		c.log.WarnContext(ctx, "stepup: marking the refresh lease as answered", "error", err)
+		return false
+	}
+	return true
+}
+
+// storeBudget is how long the holder may spend storing a result after the
+// tenant answered (or after it re-marked its lease): within the lease.
+func (ts *TokenSource) storeBudget() time.Duration {
+	return max(ts.opts.LeaseTTL-time.Second, time.Second)
 }
 
 // leaseStoreTTL keeps a lease record in the store well beyond its deadline,
@@ -430,6 +477,11 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 		}
 		return nil, err
 	}
+	// The tenant answered: it has rotated the token. Say so in the lease at
+	// once, so that no waiter takes over and presents the rotated-out token
+	// while we store the result, however long that takes.
+	deadline := time.Now().Add(ts.storeBudget())
+	marked := ts.markAnswered(ctx, st.hash, attempt, r.Expires, ts.storeBudget())
 	issued := c.now()
 	resp, err := parseTokenResponse(body)
 	if err != nil {
@@ -468,13 +520,18 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 	}
 	rec.T.Refresh = c.ring.seal([]byte(newRefresh), sealAAD(ts.handle, ts.audience, "refresh"))
 
-	p := &pendingRefresh{from: st.hash, rec: rec, err: idErr}
+	p := &pendingRefresh{from: st.hash, attempt: attempt, rec: rec, err: idErr}
 	if rec.T.Access != nil {
 		if p.token, err = ts.open(&rec.T); err != nil {
 			return nil, err
 		}
 	}
-	if err := ts.store(ctx, rec, r.Expires); err != nil {
+	if err := ts.store(ctx, rec, r.Expires, deadline); err != nil {
+		if !marked {
+			// Last chance to keep the others from presenting the
+			// rotated-out token once the original lease runs out.
+			ts.markAnswered(ctx, st.hash, attempt, r.Expires, time.Second)
+		}
 		ts.mu.Lock()
 		ts.pending = p
 		ts.mu.Unlock()
@@ -491,11 +548,12 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 	return p.token, nil
 }
 
-// store writes rec (the authority) with retries, then copies its tokens
-// into the session record (best effort: the rotation record wins anyway).
-// The writes do not stop when ctx is cancelled: the tenant has rotated the
-// token, and losing the result would sign the user out.
-func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS int64) error {
+// store writes rec (the authority) with retries, all before deadline (real
+// time: within the lease), then copies its tokens into the session record
+// (best effort: the rotation record wins anyway). The writes do not stop
+// when ctx is cancelled: the tenant has rotated the token, and losing the
+// result would sign the user out.
+func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS int64, deadline time.Time) error {
 	c := ts.c
 	wctx := context.WithoutCancel(ctx)
 	ttl := time.Duration(expiresMS-c.now().UnixMilli()) * time.Millisecond
@@ -508,10 +566,13 @@ func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS
 	pause := 25 * time.Millisecond
 	for i := 0; i < ts.opts.StoreAttempts; i++ {
 		if i > 0 {
+			if time.Until(deadline) < pause+10*time.Millisecond {
+				break // no time left in the lease for another attempt
+			}
 			time.Sleep(pause)
 			pause *= 2
 		}
-		actx, cancel := context.WithTimeout(wctx, 5*time.Second)
+		actx, cancel := context.WithTimeout(wctx, max(min(5*time.Second, time.Until(deadline)), 10*time.Millisecond))
 		err = c.store.Set(actx, key, data, ttl)
 		cancel()
 		if err == nil {
@@ -568,7 +629,10 @@ func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err
 		ts.pending = nil
 		return nil, nil, false
 	}
-	if err := ts.store(ctx, p.rec, r.Expires); err != nil {
+	// Re-mark the lease: the other workers wait while we store.
+	deadline := time.Now().Add(ts.storeBudget())
+	ts.markAnswered(ctx, p.from, p.attempt, r.Expires, ts.storeBudget())
+	if err := ts.store(ctx, p.rec, r.Expires, deadline); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
 	}
 	ts.pending = nil
@@ -711,12 +775,20 @@ type leaseRecord struct {
 	// ("mfa_required"). Set together with a past Until: a refused refresh
 	// rotated nothing, so the next attempt is free at once.
 	Err string `json:"e,omitempty"`
+	// Answered: the tenant answered the holder's refresh (it rotated the
+	// token) and the holder is storing the result, until Until. Such a
+	// lease is never taken over: the rotated-out token must not be
+	// presented again.
+	Answered bool `json:"a,omitempty"`
 }
 
 func encodeLease(l leaseRecord) []byte {
 	b := []byte(`{"v":` + strconv.Itoa(l.V) + `,"h":` + strconv.Quote(l.Holder) + `,"u":` + strconv.FormatInt(l.Until, 10))
 	if l.Err != "" {
 		b = append(b, `,"e":`+strconv.Quote(l.Err)...)
+	}
+	if l.Answered {
+		b = append(b, `,"a":true`...)
 	}
 	return append(b, '}')
 }
