@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stepupauth/stepup/store"
@@ -131,8 +131,11 @@ type TokenSource struct {
 	opts     TokenSourceOptions
 	holder   string // identifies this source in the leases it takes
 
-	mu      sync.Mutex // guards pending
-	pending *pendingRefresh
+	// pending is a result the store refused; flushing serialises the
+	// calls that store it (a one-slot semaphore, so that a caller waiting
+	// for another's store I/O gives up when its ctx ends).
+	pending  atomic.Pointer[pendingRefresh]
+	flushing chan struct{}
 }
 
 // pendingRefresh is a refresh result the store did not accept yet.
@@ -169,7 +172,8 @@ func (c *Client) TokenSource(ctx context.Context, handle string, opts TokenSourc
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return &TokenSource{c: c, ctx: ctx, handle: handle, audience: opts.Audience, opts: opts, holder: randomToken()[:16]}
+	return &TokenSource{c: c, ctx: ctx, handle: handle, audience: opts.Audience, opts: opts, holder: randomToken()[:16],
+		flushing: make(chan struct{}, 1)}
 }
 
 // Token returns a valid access token, with the context given to
@@ -532,9 +536,7 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 			// rotated-out token once the original lease runs out.
 			ts.markAnswered(ctx, st.hash, attempt, r.Expires, time.Second)
 		}
-		ts.mu.Lock()
-		ts.pending = p
-		ts.mu.Unlock()
+		ts.pending.Store(p)
 		c.log.ErrorContext(ctx, "stepup: refreshed tokens not stored; kept in memory for the next call",
 			"session", ts.handle[:8], "audience", ts.audience, "error", err)
 		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err)
@@ -604,13 +606,22 @@ func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS
 }
 
 // flushPending stores a result the store refused earlier. done is true when
-// the caller must return tok and err.
+// the caller must return tok and err. A caller that finds another call of
+// the source storing it waits for that call, or for ctx to end (the store
+// I/O itself is not cut by ctx: the result must not be lost).
 func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err error, done bool) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	p := ts.pending
-	if p == nil {
+	if ts.pending.Load() == nil {
 		return nil, nil, false
+	}
+	select {
+	case ts.flushing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("stepup: waiting for the token source's unstored refresh result: %w", ctx.Err()), true
+	}
+	defer func() { <-ts.flushing }()
+	p := ts.pending.Load()
+	if p == nil {
+		return nil, nil, false // another call stored it meanwhile
 	}
 	r, err := ts.c.readSession(ctx, ts.handle)
 	if err != nil {
@@ -626,7 +637,7 @@ func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err
 		// put an older state back. Ours is an unused token of the family.
 		ts.c.log.WarnContext(ctx, "stepup: dropping refreshed tokens that were never stored: the chain moved on",
 			"session", ts.handle[:8], "audience", ts.audience)
-		ts.pending = nil
+		ts.pending.CompareAndSwap(p, nil)
 		return nil, nil, false
 	}
 	// Re-mark the lease: the other workers wait while we store.
@@ -635,7 +646,7 @@ func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err
 	if err := ts.store(ctx, p.rec, r.Expires, deadline); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
 	}
-	ts.pending = nil
+	ts.pending.CompareAndSwap(p, nil)
 	if p.err != nil {
 		return nil, p.err, true
 	}

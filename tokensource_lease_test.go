@@ -177,3 +177,46 @@ func (s *hangingRotStore) Set(ctx context.Context, k string, v []byte, ttl time.
 	}
 	return s.Store.Set(ctx, k, v, ttl)
 }
+
+// While one call of a source stores its unstored result on a slow store,
+// another call of the same source waits only as long as its ctx allows.
+func TestTokenSourceFlushHonoursContext(t *testing.T) {
+	e := newWkEnv(t, wkOpts{})
+	rs := &rotStore{Store: e.store}
+	c := e.client(rs, nil)
+	s := e.login(c, Login)
+	e.clock.Advance(wkAccessLifetime)
+	ts := c.TokenSource(context.Background(), s.Handle, TokenSourceOptions{Audience: wkAPI})
+	rs.failRot.Store(DefaultStoreAttempts)
+	if _, err := ts.Token(); !errors.Is(err, ErrRefreshNotStored) {
+		t.Fatalf("got %v, want ErrRefreshNotStored", err)
+	}
+	// The store is back, but slow: the next write of the result blocks.
+	rs.entered, rs.release = make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := ts.Token()
+		done <- err
+	}()
+	<-rs.entered
+	// Without the fix the call below would wait for the write to finish:
+	// let it finish after a while, so that the test fails instead of hanging.
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(rs.release) }) }
+	safety := time.AfterFunc(3*time.Second, release)
+	defer safety.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := ts.TokenContext(ctx)
+	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 2*time.Second {
+		t.Errorf("concurrent call during the slow store write: got %v after %s, want context.DeadlineExceeded at once", err, took)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("the call that stored the result: %v", err)
+	}
+	if _, err := ts.Token(); err != nil {
+		t.Fatalf("after the store: %v", err)
+	}
+}
