@@ -173,11 +173,16 @@ func (c *Client) CallbackHandler() http.Handler {
 	})
 }
 
-// LogoutHandler ends the session locally (store record deleted, cookie
-// cleared), revokes its refresh tokens at /oauth/revoke (failures are only
-// logged: the session is already gone), then redirects to the tenant's
-// /v2/logout, which ends Auth0's session and returns to
-// Config.LogoutReturnURL. It accepts GET and POST.
+// LogoutHandler ends the session with Client.Logout: the session record and
+// its token records (the refresh-token rotation chains that workers share)
+// are deleted, so the cookie and the handle stop working on every replica,
+// and the current refresh token of each chain is revoked at /oauth/revoke
+// (a revocation failure is only logged: the session is already gone here).
+// It then clears the cookie and redirects to the tenant's /v2/logout, which
+// ends Auth0's session and returns to Config.LogoutReturnURL. A failing
+// store is answered through Config.ErrorHandler (503): the session may
+// still be live, so the user is not told they are logged out. It accepts GET
+// and POST.
 func (c *Client) LogoutHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := c.sessionFromRequest(r)
@@ -186,26 +191,36 @@ func (c *Client) LogoutHandler() http.Handler {
 			return
 		}
 		if s != nil {
-			var refresh []string
-			for aud := range s.rec.Tokens {
-				if t, err := c.Token(s, aud); err == nil && t.RefreshToken != "" {
-					refresh = append(refresh, t.RefreshToken)
+			if err := c.Logout(r.Context(), s.Handle); err != nil {
+				if !onlyRevocationErrors(err) {
+					c.fail(w, r, err)
+					return
 				}
-			}
-			if err := c.EndSession(r.Context(), s); err != nil {
-				c.fail(w, r, err)
-				return
-			}
-			for _, rt := range refresh {
-				if err := c.RevokeRefreshToken(r.Context(), rt); err != nil {
-					c.log.WarnContext(r.Context(), "stepup: revoking a refresh token at logout", "error", err)
-				}
+				c.log.WarnContext(r.Context(), "stepup: revoking a refresh token at logout", "error", err)
 			}
 		}
 		http.SetCookie(w, c.ClearSessionCookie())
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, c.LogoutURL(), http.StatusFound)
 	})
+}
+
+// onlyRevocationErrors reports whether every error joined in err (from
+// Client.Logout) is the tenant's refusal or failure to revoke a token
+// (*TenantError), which Logout returns only after the local deletion. A store
+// failure, which leaves the session live, is not.
+func onlyRevocationErrors(err error) bool {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var te *TenantError
+		if !errors.As(e, &te) || errors.Is(e, store.ErrUnavailable) {
+			return false
+		}
+	}
+	return len(errs) > 0
 }
 
 // LogoutURL is the tenant's /v2/logout URL that ends Auth0's session and
