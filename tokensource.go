@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/stepupauth/stepup/store"
 	"golang.org/x/oauth2"
@@ -27,9 +30,10 @@ var (
 	// reuse). The user must log in again.
 	ErrRefreshTokenInvalid = errors.New("stepup: refresh token refused by the tenant")
 	// ErrRefreshNotStored: the tenant rotated the refresh token but the
-	// Store did not accept the result after every retry. The TokenSource
-	// keeps the result in memory and stores it on its next call; until then
-	// no access token is handed out. The error also matches the store's
+	// Store did not accept the result after every retry. The Client keeps
+	// the result in memory and the next Token call of any of its
+	// TokenSources for the session and audience stores it; until then no
+	// access token is handed out. The error also matches the store's
 	// error (store.ErrUnavailable). Other workers get it too, without a
 	// store error, while the refresh's lease says "answered, not stored"
 	// and its deadline has passed: they never present the rotated-out
@@ -109,7 +113,8 @@ type TokenSourceOptions struct {
 // dropped silently. Before that it marks its lease "answered": from then on
 // no worker presents the rotated-out token, however long the store write
 // takes. If the store keeps failing, Token returns ErrRefreshNotStored and
-// the source keeps the tokens to store them first on its next call; the
+// the Client keeps the tokens (in memory, per session and audience) for the
+// next Token call of any of its TokenSources to store them first; the
 // answered lease stays in the store (until the session's end) and tells the
 // other workers not to refresh (ErrRefreshNotStored) meanwhile.
 //
@@ -130,12 +135,44 @@ type TokenSource struct {
 	audience string
 	opts     TokenSourceOptions
 	holder   string // identifies this source in the leases it takes
+}
 
-	// pending is a result the store refused; flushing serialises the
-	// calls that store it (a one-slot semaphore, so that a caller waiting
-	// for another's store I/O gives up when its ctx ends).
-	pending  atomic.Pointer[pendingRefresh]
+// A refresh result the store refused is kept per Client, session and
+// audience (not per TokenSource: a job that makes a TokenSource per run
+// finds the result its previous run could not store), until a Token call
+// of any TokenSource of the Client for them stores it. Like the go-auth0
+// clients (worker_auth0.go), the slots hang off their Client through weak
+// pointers.
+var pendingSlots sync.Map // pendingKey -> *pendingSlot
+
+type pendingKey struct {
+	c                weak.Pointer[Client]
+	handle, audience string
+}
+
+type pendingSlot struct {
+	p atomic.Pointer[pendingRefresh]
+	// flushing serialises the calls that store p: a one-slot semaphore, so
+	// that a caller waiting for another's store I/O gives up when its ctx
+	// ends.
 	flushing chan struct{}
+}
+
+// slot returns the pending slot of ts's Client, session and audience; nil
+// when there is none and create is false.
+func (ts *TokenSource) slot(create bool) (pendingKey, *pendingSlot) {
+	k := pendingKey{c: weak.Make(ts.c), handle: ts.handle, audience: ts.audience}
+	if v, ok := pendingSlots.Load(k); ok {
+		return k, v.(*pendingSlot)
+	}
+	if !create {
+		return k, nil
+	}
+	v, loaded := pendingSlots.LoadOrStore(k, &pendingSlot{flushing: make(chan struct{}, 1)})
+	if !loaded {
+		runtime.AddCleanup(ts.c, func(k pendingKey) { pendingSlots.Delete(k) }, k)
+	}
+	return k, v.(*pendingSlot)
 }
 
 // pendingRefresh is a refresh result the store did not accept yet.
@@ -172,8 +209,7 @@ func (c *Client) TokenSource(ctx context.Context, handle string, opts TokenSourc
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return &TokenSource{c: c, ctx: ctx, handle: handle, audience: opts.Audience, opts: opts, holder: randomToken()[:16],
-		flushing: make(chan struct{}, 1)}
+	return &TokenSource{c: c, ctx: ctx, handle: handle, audience: opts.Audience, opts: opts, holder: randomToken()[:16]}
 }
 
 // Token returns a valid access token, with the context given to
@@ -536,7 +572,8 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 			// rotated-out token once the original lease runs out.
 			ts.markAnswered(ctx, st.hash, attempt, r.Expires, time.Second)
 		}
-		ts.pending.Store(p)
+		_, slot := ts.slot(true)
+		slot.p.Store(p)
 		c.log.ErrorContext(ctx, "stepup: refreshed tokens not stored; kept in memory for the next call",
 			"session", ts.handle[:8], "audience", ts.audience, "error", err)
 		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err)
@@ -610,16 +647,17 @@ func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS
 // the source storing it waits for that call, or for ctx to end (the store
 // I/O itself is not cut by ctx: the result must not be lost).
 func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err error, done bool) {
-	if ts.pending.Load() == nil {
+	key, slot := ts.slot(false)
+	if slot == nil || slot.p.Load() == nil {
 		return nil, nil, false
 	}
 	select {
-	case ts.flushing <- struct{}{}:
+	case slot.flushing <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("stepup: waiting for the token source's unstored refresh result: %w", ctx.Err()), true
 	}
-	defer func() { <-ts.flushing }()
-	p := ts.pending.Load()
+	defer func() { <-slot.flushing }()
+	p := slot.p.Load()
 	if p == nil {
 		return nil, nil, false // another call stored it meanwhile
 	}
@@ -637,7 +675,8 @@ func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err
 		// put an older state back. Ours is an unused token of the family.
 		ts.c.log.WarnContext(ctx, "stepup: dropping refreshed tokens that were never stored: the chain moved on",
 			"session", ts.handle[:8], "audience", ts.audience)
-		ts.pending.CompareAndSwap(p, nil)
+		slot.p.CompareAndSwap(p, nil)
+		pendingSlots.CompareAndDelete(key, slot)
 		return nil, nil, false
 	}
 	// Re-mark the lease: the other workers wait while we store.
@@ -646,7 +685,8 @@ func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err
 	if err := ts.store(ctx, p.rec, r.Expires, deadline); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
 	}
-	ts.pending.CompareAndSwap(p, nil)
+	slot.p.CompareAndSwap(p, nil)
+	pendingSlots.CompareAndDelete(key, slot)
 	if p.err != nil {
 		return nil, p.err, true
 	}

@@ -220,3 +220,36 @@ func TestTokenSourceFlushHonoursContext(t *testing.T) {
 		t.Fatalf("after the store: %v", err)
 	}
 }
+
+// A result the store refused is kept by the Client, not by the TokenSource:
+// a job that makes a new TokenSource per run stores it on its next run
+// (before the fix the result was lost with the source, and the session's
+// tokens stayed unusable).
+func TestTokenSourcePendingKeptByClient(t *testing.T) {
+	e := newWkEnv(t, wkOpts{})
+	rs := &rotStore{Store: e.store}
+	c := e.client(rs, nil)
+	other := e.client(nil, nil)
+	s := e.login(c, Login)
+	e.clock.Advance(wkAccessLifetime)
+	ctx := context.Background()
+	opts := TokenSourceOptions{Audience: wkAPI}
+	rs.failRot.Store(DefaultStoreAttempts)
+	if _, err := c.TokenSource(ctx, s.Handle, opts).Token(); !errors.Is(err, ErrRefreshNotStored) {
+		t.Fatalf("first run: got %v, want ErrRefreshNotStored", err)
+	}
+	tok, err := c.TokenSource(ctx, s.Handle, opts).Token() // the job's next run
+	if err != nil {
+		t.Fatalf("next run, new TokenSource: %v", err)
+	}
+	got, err := other.TokenSource(ctx, s.Handle, opts).Token()
+	if err != nil || got.AccessToken != tok.AccessToken {
+		t.Fatalf("other replica: %v (same token: %v)", err, err == nil && got.AccessToken == tok.AccessToken)
+	}
+	if diff := cmp.Diff(map[string]int{"issued": 1, "rotated": 1}, e.refreshEvents()); diff != "" {
+		t.Errorf("tenant refresh log (-want +got):\n%s", diff)
+	}
+	if _, slot := c.TokenSource(ctx, s.Handle, opts).slot(false); slot != nil {
+		t.Error("the Client still holds a stored result")
+	}
+}
