@@ -25,7 +25,10 @@ type LoginResult struct {
 	// Token holds the access token (for Audience) and the refresh token, if
 	// any. Its Expiry is computed with the Client's clock.
 	Token *oauth2.Token
-	// Policy is the effective policy requested and satisfied.
+	// Policy is the policy the login satisfied: the one sent to the tenant
+	// (AuthorizeRequest.Policy), or, when the user picked the connection at
+	// Auth0's chooser and the login fell short of that, the connection's
+	// (Client.PolicyFor) that it satisfied instead.
 	Policy Policy
 	// Connection is the connection requested, "" when the user chose.
 	Connection string
@@ -49,8 +52,9 @@ type LoginResult struct {
 // verifier (tenant errors are *TenantError), demands an id_token
 // (ErrMissingIDToken), verifies it (signature, iss, aud, azp, exp, iat, sub,
 // nonce, auth_time against max_age: errors match ErrInvalidToken), and checks
-// the requested policy: a step-up the tenant did not perform is a
-// *StepUpError with Reason ReasonNotPerformed.
+// the login against the policy sent to the tenant (AuthorizeRequest.Policy;
+// see LoginResult.Policy for the one exception): a step-up the tenant did
+// not perform is a *StepUpError with Reason ReasonNotPerformed.
 func (c *Client) Exchange(ctx context.Context, callback url.Values, binding string) (*LoginResult, error) {
 	state := callback.Get("state")
 	if state == "" {
@@ -140,17 +144,29 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, binding stri
 		Silent:     tx.Silent,
 		At:         now,
 	}
-	// The user may have picked another connection at Auth0's chooser than
-	// the one the policy was made for: check what applies to the connection
-	// actually used.
-	policy := c.PolicyFor(tx.Policy, connectionKey(tx.Connection, idt.Subject))
-	if err := policy.Check(idt.Authentication(), now); err != nil {
+	// The login must satisfy the policy that was sent: its acr_values and
+	// max_age went to the tenant (AuthorizeURL already adapted it to a
+	// requested connection), so an API's RFC 9470 challenge, sent with its
+	// exact acr_values, is checked against those, whatever
+	// Config.ConnectionPolicies says. When no connection was requested, the
+	// user picked one at Auth0's chooser and the policy could not be adapted
+	// to it beforehand: a login that satisfies that connection's policy
+	// (PolicyFor: the app's own statement of what a step-up is there, e.g.
+	// an enterprise IdP's acr) is accepted too. The pages check their own
+	// policy, adapted to the session's connection, at every request.
+	auth := idt.Authentication()
+	policy := tx.Policy
+	if err := policy.Check(auth, now); err != nil {
 		var se *StepUpError
 		if !errors.As(err, &se) {
 			return nil, err
 		}
-		// Asking again would loop: the tenant was asked and did not do it.
-		return nil, &StepUpError{Policy: policy, Reason: ReasonNotPerformed, Cause: se.Reason, ACR: idt.ACR}
+		alt := c.PolicyFor(tx.Policy, connectionKey(tx.Connection, idt.Subject))
+		if tx.Connection != "" || alt.Check(auth, now) != nil {
+			// Asking again would loop: the tenant was asked and did not do it.
+			return nil, &StepUpError{Policy: policy, Reason: ReasonNotPerformed, Cause: se.Reason, ACR: idt.ACR}
+		}
+		policy = alt
 	}
 	login.Policy = policy
 	return login, nil
