@@ -14,12 +14,24 @@
 //   - Code that is not net/http: Client.AuthorizeURL, Client.Exchange,
 //     Client.StartSession and Client.LoadSession are the same steps without
 //     HTTP plumbing.
-//   - APIs (resource servers): Verifier checks access tokens and answers
-//     RFC 9470 step-up challenges (NewVerifier, or Client.Verifier to share
-//     the Client's key cache).
-//   - Background workers: a session has a stable Handle; Client.Session
-//     reads it back in a job and Client.CheckSession applies the action's own
-//     Policy.
+//   - APIs (resource servers): Verifier.Require(policy) checks access tokens
+//     (scopes, and acr, amr and auth_time, which an Auth0 Action copies into
+//     them under a namespace: VerifierConfig.ClaimNamespace) and answers a
+//     token without the step-up with an RFC 9470 challenge (401,
+//     error="insufficient_user_authentication", acr_values, max_age).
+//     NewVerifier makes one; Client.Verifier shares the Client's key cache.
+//   - Web backends that call such an API for their users: APIClient.Do sends
+//     the session's access token and turns the API's challenge into a
+//     *StepUpNeededError; Client.StepUp sends the browser through the step-up
+//     with the challenge's acr_values and max_age unchanged, and returns
+//     ErrStepUpLoop rather than asking twice for the same thing.
+//   - Background workers: a session has a stable Handle. Client.SessionFor
+//     reads it back in a job and applies the action's own Policy;
+//     Client.TokenSource gives the user's access token, refreshed by one
+//     worker across all replicas (rotating refresh tokens are never
+//     presented twice); Client.StepUpCIBA (a push to the user's device) and
+//     Client.CompleteMFA (the MFA API) get a fresh approval out of band;
+//     Client.Logout ends a session for good and revokes its refresh tokens.
 //
 // A Policy says what is enough: acceptable acr values (Auth0's MFA class is
 // ACRMultiFactor), required amr values ("mfa"), and a maximum age of the
@@ -48,7 +60,9 @@
 // sealed with AES-256-GCM under a key ring before they reach the store, bound
 // to their session. When the store, the tenant or its keys are unavailable,
 // nothing is let through: callers get errors matching ErrTenantUnavailable or
-// store.ErrUnavailable, and users a 503 page.
+// store.ErrUnavailable, and users a 503 page; each store call made for a
+// request is bounded by Config.StoreTimeout, so a hung store answers 503
+// quickly.
 //
 // # What it is not for
 //
