@@ -26,7 +26,9 @@ type AuthorizeOptions struct {
 	// Connection sends the user straight to this identity provider (e.g.
 	// "google-oauth2", "Username-Password-Authentication"), skipping Auth0's
 	// chooser. Its entry in Config.ConnectionPolicies is combined with
-	// Policy (see Client.PolicyFor).
+	// Policy (see Client.PolicyFor) for this request only: the browser
+	// controls the request, so the session answers to the connection the ID
+	// token's sub names (Session.Connection), whatever was requested.
 	Connection string
 	// Policy is what the login must satisfy: its ACR values are sent as
 	// acr_values and its MaxAge as max_age, and Exchange checks the result
@@ -94,6 +96,12 @@ var reservedParams = map[string]bool{
 // returns the URL to send the browser to. With Config.UsePAR, the parameters
 // are first posted to the tenant's /oauth/par.
 func (c *Client) AuthorizeURL(ctx context.Context, opts AuthorizeOptions) (*AuthorizeRequest, error) {
+	return c.authorizeURL(ctx, opts, c.PolicyFor(opts.Policy, opts.Connection))
+}
+
+// authorizeURL is AuthorizeURL sending policy, opts.Policy as already
+// adapted to a connection (opts.Connection is then only a routing hint).
+func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy Policy) (*AuthorizeRequest, error) {
 	invalid := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidAuthorizeOptions}, args...)...)
 	}
@@ -125,7 +133,6 @@ func (c *Client) AuthorizeURL(ctx context.Context, opts AuthorizeOptions) (*Auth
 		}
 	}
 
-	policy := c.PolicyFor(opts.Policy, opts.Connection)
 	audience := opts.Audience
 	if audience == "" {
 		audience = c.cfg.Audience
@@ -262,6 +269,12 @@ func (c *Client) pushAuthorizationRequest(ctx context.Context, u string) (string
 // (google-oauth2 may demand MFA within 5 minutes where other connections
 // accept 10); scopes are merged. A plain login (p without step-up) is the
 // same for every connection.
+//
+// connection is a key of Config.ConnectionPolicies: for a session, its
+// Connection, derived from the ID token's sub ("auth0" for any database
+// connection, the provider for social logins, the connection name, else the
+// strategy, for enterprise ones); for an authorization request, the
+// connection requested.
 func (c *Client) PolicyFor(p Policy, connection string) Policy {
 	if connection == "" || !p.RequiresStepUp() {
 		return p

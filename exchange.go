@@ -27,10 +27,13 @@ type LoginResult struct {
 	Token *oauth2.Token
 	// Policy is the policy the login satisfied: the one sent to the tenant
 	// (AuthorizeRequest.Policy), or, when the user picked the connection at
-	// Auth0's chooser and the login fell short of that, the connection's
+	// Auth0's chooser (or the one requested is inconsistent with the ID
+	// token's sub) and the login fell short of that, the sub's connection's
 	// (Client.PolicyFor) that it satisfied instead.
 	Policy Policy
-	// Connection is the connection requested, "" when the user chose.
+	// Connection is the connection requested, "" when the user chose. The
+	// browser controls it: it is not evidence of the connection used (a
+	// session's policy follows IDToken.Subject; see Session.Connection).
 	Connection string
 	// Audience is the access token's audience ("" when none was requested).
 	Audience string
@@ -150,7 +153,9 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, binding stri
 	// exact acr_values, is checked against those, whatever
 	// Config.ConnectionPolicies says. When no connection was requested, the
 	// user picked one at Auth0's chooser and the policy could not be adapted
-	// to it beforehand: a login that satisfies that connection's policy
+	// to it beforehand (likewise when the one requested is inconsistent with
+	// the sub: the browser controls the request and logged in elsewhere): a
+	// login that satisfies the policy of the connection sub names
 	// (PolicyFor: the app's own statement of what a step-up is there, e.g.
 	// an enterprise IdP's acr) is accepted too. The pages check their own
 	// policy, adapted to the session's connection, at every request.
@@ -161,8 +166,8 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, binding stri
 		if !errors.As(err, &se) {
 			return nil, err
 		}
-		alt := c.PolicyFor(tx.Policy, connectionKey(tx.Connection, idt.Subject))
-		if tx.Connection != "" || alt.Check(auth, now) != nil {
+		alt := c.PolicyFor(tx.Policy, connectionKey(c.cfg.ConnectionPolicies, idt.Subject))
+		if connectionConsistent(tx.Connection, idt.Subject) || alt.Check(auth, now) != nil {
 			// Asking again would loop: the tenant was asked and did not do it.
 			return nil, &StepUpError{Policy: policy, Reason: ReasonNotPerformed, Cause: se.Reason, ACR: idt.ACR}
 		}
@@ -172,14 +177,96 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, binding stri
 	return login, nil
 }
 
-// connectionKey is the key of Config.ConnectionPolicies for a session: the
-// connection requested, or the provider prefix of the user id.
-func connectionKey(requested, subject string) string {
-	if requested != "" {
-		return requested
+// enterpriseStrategies are the providers whose user ids name their
+// connection: "<strategy>|<connection>|<id>". "oauth2" (a custom social
+// connection) has the same shape.
+var enterpriseStrategies = map[string]bool{
+	"ad": true, "adfs": true, "auth0-oidc": true, "google-apps": true, "ip": true, "oauth2": true,
+	"office365": true, "oidc": true, "okta": true, "pingfederate": true, "samlp": true,
+	"sharepoint": true, "waad": true,
+}
+
+// socialConnections are connection names that are not database connections:
+// Auth0's social and passwordless strategies, whose connections are named
+// after them by default. A requested connection among them (or among
+// enterpriseStrategies) is inconsistent with a database user id.
+var socialConnections = map[string]bool{
+	"amazon": true, "apple": true, "baidu": true, "bitbucket": true, "box": true, "dropbox": true,
+	"dwolla": true, "email": true, "evernote": true, "exact": true, "facebook": true, "fitbit": true,
+	"github": true, "google-oauth2": true, "instagram": true, "line": true, "linkedin": true,
+	"miicard": true, "paypal": true, "planningcenter": true, "renren": true, "salesforce": true,
+	"shopify": true, "sms": true, "soundcloud": true, "thirtysevensignals": true, "twitter": true,
+	"vkontakte": true, "weibo": true, "windowslive": true, "wordpress": true, "yahoo": true,
+	"yandex": true,
+}
+
+// subjectConnection splits an Auth0 user id (the ID token's sub, which the
+// tenant signed) into the connection it names, if any, and its provider:
+//
+//   - "<strategy>|<connection>|<id>" with strategy in enterpriseStrategies
+//     (e.g. "samlp|fabrikam-saml|jane"): connection and strategy; the id may
+//     hold more "|". With only two segments ("google-apps|jane@corp"), the
+//     strategy alone, like a social provider.
+//   - "<provider>|<id>" (database "auth0|...", social "google-oauth2|...",
+//     passwordless "email|..."): provider only; an id holding "|" changes
+//     nothing.
+//
+// An id with no "|", or an empty provider, connection or id segment, names
+// nothing: ("", "").
+func subjectConnection(sub string) (connection, provider string) {
+	provider, rest, ok := strings.Cut(sub, "|")
+	if !ok || provider == "" || rest == "" {
+		return "", ""
 	}
-	if i := strings.IndexByte(subject, '|'); i > 0 {
-		return subject[:i]
+	if !enterpriseStrategies[provider] {
+		return "", provider
 	}
-	return ""
+	conn, id, ok := strings.Cut(rest, "|")
+	if !ok {
+		return "", provider
+	}
+	if conn == "" || id == "" {
+		return "", ""
+	}
+	return conn, provider
+}
+
+// connectionKey is the key of Config.ConnectionPolicies a session with user
+// id sub answers to, derived from sub alone (never from the connection the
+// browser asked for): an enterprise user's connection name, or, when
+// policies has no entry for it, its strategy; any other user's provider
+// ("auth0" for every database connection, "google-oauth2", "github", ...);
+// "" for an id that names neither (no policy of its own).
+func connectionKey(policies map[string]Policy, sub string) string {
+	conn, provider := subjectConnection(sub)
+	if conn == "" {
+		return provider
+	}
+	if _, ok := policies[conn]; !ok {
+		if _, ok := policies[provider]; ok {
+			return provider
+		}
+	}
+	return conn
+}
+
+// connectionConsistent reports whether a requested connection agrees with
+// the user id sub the tenant signed: an enterprise id's connection name; a
+// social or passwordless id's provider name; for a database id ("auth0|",
+// which does not say which database), any name that is not a social,
+// passwordless or enterprise strategy name. Only a consistent request is
+// sent again as a hint; none ever chooses the policy.
+func connectionConsistent(requested, sub string) bool {
+	if requested == "" {
+		return false
+	}
+	conn, provider := subjectConnection(sub)
+	switch {
+	case conn != "":
+		return requested == conn
+	case provider == "auth0":
+		return requested != "auth0" && !socialConnections[requested] && !enterpriseStrategies[requested]
+	default:
+		return provider != "" && requested == provider
+	}
 }

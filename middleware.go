@@ -68,9 +68,9 @@ func (c *Client) challenge(w http.ResponseWriter, r *http.Request, p Policy, s *
 	opts := AuthorizeOptions{ReturnTo: returnPath(r, c.cfg.DefaultReturnTo)}
 	if s != nil {
 		eff = c.PolicyFor(p, s.Connection)
-		if s.connectionWasSent {
-			opts.Connection = s.Connection
-		}
+		// The hint routes the browser only: eff, adapted to the connection
+		// sub names, is sent as is (not re-adapted to the hint's name).
+		opts.Connection = s.connectionHint
 		opts.LoginHint = s.Email
 	}
 	opts.Policy = eff
@@ -91,7 +91,9 @@ func (c *Client) challenge(w http.ResponseWriter, r *http.Request, p Policy, s *
 		json.NewEncoder(w).Encode(body)
 		return
 	}
-	c.redirectToAuthorize(w, r, opts)
+	if err := c.startAuthorize(w, r, opts, eff); err != nil {
+		c.fail(w, r, err)
+	}
 }
 
 func (c *Client) redirectToAuthorize(w http.ResponseWriter, r *http.Request, opts AuthorizeOptions) {
@@ -103,10 +105,15 @@ func (c *Client) redirectToAuthorize(w http.ResponseWriter, r *http.Request, opt
 // sendToAuthorize starts an authorization with opts, bound to r's browser,
 // and redirects to it. On error it has written nothing.
 func (c *Client) sendToAuthorize(w http.ResponseWriter, r *http.Request, opts AuthorizeOptions) error {
+	return c.startAuthorize(w, r, opts, c.PolicyFor(opts.Policy, opts.Connection))
+}
+
+// startAuthorize is sendToAuthorize sending policy (see authorizeURL).
+func (c *Client) startAuthorize(w http.ResponseWriter, r *http.Request, opts AuthorizeOptions, policy Policy) error {
 	if ck, err := r.Cookie(c.bindingCookie); err == nil {
 		opts.Binding = ck.Value
 	}
-	ar, err := c.AuthorizeURL(r.Context(), opts)
+	ar, err := c.authorizeURL(r.Context(), opts, policy)
 	if err != nil {
 		return err
 	}
@@ -122,7 +129,9 @@ func (c *Client) sendToAuthorize(w http.ResponseWriter, r *http.Request, opts Au
 
 // LoginHandler starts a login: it redirects to the tenant's /authorize.
 // Query parameters: return_to (a local path; default
-// Config.DefaultReturnTo) and connection (optional).
+// Config.DefaultReturnTo) and connection (optional; the browser controls it,
+// so it only routes the login: the session's policy follows the ID token's
+// sub, see Session.Connection).
 func (c *Client) LoginHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()

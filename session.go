@@ -42,8 +42,12 @@ type Session struct {
 	// SessionID is Auth0's session id (the ID token's sid), "" if absent.
 	SessionID string
 	// Connection is the key of Config.ConnectionPolicies this session
-	// answers to: the connection requested at login, or else the provider
-	// prefix of Subject.
+	// answers to, derived from Subject alone (the tenant signed it; the
+	// connection the browser asked for never counts): an enterprise
+	// connection's name ("samlp|fabrikam-saml|jane": "fabrikam-saml", or
+	// "samlp" when ConnectionPolicies has no "fabrikam-saml" but has
+	// "samlp"), else the provider ("auth0" for any database connection,
+	// "google-oauth2", "github"); "" when Subject names none.
 	Connection string
 	// Email, Name and OrgID are copied from the login's ID token.
 	Email, Name, OrgID string
@@ -59,9 +63,9 @@ type Session struct {
 	// (Config.SessionLifetime); IdleExpiresAt the end if unused.
 	CreatedAt, ExpiresAt, IdleExpiresAt time.Time
 
-	secret            string // cookie secret; "" for a session loaded by handle
-	connectionWasSent bool   // Connection was requested at login (send it again)
-	rec               *sessionRecord
+	secret         string // cookie secret; "" for a session loaded by handle
+	connectionHint string // the connection requested at login, consistent with Subject (send it again)
+	rec            *sessionRecord
 }
 
 // sessionRecord is a session as stored: JSON with a version number; tokens
@@ -71,8 +75,8 @@ type sessionRecord struct {
 	SecretHash []byte                  `json:"sh"`
 	Subject    string                  `json:"sub"`
 	SID        string                  `json:"sid,omitempty"`
-	Connection string                  `json:"conn,omitempty"`
-	ConnSent   bool                    `json:"cs,omitempty"`
+	Connection string                  `json:"conn,omitempty"` // requested (ConnSent) or derived from Subject
+	ConnSent   bool                    `json:"cs,omitempty"`   // Connection is the requested one, kept as a hint
 	Email      string                  `json:"em,omitempty"`
 	Name       string                  `json:"nm,omitempty"`
 	OrgID      string                  `json:"org,omitempty"`
@@ -167,19 +171,21 @@ func msTime(ms int64) time.Time { return time.UnixMilli(ms) }
 
 func (c *Client) sessionFrom(handle string, r *sessionRecord) *Session {
 	s := &Session{
-		Handle:            handle,
-		Subject:           r.Subject,
-		SessionID:         r.SID,
-		Connection:        r.Connection,
-		Email:             r.Email,
-		Name:              r.Name,
-		OrgID:             r.OrgID,
-		Authentication:    r.Auth.authentication(),
-		CreatedAt:         msTime(r.Created),
-		ExpiresAt:         msTime(r.Expires),
-		IdleExpiresAt:     msTime(r.Idle),
-		connectionWasSent: r.ConnSent,
-		rec:               r,
+		Handle:         handle,
+		Subject:        r.Subject,
+		SessionID:      r.SID,
+		Connection:     connectionKey(c.cfg.ConnectionPolicies, r.Subject),
+		Email:          r.Email,
+		Name:           r.Name,
+		OrgID:          r.OrgID,
+		Authentication: r.Auth.authentication(),
+		CreatedAt:      msTime(r.Created),
+		ExpiresAt:      msTime(r.Expires),
+		IdleExpiresAt:  msTime(r.Idle),
+		rec:            r,
+	}
+	if r.ConnSent && connectionConsistent(r.Connection, r.Subject) {
+		s.connectionHint = r.Connection
 	}
 	if r.StepUp != nil {
 		s.StepUp = r.StepUp.authentication()
@@ -349,9 +355,15 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 	secret := randomToken()
 	r.SecretHash = secretHash(secret)
 	r.SID = idt.SessionID
-	if login.Connection != "" || r.Connection == "" {
-		r.Connection = connectionKey(login.Connection, idt.Subject)
-		r.ConnSent = login.Connection != ""
+	// The session's policy key is derived from sub on every load; the
+	// connection the browser asked for is kept only as a hint for later
+	// step-ups, and only when sub agrees with it. A login at the chooser
+	// keeps an earlier hint (the session continues only for the same sub).
+	switch {
+	case connectionConsistent(login.Connection, idt.Subject):
+		r.Connection, r.ConnSent = login.Connection, true
+	case login.Connection != "" || !r.ConnSent:
+		r.Connection, r.ConnSent = connectionKey(c.cfg.ConnectionPolicies, idt.Subject), false
 	}
 	r.OrgID = idt.OrgID
 	if v, ok := idt.Claims["email"].(string); ok {
