@@ -152,10 +152,14 @@ type Config struct {
 	Cookie CookieConfig
 
 	// ConnectionPolicies adapts step-up policies to the identity provider a
-	// session logged in with, keyed by the connection name requested at
-	// login or, when none was, by the provider prefix of the user id (the
-	// part of sub before "|", e.g. "google-oauth2", "auth0", "samlp"). See
-	// Client.PolicyFor for how a connection's policy combines with a page's.
+	// session logged in with, keyed by the connection the ID token's sub
+	// names: "auth0" for any database connection, the provider for social
+	// and passwordless logins ("google-oauth2", "github", "email"), the
+	// connection name for enterprise logins ("samlp|fabrikam-saml|jane" →
+	// "fabrikam-saml", or "samlp" when only the strategy has an entry). The
+	// connection the browser requested never chooses a session's policy
+	// (see Session.Connection). See Client.PolicyFor for how a connection's
+	// policy combines with a page's.
 	ConnectionPolicies map[string]Policy
 	// UsePAR sends the authorization request's parameters to /oauth/par
 	// (RFC 9126) and puts only a request_uri in the browser's URL. It costs
