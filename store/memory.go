@@ -123,12 +123,9 @@ func (m *Memory) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
-		return nil, errClosed
-	}
-	e := m.live(key, m.now())
-	if e == nil {
-		return nil, ErrNotFound
+	e, err := m.lookup(key)
+	if err != nil {
+		return nil, err
 	}
 	return clone(e.value), nil
 }
@@ -182,12 +179,9 @@ func (m *Memory) Take(ctx context.Context, key string) ([]byte, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
-		return nil, errClosed
-	}
-	e := m.live(key, m.now())
-	if e == nil {
-		return nil, ErrNotFound
+	e, err := m.lookup(key)
+	if err != nil {
+		return nil, err
 	}
 	m.remove(e)
 	// The entry leaves the store: its slice can go to the caller as is.
@@ -208,6 +202,19 @@ func (m *Memory) Delete(ctx context.Context, key string) error {
 		m.remove(e)
 	}
 	return nil
+}
+
+// lookup returns the live entry with the key, errClosed, or ErrNotFound (an
+// expired entry is removed on the way). m.mu must be held.
+func (m *Memory) lookup(key string) (*entry, error) {
+	if m.closed {
+		return nil, errClosed
+	}
+	e := m.live(key, m.now())
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	return e, nil
 }
 
 // live returns the live entry with the key, or nil; it removes the entry if
