@@ -17,26 +17,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stepupauth/stepup/store/storetest"
 )
 
-// clock is a test clock that only moves when told to.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newClock returns a test clock that only moves when told to.
+func newClock() *storetest.Clock {
+	return storetest.NewClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 }
 
 const testVerifier = "dBjftJeZ4CVP-mJ92K9-1B7g2oZ-0123456789_abcdef-ghijkl"
