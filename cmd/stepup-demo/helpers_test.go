@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stepupauth/stepup/auth0test"
+	"github.com/stepupauth/stepup/store/storetest"
 )
 
 // TestMain lets a test run the real main in a child process (exit codes,
@@ -236,22 +237,5 @@ func (a *agent) signIn(b *auth0test.Browser, base, path, callbackBase string, cr
 var alice = auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword}
 var bob = auth0test.Credentials{Email: auth0test.BobEmail, Password: auth0test.BobPassword}
 
-// clock is a fake clock that tests move.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns a fake clock that tests move, starting now.
+func newClock() *storetest.Clock { return storetest.NewClock(time.Now()) }
