@@ -658,17 +658,9 @@ func (c *Client) clientAssertion() (string, error) {
 // answers and transport failures are *TenantError.
 func (c *Client) postForm(ctx context.Context, endpoint, target string, form url.Values) (int, []byte, error) {
 	form = cloneValues(form)
-	form.Set("client_id", c.cfg.ClientID)
-	switch c.authMethod {
-	case AuthClientSecretPost:
-		form.Set("client_secret", c.cfg.ClientSecret)
-	case AuthPrivateKeyJWT:
-		a, err := c.clientAssertion()
-		if err != nil {
-			return 0, nil, err
-		}
-		form.Set("client_assertion_type", clientAssertionType)
-		form.Set("client_assertion", a)
+	basic, err := c.authenticateForm(form)
+	if err != nil {
+		return 0, nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -676,8 +668,8 @@ func (c *Client) postForm(ctx context.Context, endpoint, target string, form url
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if c.authMethod == AuthClientSecretBasic {
-		req.SetBasicAuth(url.QueryEscape(c.cfg.ClientID), url.QueryEscape(c.cfg.ClientSecret))
+	if basic != "" {
+		req.Header.Set("Authorization", basic)
 	}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
@@ -692,6 +684,29 @@ func (c *Client) postForm(ctx context.Context, endpoint, target string, form url
 		return resp.StatusCode, nil, tenantErrorFromBody(endpoint, resp, body)
 	}
 	return resp.StatusCode, body, nil
+}
+
+// authenticateForm adds the Client's authentication to a form sent to the
+// tenant: client_id, and client_secret or a client assertion. With
+// client_secret_basic it returns the Authorization header's value instead
+// (RFC 6749 2.3.1: both parts form-encoded), "" otherwise.
+func (c *Client) authenticateForm(form url.Values) (basic string, err error) {
+	form.Set("client_id", c.cfg.ClientID)
+	switch c.authMethod {
+	case AuthClientSecretPost:
+		form.Set("client_secret", c.cfg.ClientSecret)
+	case AuthClientSecretBasic:
+		cred := url.QueryEscape(c.cfg.ClientID) + ":" + url.QueryEscape(c.cfg.ClientSecret)
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(cred)), nil
+	case AuthPrivateKeyJWT:
+		a, err := c.clientAssertion()
+		if err != nil {
+			return "", err
+		}
+		form.Set("client_assertion_type", clientAssertionType)
+		form.Set("client_assertion", a)
+	}
+	return "", nil
 }
 
 func cloneValues(v url.Values) url.Values {

@@ -3,7 +3,6 @@ package stepup
 import (
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -77,30 +76,17 @@ func (c *Client) goAuth0(ctx context.Context) (*authentication.Authentication, e
 	return a, nil
 }
 
-// goAuth0Form adds the Client's authentication to a form sent with
-// go-auth0's Request (for the calls go-auth0 v3.0.0 has no complete method
-// for: its CIBA.Initiate drops audience and requested_expiry and knows only
-// client secrets, and it has no CIBA poll that leaves ID-token validation
-// to us).
+// goAuth0Form adds the Client's authentication (authenticateForm) to a form
+// sent with go-auth0's Request (for the calls go-auth0 v3.0.0 has no
+// complete method for: its CIBA.Initiate drops audience and
+// requested_expiry and knows only client secrets, and it has no CIBA poll
+// that leaves ID-token validation to us).
 func (c *Client) goAuth0Form(form url.Values) ([]authentication.RequestOption, error) {
-	form.Set("client_id", c.cfg.ClientID)
-	switch c.authMethod {
-	case AuthClientSecretPost:
-		form.Set("client_secret", c.cfg.ClientSecret)
-	case AuthClientSecretBasic:
-		cred := url.QueryEscape(c.cfg.ClientID) + ":" + url.QueryEscape(c.cfg.ClientSecret)
-		return []authentication.RequestOption{
-			authentication.Header("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred))),
-		}, nil
-	case AuthPrivateKeyJWT:
-		a, err := c.clientAssertion()
-		if err != nil {
-			return nil, err
-		}
-		form.Set("client_assertion_type", clientAssertionType)
-		form.Set("client_assertion", a)
+	basic, err := c.authenticateForm(form)
+	if err != nil || basic == "" {
+		return nil, err
 	}
-	return nil, nil
+	return []authentication.RequestOption{authentication.Header("Authorization", basic)}, nil
 }
 
 // goAuth0Error turns an error of go-auth0 into a *TenantError.
