@@ -68,7 +68,6 @@ type keySet struct {
 	inflight  *fetchCall
 	lastFetch time.Time // start of the last on-demand fetch (first fetch or unknown-kid refetch)
 	lastErr   error     // error of the last on-demand fetch, if it failed
-	fetches   int       // on-demand fetches started, for tests
 }
 
 // fetchCall is one in-flight fetch shared by all callers that want it.
@@ -265,7 +264,6 @@ func (k *keySet) fetch(ctx context.Context, seen *keySnapshot) error {
 			return errRefetchLimited
 		}
 		k.lastFetch = now
-		k.fetches++
 		call = &fetchCall{done: make(chan struct{})}
 		k.inflight = call
 		cache, err := k.cacheLocked()
@@ -394,13 +392,6 @@ func (k *keySet) unavailable(err error) error {
 		return err
 	}
 	return &TenantError{Endpoint: jwksEndpoint, Err: fmt.Errorf("fetching JWKS: %w", err)}
-}
-
-// fetchCount returns how many on-demand fetches were started (tests).
-func (k *keySet) fetchCount() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.fetches
 }
 
 // limitedClient adapts *http.Client to jwk's HTTPClient: the request carries
