@@ -168,25 +168,7 @@ func (rs *replicaSet) sessionKeys(ctx context.Context) []string {
 // keys lists the keys matching pattern, on every master of a Cluster.
 func (rs *replicaSet) keys(ctx context.Context, pattern string) []string {
 	rs.t.Helper()
-	var (
-		mu   sync.Mutex
-		keys []string
-	)
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			mu.Lock()
-			keys = append(keys, iter.Val())
-			mu.Unlock()
-		}
-		return iter.Err()
-	}
-	var err error
-	if cc, ok := rs.rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, rs.rdb)
-	}
+	keys, err := redistest.Keys(ctx, rs.rdb, pattern)
 	if err != nil {
 		rs.t.Fatalf("SCAN %s: %v", pattern, err)
 	}

@@ -193,10 +193,35 @@ func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) e
 		}
 		return flush()
 	}
+	return eachNode(ctx, c, del)
+}
+
+// Keys lists the keys that match pattern (a SCAN pattern), on every master
+// of a Cluster.
+func Keys(ctx context.Context, c redis.UniversalClient, pattern string) ([]string, error) {
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	err := eachNode(ctx, c, func(ctx context.Context, node redis.Cmdable) error {
+		iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	})
+	return keys, err
+}
+
+// eachNode calls fn with c or, for a Cluster, with each of its masters
+// (concurrently).
+func eachNode(ctx context.Context, c redis.UniversalClient, fn func(context.Context, redis.Cmdable) error) error {
 	if cc, ok := c.(*redis.ClusterClient); ok {
 		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			return del(ctx, node)
+			return fn(ctx, node)
 		})
 	}
-	return del(ctx, c)
+	return fn(ctx, c)
 }
