@@ -2,9 +2,7 @@ package stepup
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -115,8 +113,7 @@ const MFATokenLifetime = 10 * time.Minute
 // mfaBindingKey names the record that binds an mfa_token (by hash) to the
 // session handle it was issued to.
 func (c *Client) mfaBindingKey(handle, mfaToken string) string {
-	h := sha256.Sum256([]byte("stepup mfa token\x00" + mfaToken))
-	return c.cfg.KeyPrefix + "mfa:" + handle + ":" + base64.RawURLEncoding.EncodeToString(h[:16])
+	return c.cfg.KeyPrefix + "mfa:" + handle + ":" + shortHash("mfa token", mfaToken)
 }
 
 // bindMFAToken records that mfaToken was issued to the refresh of handle's

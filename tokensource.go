@@ -757,8 +757,14 @@ const (
 )
 
 // refreshHash names a refresh token in keys and records without revealing it.
-func refreshHash(rt string) string {
-	h := sha256.Sum256([]byte("stepup refresh token\x00" + rt))
+func refreshHash(rt string) string { return shortHash("refresh token", rt) }
+
+// shortHash names a secret or an unbounded string s in store keys and
+// records without revealing it: the first 128 bits of SHA-256 over
+// "stepup <label>\x00" + s (the label keeps the uses apart), base64url
+// without padding (22 characters).
+func shortHash(label, s string) string {
+	h := sha256.Sum256([]byte("stepup " + label + "\x00" + s))
 	return base64.RawURLEncoding.EncodeToString(h[:16])
 }
 
@@ -860,10 +866,7 @@ func decodeLease(data []byte) (leaseRecord, error) {
 
 // audienceKey names an audience in store keys: audiences are URLs of any
 // length and alphabet; keys must be short printable ASCII.
-func audienceKey(audience string) string {
-	h := sha256.Sum256([]byte("stepup audience\x00" + audience))
-	return base64.RawURLEncoding.EncodeToString(h[:16])
-}
+func audienceKey(audience string) string { return shortHash("audience", audience) }
 
 func (c *Client) rotationKey(handle, audience string) string {
 	return c.cfg.KeyPrefix + "rot:" + handle + ":" + audienceKey(audience)
