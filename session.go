@@ -245,7 +245,7 @@ func (c *Client) LoadSession(ctx context.Context, cookieValue string) (*Session,
 	}
 	now := c.now()
 	nowMS := now.UnixMilli()
-	if nowMS >= r.Expires || nowMS >= r.Idle {
+	if !r.live(nowMS) {
 		return nil, ErrNoSession
 	}
 	// Extend the idle deadline only when it lags by a full step: most page
@@ -269,14 +269,28 @@ func (c *Client) Session(ctx context.Context, handle string) (*Session, error) {
 	if !isRandomToken(handle) {
 		return nil, ErrNoSession
 	}
+	r, err := c.readLiveSession(ctx, handle)
+	if err != nil {
+		return nil, err
+	}
+	return c.sessionFrom(handle, r), nil
+}
+
+// live reports whether r has not ended at nowMS (unix ms): neither its
+// absolute nor its idle deadline has passed.
+func (r *sessionRecord) live(nowMS int64) bool { return nowMS < r.Expires && nowMS < r.Idle }
+
+// readLiveSession is readSession, with ErrNoSession for a session that has
+// ended by the Client's clock.
+func (c *Client) readLiveSession(ctx context.Context, handle string) (*sessionRecord, error) {
 	r, err := c.readSession(ctx, handle)
 	if err != nil {
 		return nil, err
 	}
-	if now := c.now().UnixMilli(); now >= r.Expires || now >= r.Idle {
+	if !r.live(c.now().UnixMilli()) {
 		return nil, ErrNoSession
 	}
-	return c.sessionFrom(handle, r), nil
+	return r, nil
 }
 
 func (c *Client) readSession(ctx context.Context, handle string) (*sessionRecord, error) {
@@ -326,8 +340,7 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 		r      *sessionRecord
 		fresh  bool
 	)
-	if previous != nil && previous.rec != nil && previous.Subject == idt.Subject &&
-		nowMS < previous.rec.Expires && nowMS < previous.rec.Idle {
+	if previous != nil && previous.rec != nil && previous.Subject == idt.Subject && previous.rec.live(nowMS) {
 		handle = previous.Handle
 		cp := *previous.rec
 		cp.Tokens = make(map[string]*tokenRecord, len(previous.rec.Tokens)+1)

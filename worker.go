@@ -211,7 +211,7 @@ func (c *Client) recordStepUp(ctx context.Context, handle string, ev Authenticat
 		return nil, err
 	}
 	now := c.now()
-	if nowMS := now.UnixMilli(); nowMS >= r.Expires || nowMS >= r.Idle {
+	if !r.live(now.UnixMilli()) {
 		return nil, ErrNoSession
 	}
 	if tok != nil && (tok.AccessToken != "" || tok.RefreshToken != "") {
