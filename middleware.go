@@ -45,7 +45,7 @@ func (c *Client) RequireStepUp(p Policy) func(http.Handler) http.Handler {
 	p = clonePolicy(p)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s, err := c.sessionFromRequest(r)
+			s, err := c.sessionFromCookie(r.Context(), r)
 			if err != nil && !errors.Is(err, ErrNoSession) {
 				c.fail(w, r, err)
 				return
@@ -194,7 +194,7 @@ func (c *Client) CallbackHandler() http.Handler {
 // and POST.
 func (c *Client) LogoutHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := c.sessionFromRequest(r)
+		s, err := c.sessionFromCookie(r.Context(), r)
 		if err != nil && !errors.Is(err, ErrNoSession) {
 			c.fail(w, r, err)
 			return
@@ -253,11 +253,6 @@ func (c *Client) SessionFromRequest(r *http.Request) (*Session, error) {
 	if s, ok := SessionFromContext(r.Context()); ok {
 		return s, nil
 	}
-	return c.sessionFromRequest(r)
-}
-
-// sessionFromRequest loads the session of the request's cookie.
-func (c *Client) sessionFromRequest(r *http.Request) (*Session, error) {
 	return c.sessionFromCookie(r.Context(), r)
 }
 
