@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -80,7 +81,7 @@ type AccessToken struct {
 
 // HasScope reports whether the token carries s as a scope or a permission.
 func (t *AccessToken) HasScope(s string) bool {
-	return contains(t.Scopes, s) || contains(t.Permissions, s)
+	return slices.Contains(t.Scopes, s) || slices.Contains(t.Permissions, s)
 }
 
 // Verifier verifies access tokens issued by one tenant for one API.

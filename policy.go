@@ -1,6 +1,7 @@
 package stepup
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,12 +93,12 @@ func (p *Policy) Check(a Authentication, now time.Time) error {
 		if a.ACR == "" {
 			return &StepUpError{Policy: *p, Reason: ReasonACRMissing}
 		}
-		if !contains(p.ACR, a.ACR) {
+		if !slices.Contains(p.ACR, a.ACR) {
 			return &StepUpError{Policy: *p, Reason: ReasonACRMismatch, ACR: a.ACR}
 		}
 	}
 	for _, m := range p.AMR {
-		if !contains(a.AMR, m) {
+		if !slices.Contains(a.AMR, m) {
 			return &StepUpError{Policy: *p, Reason: ReasonAMRMissing, Method: m}
 		}
 	}
@@ -119,13 +120,4 @@ func (p *Policy) ValidUntil(authTime time.Time) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return authTime.Add(p.MaxAge), true
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -312,7 +313,7 @@ func (ts *TokenSource) current(ctx context.Context, r *sessionRecord) (*chainSta
 	if err != nil || rec == nil {
 		return st, err
 	}
-	if st.hash != "" && st.hash != rec.Cur && !contains(rec.Prev, st.hash) {
+	if st.hash != "" && st.hash != rec.Cur && !slices.Contains(rec.Prev, st.hash) {
 		// A login replaced the tokens after the last rotation.
 		return st, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -377,7 +378,7 @@ func audienceClaimWith(c map[string]any, want, detail string) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	if !contains(aud, want) {
+	if !slices.Contains(aud, want) {
 		return nil, tokenErr(ErrTokenAudience, "aud", detail)
 	}
 	return aud, nil
