@@ -231,7 +231,7 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	if !isRandomToken(ts.handle) {
 		return nil, ErrNoSession
 	}
-	r, err := ts.liveSession(ctx)
+	r, err := ts.c.readLiveSession(ctx, ts.handle)
 	if err != nil {
 		return nil, err
 	}
@@ -243,18 +243,6 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 		return ts.open(st)
 	}
 	return ts.refresh(ctx, r)
-}
-
-// liveSession reads the session record and checks that it has not ended.
-func (ts *TokenSource) liveSession(ctx context.Context) (*sessionRecord, error) {
-	r, err := ts.c.readSession(ctx, ts.handle)
-	if err != nil {
-		return nil, err
-	}
-	if now := ts.c.now().UnixMilli(); now >= r.Expires || now >= r.Idle {
-		return nil, ErrNoSession
-	}
-	return r, nil
 }
 
 // valid reports whether t's access token may be handed out at now.
@@ -364,7 +352,7 @@ func (ts *TokenSource) refresh(ctx context.Context, r *sessionRecord) (*oauth2.T
 			return nil, err
 		}
 		pause = min(2*pause, 8*ts.opts.PollInterval)
-		if r, err = ts.liveSession(ctx); err != nil {
+		if r, err = ts.c.readLiveSession(ctx, ts.handle); err != nil {
 			return nil, err
 		}
 	}
@@ -474,7 +462,7 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 	c := ts.c
 	// Check again under the lease: a worker that was slower to look may win
 	// a later attempt after the rotation it waited for was stored.
-	r, err := ts.liveSession(ctx)
+	r, err := ts.c.readLiveSession(ctx, ts.handle)
 	if err != nil {
 		return nil, err
 	}
