@@ -130,7 +130,7 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, binding stri
 	// The code is spent: a fetch of the tenant's keys for the ID token must
 	// not be cut off by the caller's cancellation (the login would be lost);
 	// the HTTP client's timeout bounds it, and DefaultHTTPTimeout in any case.
-	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultHTTPTimeout)
+	vctx, cancel := detachedTimeout(ctx, DefaultHTTPTimeout)
 	defer cancel()
 	idt, err := c.idv.verify(vctx, raw, check)
 	if err != nil {

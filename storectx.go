@@ -41,5 +41,19 @@ const detachedStoreTimeout = 5 * time.Second
 // twice StoreTimeout and detachedStoreTimeout (as TokenSource bounds the
 // writes that follow a refresh), so nothing waits forever.
 func (c *Client) detach(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), max(2*c.cfg.StoreTimeout, detachedStoreTimeout))
+	return detachedTimeout(ctx, max(2*c.cfg.StoreTimeout, detachedStoreTimeout))
+}
+
+// detachedTimeout returns a context that keeps ctx's values but not its
+// cancellation or deadline, bounded by d instead: for work that must not be
+// cut off by a caller that gives up (a spent code, a rotated refresh token),
+// yet must not wait forever.
+func detachedTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
+// storeAttemptTimeout bounds one detached store call that must end within
+// budget: at most 5 s, at least 10 ms.
+func storeAttemptTimeout(budget time.Duration) time.Duration {
+	return max(min(5*time.Second, budget), 10*time.Millisecond)
 }

@@ -437,7 +437,7 @@ func (ts *TokenSource) markAnswered(ctx context.Context, rt string, attempt int,
 	now := c.now()
 	rec := encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: now.Add(ts.opts.LeaseTTL).UnixMilli(), Answered: true})
 	ttl := max(time.Duration(expiresMS-now.UnixMilli())*time.Millisecond, leaseStoreTTL(ts.opts.LeaseTTL))
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(min(5*time.Second, budget), 10*time.Millisecond))
+	actx, cancel := detachedTimeout(ctx, storeAttemptTimeout(budget))
 	defer cancel()
 	if err := c.store.Set(actx, c.leaseKey(ts.handle, ts.audience, rt, attempt), rec, ttl); err != nil {
 		c.log.WarnContext(ctx, "stepup: marking the refresh lease as answered", "error", err)
@@ -583,7 +583,6 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 // result would sign the user out.
 func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS int64, deadline time.Time) error {
 	c := ts.c
-	wctx := context.WithoutCancel(ctx)
 	ttl := time.Duration(expiresMS-c.now().UnixMilli()) * time.Millisecond
 	if ttl <= 0 {
 		return ErrNoSession
@@ -600,7 +599,7 @@ func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS
 			time.Sleep(pause)
 			pause *= 2
 		}
-		actx, cancel := context.WithTimeout(wctx, max(min(5*time.Second, time.Until(deadline)), 10*time.Millisecond))
+		actx, cancel := detachedTimeout(ctx, storeAttemptTimeout(time.Until(deadline)))
 		err = c.store.Set(actx, key, data, ttl)
 		cancel()
 		if err == nil {
@@ -614,7 +613,7 @@ func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS
 	// The session's copy: read it again just before writing, so that the
 	// window in which a concurrent write of the session could be lost is
 	// as small as the store allows.
-	actx, cancel := context.WithTimeout(wctx, 5*time.Second)
+	actx, cancel := detachedTimeout(ctx, 5*time.Second)
 	defer cancel()
 	r, err := c.readSession(actx, ts.handle)
 	if err == nil {
