@@ -43,6 +43,12 @@ func (c *Client) RequireLogin(next http.Handler) http.Handler {
 // Config.ErrorHandler (503): nothing is served on a guess.
 func (c *Client) RequireStepUp(p Policy) func(http.Handler) http.Handler {
 	p = clonePolicy(p)
+	// p as PolicyFor adapts it to each connection, made once: a request
+	// only looks its session's up (a connection without an entry keeps p).
+	adapted := make(map[string]Policy, len(c.cfg.ConnectionPolicies))
+	for conn := range c.cfg.ConnectionPolicies {
+		adapted[conn] = c.PolicyFor(p, conn)
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s, err := c.sessionFromCookie(r.Context(), r)
@@ -50,24 +56,27 @@ func (c *Client) RequireStepUp(p Policy) func(http.Handler) http.Handler {
 				c.fail(w, r, err)
 				return
 			}
+			eff := p
 			var checkErr error = ErrNoSession
 			if s != nil {
-				if checkErr = c.CheckSession(s, p); checkErr == nil {
+				if a, ok := adapted[s.Connection]; ok {
+					eff = a
+				}
+				if checkErr = c.checkSession(s, &eff); checkErr == nil {
 					next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionCtxKey{}, s)))
 					return
 				}
 			}
-			c.challenge(w, r, p, s, checkErr)
+			c.challenge(w, r, eff, s, checkErr)
 		})
 	}
 }
 
-// challenge answers a request whose session is missing or too weak.
-func (c *Client) challenge(w http.ResponseWriter, r *http.Request, p Policy, s *Session, why error) {
-	eff := p
+// challenge answers a request whose session is missing or too weak; eff is
+// the page's policy as adapted to the session's connection.
+func (c *Client) challenge(w http.ResponseWriter, r *http.Request, eff Policy, s *Session, why error) {
 	opts := AuthorizeOptions{ReturnTo: returnPath(r, c.cfg.DefaultReturnTo)}
 	if s != nil {
-		eff = c.PolicyFor(p, s.Connection)
 		// The hint routes the browser only: eff, adapted to the connection
 		// sub names, is sent as is (not re-adapted to the hint's name).
 		opts.Connection = s.connectionHint

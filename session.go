@@ -483,6 +483,12 @@ func (c *Client) EndSession(ctx context.Context, s *Session) error {
 // interactive login and the latest step-up count as evidence.
 func (c *Client) CheckSession(s *Session, p Policy) error {
 	eff := c.PolicyFor(p, s.Connection)
+	return c.checkSession(s, &eff)
+}
+
+// checkSession is CheckSession with a policy already adapted to s's
+// connection.
+func (c *Client) checkSession(s *Session, eff *Policy) error {
 	now := c.now()
 	err := eff.Check(s.Authentication, now)
 	if err == nil || s.StepUpAt.IsZero() {
