@@ -185,7 +185,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	v, err := s.c.Get(ctx, s.prefix+key).Bytes()
+	v, err := s.c.Get(ctx, s.Key(key)).Bytes()
 	if err != nil {
 		if err == redis.Nil {
 			return nil, store.ErrNotFound
@@ -204,7 +204,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	if err := s.c.Set(ctx, s.prefix+key, value, ttl).Err(); err != nil {
+	if err := s.c.Set(ctx, s.Key(key), value, ttl).Err(); err != nil {
 		return fail(ctx, "SET", err)
 	}
 	return nil
@@ -219,7 +219,7 @@ func (s *Store) SetNX(ctx context.Context, key string, value []byte, ttl time.Du
 	if err != nil {
 		return false, err
 	}
-	ok, err := s.c.SetNX(ctx, s.prefix+key, value, ttl).Result()
+	ok, err := s.c.SetNX(ctx, s.Key(key), value, ttl).Result()
 	if err != nil {
 		return false, fail(ctx, "SET NX", err)
 	}
@@ -231,7 +231,7 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	v, err := s.c.GetDel(ctx, s.prefix+key).Bytes()
+	v, err := s.c.GetDel(ctx, s.Key(key)).Bytes()
 	if err != nil {
 		if err == redis.Nil {
 			return nil, store.ErrNotFound
@@ -246,7 +246,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := begin(ctx, key); err != nil {
 		return err
 	}
-	if err := s.c.Del(ctx, s.prefix+key).Err(); err != nil {
+	if err := s.c.Del(ctx, s.Key(key)).Err(); err != nil {
 		return fail(ctx, "DEL", err)
 	}
 	return nil
