@@ -180,19 +180,25 @@ func fail(ctx context.Context, op string, err error) error {
 	return &Error{Op: op, Err: err, Ctx: ctx.Err()}
 }
 
+// value returns the record in the reply of op (GET or GETDEL), or
+// store.ErrNotFound when there is none.
+func value(ctx context.Context, op string, cmd *redis.StringCmd) ([]byte, error) {
+	v, err := cmd.Bytes()
+	if err == redis.Nil {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fail(ctx, op, err)
+	}
+	return v, nil
+}
+
 // Get implements store.Store with GET.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	v, err := s.c.Get(ctx, s.Key(key)).Bytes()
-	if err != nil {
-		if err == redis.Nil {
-			return nil, store.ErrNotFound
-		}
-		return nil, fail(ctx, "GET", err)
-	}
-	return v, nil
+	return value(ctx, "GET", s.c.Get(ctx, s.Key(key)))
 }
 
 // Set implements store.Store with SET PX.
@@ -231,14 +237,7 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	v, err := s.c.GetDel(ctx, s.Key(key)).Bytes()
-	if err != nil {
-		if err == redis.Nil {
-			return nil, store.ErrNotFound
-		}
-		return nil, fail(ctx, "GETDEL", err)
-	}
-	return v, nil
+	return value(ctx, "GETDEL", s.c.GetDel(ctx, s.Key(key)))
 }
 
 // Delete implements store.Store with DEL.
