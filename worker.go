@@ -47,7 +47,8 @@ func (c *Client) SessionFor(ctx context.Context, handle string, p Policy) (*Sess
 	if err != nil {
 		return nil, err
 	}
-	checkErr := c.CheckSession(s, p)
+	eff := c.PolicyFor(p, s.Connection)
+	checkErr := c.checkSession(s, &eff)
 	if checkErr == nil {
 		return s, nil
 	}
@@ -59,7 +60,6 @@ func (c *Client) SessionFor(ctx context.Context, handle string, p Policy) (*Sess
 		return s, checkErr
 	}
 	// The out-of-band step-up is the latest: its shortfall says more.
-	eff := c.PolicyFor(p, s.Connection)
 	if err := eff.Check(ob.Ev.authentication(), c.now()); err != nil {
 		return s, err
 	}
