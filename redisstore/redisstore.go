@@ -165,8 +165,12 @@ func begin(ctx context.Context, key string) error {
 	return nil
 }
 
-// ttlOf checks ttl and rounds it up to Redis's resolution, a millisecond.
-func ttlOf(ttl time.Duration) (time.Duration, error) {
+// beginWrite is begin for a write: it also checks ttl and rounds it up to
+// Redis's resolution, a millisecond.
+func beginWrite(ctx context.Context, key string, ttl time.Duration) (time.Duration, error) {
+	if err := begin(ctx, key); err != nil {
+		return 0, err
+	}
 	if ttl <= 0 {
 		return 0, errBadTTL
 	}
@@ -203,10 +207,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 
 // Set implements store.Store with SET PX.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := begin(ctx, key); err != nil {
-		return err
-	}
-	ttl, err := ttlOf(ttl)
+	ttl, err := beginWrite(ctx, key, ttl)
 	if err != nil {
 		return err
 	}
@@ -218,10 +219,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // SetNX implements store.Store with SET NX PX.
 func (s *Store) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if err := begin(ctx, key); err != nil {
-		return false, err
-	}
-	ttl, err := ttlOf(ttl)
+	ttl, err := beginWrite(ctx, key, ttl)
 	if err != nil {
 		return false, err
 	}
