@@ -547,8 +547,8 @@ func (s *suite) setResetsTTL(t *testing.T) {
 	s.expire(t, st, "probe", start, ttl)
 	wantValue(t, st, "k", []byte("v2"))
 	// And a shorter TTL replaces a longer one.
-	mustSet(t, st, "k", []byte("v3"), ttl)
 	start = time.Now()
+	mustSet(t, st, "k", []byte("v3"), ttl)
 	s.expire(t, st, "k", start, ttl)
 	wantNotFound(t, st, "k")
 }
