@@ -423,7 +423,12 @@ func (ts *TokenSource) releaseLease(ctx context.Context, rt string, attempt int,
 	}
 	rec := encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: 1, Err: code})
 	key := ts.c.leaseKey(ts.handle, ts.audience, rt, attempt)
-	if err := ts.c.store.Set(context.WithoutCancel(ctx), key, rec, leaseStoreTTL(ts.opts.LeaseTTL)); err != nil {
+	// Detached (the release must happen even if the caller gave up) but
+	// bounded like every other post-refresh write: a stuck store must not
+	// hold the worker. A release that fails leaves the lease to its deadline.
+	sctx, cancel := detachedTimeout(ctx, storeAttemptTimeout(ts.storeBudget()))
+	defer cancel()
+	if err := ts.c.store.Set(sctx, key, rec, leaseStoreTTL(ts.opts.LeaseTTL)); err != nil {
 		ts.c.log.WarnContext(ctx, "stepup: releasing the refresh lease", "error", err)
 	}
 }
