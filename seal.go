@@ -116,3 +116,21 @@ func (r *keyRing) open(blob, aad []byte) ([]byte, error) {
 	}
 	return nil, errUnseal
 }
+
+// recordAAD binds a stored record to its store key, so that a record copied
+// to another key (another session, another audience) does not open.
+func recordAAD(key string) []byte { return []byte("stepup/record/v2\x00" + key) }
+
+// sealRecord seals an encoded record for the store key it is written under:
+// every record the Client writes is encrypted and authenticated with the key
+// ring, so a writer without the Client's keys cannot forge or move one.
+func (r *keyRing) sealRecord(key string, plaintext []byte) []byte {
+	return r.seal(plaintext, recordAAD(key))
+}
+
+// openRecord opens a record sealed by sealRecord for key; errUnseal when it
+// was not (a record written without the key, tampered, moved, or of the
+// previous version, which had no seal: all are treated as absent).
+func (r *keyRing) openRecord(key string, blob []byte) ([]byte, error) {
+	return r.open(blob, recordAAD(key))
+}

@@ -153,6 +153,8 @@ func (s *Store) Key(key string) string { return s.prefix + key }
 var (
 	errEmptyKey = fmt.Errorf("stepup: redisstore: %w: empty key", store.ErrInvalidArgument)
 	errBadTTL   = fmt.Errorf("stepup: redisstore: %w: TTL must be greater than 0", store.ErrInvalidArgument)
+
+	errEmptyMember = fmt.Errorf("stepup: redisstore: %w: empty index member", store.ErrInvalidArgument)
 )
 
 func begin(ctx context.Context, key string) error {
@@ -245,6 +247,79 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	if err := s.c.Del(ctx, s.Key(key)).Err(); err != nil {
 		return fail(ctx, "DEL", err)
+	}
+	return nil
+}
+
+// GetEx implements store.Store with GETEX PX.
+func (s *Store) GetEx(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
+	ttl, err := beginWrite(ctx, key, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return value(ctx, "GETEX", s.c.GetEx(ctx, s.Key(key), ttl))
+}
+
+// An index is a sorted set whose scores are the members' expiry times in
+// unix milliseconds by the server's clock (TIME), so that members expire one
+// by one; the key itself expires with its last member. Each operation is one
+// script on one key: atomic, and safe on a Cluster.
+var (
+	indexAddScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1
+`)
+	indexMembersScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+`)
+)
+
+// IndexAdd implements store.Store with one script (ZREMRANGEBYSCORE of the
+// expired members, ZADD, PEXPIREAT of the key to its last member's expiry).
+func (s *Store) IndexAdd(ctx context.Context, key, member string, ttl time.Duration) error {
+	ttl, err := beginWrite(ctx, key, ttl)
+	if err != nil {
+		return err
+	}
+	if member == "" {
+		return errEmptyMember
+	}
+	if err := indexAddScript.Run(ctx, s.c, []string{s.Key(key)}, member, ttl.Milliseconds()).Err(); err != nil {
+		return fail(ctx, "INDEX ADD", err)
+	}
+	return nil
+}
+
+// IndexMembers implements store.Store with one script (ZRANGEBYSCORE from
+// the server's time).
+func (s *Store) IndexMembers(ctx context.Context, key string) ([]string, error) {
+	if err := begin(ctx, key); err != nil {
+		return nil, err
+	}
+	v, err := indexMembersScript.Run(ctx, s.c, []string{s.Key(key)}).StringSlice()
+	if err != nil && err != redis.Nil {
+		return nil, fail(ctx, "INDEX MEMBERS", err)
+	}
+	return v, nil
+}
+
+// IndexRemove implements store.Store with ZREM.
+func (s *Store) IndexRemove(ctx context.Context, key, member string) error {
+	if err := begin(ctx, key); err != nil {
+		return err
+	}
+	if member == "" {
+		return errEmptyMember
+	}
+	if err := s.c.ZRem(ctx, s.Key(key), member).Err(); err != nil {
+		return fail(ctx, "ZREM", err)
 	}
 	return nil
 }

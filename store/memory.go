@@ -45,8 +45,10 @@ type Memory struct {
 	batch      int
 	maxEntries int
 
-	mu      sync.Mutex // guards entries, byExpiry and closed
+	mu      sync.Mutex // guards entries, indexes, byExpiry and closed
 	entries map[string]*entry
+	// indexes holds the indexes, each a map from member to its expiry.
+	indexes map[string]map[string]time.Time
 	// byExpiry is a min-heap of the records in entries by expiry time.
 	byExpiry expiryHeap
 	closed   bool
@@ -70,6 +72,8 @@ const writeReclaim = 2
 var (
 	errClosed = wrapf(ErrUnavailable, "memory store closed")
 	errFull   = wrapf(ErrUnavailable, "memory store full (MaxEntries)")
+
+	errEmptyMember = wrapf(ErrInvalidArgument, "empty index member")
 )
 
 // NewMemory returns an empty in-memory Store. Unless opts disables it, a
@@ -80,6 +84,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		batch:      opts.SweepBatch,
 		maxEntries: opts.MaxEntries,
 		entries:    make(map[string]*entry),
+		indexes:    make(map[string]map[string]time.Time),
 		done:       make(chan struct{}),
 	}
 	if m.now == nil {
@@ -108,6 +113,7 @@ func (m *Memory) Close() error {
 		m.mu.Lock()
 		m.closed = true
 		m.entries = nil
+		m.indexes = nil
 		m.byExpiry = nil
 		m.mu.Unlock()
 		close(m.done)
@@ -188,6 +194,22 @@ func (m *Memory) Take(ctx context.Context, key string) ([]byte, error) {
 	return e.value, nil
 }
 
+// GetEx implements Store.
+func (m *Memory) GetEx(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
+	if err := beginWrite(ctx, key, ttl); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.lookup(key)
+	if err != nil {
+		return nil, err
+	}
+	e.expires = m.now().Add(ttl)
+	heap.Fix(&m.byExpiry, e.index)
+	return clone(e.value), nil
+}
+
 // Delete implements Store.
 func (m *Memory) Delete(ctx context.Context, key string) error {
 	if err := begin(ctx, key); err != nil {
@@ -200,6 +222,89 @@ func (m *Memory) Delete(ctx context.Context, key string) error {
 	}
 	if e := m.entries[key]; e != nil {
 		m.remove(e)
+	}
+	delete(m.indexes, key)
+	return nil
+}
+
+// IndexAdd implements Store.
+func (m *Memory) IndexAdd(ctx context.Context, key, member string, ttl time.Duration) error {
+	if err := beginWrite(ctx, key, ttl); err != nil {
+		return err
+	}
+	if member == "" {
+		return errEmptyMember
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	now := m.now()
+	ix := m.indexes[key]
+	if ix == nil {
+		if m.maxEntries > 0 && len(m.entries)+len(m.indexes) >= m.maxEntries {
+			m.reclaim(now, len(m.entries))
+			if len(m.entries)+len(m.indexes) >= m.maxEntries {
+				return errFull
+			}
+		}
+		ix = make(map[string]time.Time, 1)
+		m.indexes[key] = ix
+	}
+	for k, exp := range ix {
+		if !now.Before(exp) {
+			delete(ix, k)
+		}
+	}
+	ix[member] = now.Add(ttl)
+	return nil
+}
+
+// IndexMembers implements Store.
+func (m *Memory) IndexMembers(ctx context.Context, key string) ([]string, error) {
+	if err := begin(ctx, key); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	now := m.now()
+	ix := m.indexes[key]
+	out := make([]string, 0, len(ix))
+	for k, exp := range ix {
+		if now.Before(exp) {
+			out = append(out, k)
+		} else {
+			delete(ix, k)
+		}
+	}
+	if ix != nil && len(ix) == 0 {
+		delete(m.indexes, key)
+	}
+	return out, nil
+}
+
+// IndexRemove implements Store.
+func (m *Memory) IndexRemove(ctx context.Context, key, member string) error {
+	if err := begin(ctx, key); err != nil {
+		return err
+	}
+	if member == "" {
+		return errEmptyMember
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	if ix := m.indexes[key]; ix != nil {
+		delete(ix, member)
+		if len(ix) == 0 {
+			delete(m.indexes, key)
+		}
 	}
 	return nil
 }
@@ -270,7 +375,18 @@ func (m *Memory) sweep() {
 			m.mu.Unlock()
 			return
 		}
-		n := m.reclaim(m.now(), m.batch)
+		now := m.now()
+		n := m.reclaim(now, m.batch)
+		for key, ix := range m.indexes {
+			for k, exp := range ix {
+				if !now.Before(exp) {
+					delete(ix, k)
+				}
+			}
+			if len(ix) == 0 {
+				delete(m.indexes, key)
+			}
+		}
 		m.mu.Unlock()
 		if n < m.batch {
 			return

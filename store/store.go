@@ -1,9 +1,11 @@
 // Package store defines the Store that stepup keeps its state in, and the
 // in-memory Store that is stepup's default.
 //
-// A Store is a byte-level key-value store with time-to-live: get, set,
-// set-if-absent (leases), atomic take (get-and-delete, for one-time records)
-// and delete. It knows nothing of stepup's records: the Client encodes them
+// A Store is a byte-level key-value store with time-to-live: get,
+// get-and-extend (one atomic command), set, set-if-absent (leases and
+// single-use markers), atomic take (get-and-delete), delete, and small
+// indexes (sets of strings whose members expire one by one, so that sessions
+// can be found by Auth0 session id or user). It knows nothing of stepup's records: the Client encodes them
 // (and seals any token in them) before they reach a Store, so an adapter for
 // another database (PostgreSQL, DynamoDB, memcached...) is a small file.
 // Every Store must pass the conformance suite in package
@@ -71,7 +73,7 @@ var (
 // its resolution (Redis: a millisecond), never down. A record set at time t
 // with TTL d is live before t+d by the Store's clock and never returned at or
 // after it: expiry is exact for readers, even if the Store reclaims the space
-// later. Reads (Get) do not extend a TTL; Set replaces it.
+// later. Get does not extend a TTL; Set replaces it; GetEx sets it.
 //
 // # Contexts
 //
@@ -84,7 +86,7 @@ var (
 //
 // # Errors
 //
-// Besides ctx errors, methods return nil, ErrNotFound (Get, Take only),
+// Besides ctx errors, methods return nil, ErrNotFound (Get, GetEx, Take only),
 // ErrInvalidArgument, or an error that matches ErrUnavailable. Error messages
 // never include values.
 type Store interface {
@@ -111,10 +113,40 @@ type Store interface {
 	// are consumed. A missing or expired key gives ErrNotFound.
 	Take(ctx context.Context, key string) ([]byte, error)
 
-	// Delete removes the record with the key. Deleting a missing or expired
-	// key is not an error.
+	// GetEx returns a copy of the value of the live record with the key and
+	// sets the record's TTL to ttl, atomically: one command (Redis: GETEX
+	// PX), the value unchanged. A missing or expired key gives ErrNotFound
+	// and creates nothing. It is how a page load moves a session's idle
+	// deadline without rewriting the session.
+	GetEx(ctx context.Context, key string, ttl time.Duration) ([]byte, error)
+
+	// Delete removes the record or the index with the key. Deleting a
+	// missing or expired key is not an error.
 	Delete(ctx context.Context, key string) error
+
+	// IndexAdd adds member to the index (a set of strings) with the key,
+	// live for ttl by the Store's clock; a member already there gets the new
+	// TTL. The index exists while it has a live member; members that have
+	// expired are never returned and are reclaimed on the way. Concurrent
+	// IndexAdd calls on one key, in one process or many, lose no member.
+	// A member follows the rules of a key (non-empty, at most 200 bytes of
+	// printable ASCII when stepup writes it); an empty member is
+	// ErrInvalidArgument.
+	IndexAdd(ctx context.Context, key, member string, ttl time.Duration) error
+
+	// IndexMembers returns the live members of the index with the key, in
+	// no particular order; an absent index gives none and a nil error.
+	IndexMembers(ctx context.Context, key string) ([]string, error)
+
+	// IndexRemove removes member from the index with the key. Removing a
+	// missing member is not an error.
+	IndexRemove(ctx context.Context, key, member string) error
 }
+
+// A key names either a record (Get, GetEx, Set, SetNX, Take) or an index
+// (IndexAdd, IndexMembers, IndexRemove), never both: a caller that mixes
+// them on one key gets an error (ErrInvalidArgument or ErrUnavailable) or
+// an unspecified result, never a panic. Delete removes either.
 
 // checkKey validates a key as the Store contract asks.
 func checkKey(key string) error {
