@@ -2,6 +2,7 @@ package auth0test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -150,33 +151,70 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 
 // Logout visits a logout URL (/v2/logout or /oidc/logout) with the browser's
 // cookies and returns where the tenant redirected to (nil when it showed its own
-// "logged out" page).
+// "logged out" page). When the tenant asks the user to confirm (/oidc/logout
+// without a hint, or with one that is not this browser's session), Logout
+// confirms, and Pages records "logout-confirm"; DeclineLogout says no instead.
 func (b *Browser) Logout(ctx context.Context, logoutURL string) (*url.URL, error) {
+	return b.logout(ctx, logoutURL, "accept")
+}
+
+// DeclineLogout is Logout answering "no" on the confirmation page: the
+// session stays, and the error is ErrLogoutDeclined.
+func (b *Browser) DeclineLogout(ctx context.Context, logoutURL string) error {
+	_, err := b.logout(ctx, logoutURL, "deny")
+	return err
+}
+
+// ErrLogoutDeclined: DeclineLogout said no on the tenant's confirmation page.
+var ErrLogoutDeclined = errors.New("auth0test: logout declined on the confirmation page")
+
+func (b *Browser) logout(ctx context.Context, logoutURL, answer string) (*url.URL, error) {
+	b.Pages = nil
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, logoutURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("auth0test: logout URL: %w", err)
 	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("auth0test: browser: %w", err)
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		loc, err := req.URL.Parse(resp.Header.Get("Location"))
+	for step := 0; step < 3; step++ {
+		resp, err := b.client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bad Location: %v", ErrUnexpectedPage, err)
+			return nil, fmt.Errorf("auth0test: browser: %w", err)
 		}
-		return loc, nil
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			loc, err := req.URL.Parse(resp.Header.Get("Location"))
+			if err != nil {
+				return nil, fmt.Errorf("%w: bad Location: %v", ErrUnexpectedPage, err)
+			}
+			return loc, nil
+		}
+		page := parsePage(string(body))
+		if page.name != "" {
+			b.Pages = append(b.Pages, page.name)
+		}
+		switch {
+		case page.name == "error":
+			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
+		case resp.StatusCode != http.StatusOK:
+			return nil, fmt.Errorf("%w: status %d", ErrUnexpectedPage, resp.StatusCode)
+		case page.name == "logout-declined":
+			return nil, ErrLogoutDeclined
+		case page.name == "logout-confirm" && page.form != nil:
+			page.form.values.Set("action", answer)
+			action, err := req.URL.Parse(page.form.action)
+			if err != nil {
+				return nil, fmt.Errorf("%w: form action: %v", ErrUnexpectedPage, err)
+			}
+			req, err = http.NewRequestWithContext(ctx, http.MethodPost, action.String(), strings.NewReader(page.form.values.Encode()))
+			if err != nil {
+				return nil, fmt.Errorf("auth0test: browser: %w", err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		default:
+			return nil, nil
+		}
 	}
-	page := parsePage(string(body))
-	if page.name == "error" {
-		return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: status %d", ErrUnexpectedPage, resp.StatusCode)
-	}
-	return nil, nil
+	return nil, fmt.Errorf("%w: too many steps", ErrUnexpectedPage)
 }
 
 // HasSession reports whether the browser holds a live SSO session of the tenant.
@@ -264,7 +302,6 @@ func (t *Tenant) AccessTokenClaims(clientID, audience string, user User, scope s
 		"azp": clientID,
 		"iat": now.Unix(),
 		"exp": now.Add(t.cfg.AccessTokenLifetime).Unix(),
-		"jti": randomToken(16),
 	}
 	if scope != "" {
 		c["scope"] = scope

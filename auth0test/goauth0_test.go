@@ -71,6 +71,7 @@ func TestGoAuth0CrossCheck(t *testing.T) {
 		"response_type": {"code"}, "client_id": {app.ClientID}, "redirect_uri": {app.CallbackURLs[0]},
 		"scope": {"openid profile email offline_access"}, "state": {"s"}, "nonce": {"n-1"},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "acr_values": {auth0test.MFAACR},
+		"max_age": {"60"}, // go-auth0 checks auth_time with MaxAge, and Auth0 sends it only then
 	}.Encode()
 	cb, err := tn.Login(ctx, authURL, auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword})
 	if err != nil {

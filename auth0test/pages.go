@@ -10,7 +10,7 @@ type link struct{ Href, Text string }
 type option struct{ Value, Text string }
 
 type pageData struct {
-	Page       string // login, social, otp, error, ciba, logout
+	Page       string // login, social, otp, error, ciba, logout, logout-confirm, logout-declined
 	Title      string
 	State      string
 	Email      string
@@ -79,6 +79,18 @@ input,select{padding:.5rem}button{padding:.6rem;background:#635dff;color:#fff;bo
 <p id="code">{{.Error}}</p>
 {{else if eq .Page "logout"}}
 <p>You are logged out.</p>
+{{else if eq .Page "logout-confirm"}}
+<p>Do you want to log out of this tenant?</p>
+<form method="post" action="/u/logout">
+<input type="hidden" name="state" value="{{.State}}">
+<button type="submit" name="action" value="accept">Yes, log me out</button>
+</form>
+<form method="post" action="/u/logout">
+<input type="hidden" name="state" value="{{.State}}">
+<button type="submit" name="action" value="deny">No, stay logged in</button>
+</form>
+{{else if eq .Page "logout-declined"}}
+<p>You are still logged in.</p>
 {{end}}
 </body></html>
 `))
