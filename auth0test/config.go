@@ -140,7 +140,8 @@ type Config struct {
 	// Action is the tenant's post-login Action. It runs on interactive and silent
 	// logins, refresh-token exchanges, CIBA and MFA-API grants (see ActionEvent.Protocol),
 	// on the tenant's handler goroutines: it may be called concurrently.
-	Action func(ev *ActionEvent, api *ActionAPI)
+	// StepUpAction and ClaimsAction are ready ones.
+	Action ActionFunc
 
 	// Logger receives one debug line per request and every choice the tenant makes
 	// that a test may want to know about. Default: discard.
