@@ -67,6 +67,9 @@ type loginTx struct {
 	sid         string
 	action      *ActionAPI
 	awaitingOTP bool
+	// consent page (third-party applications, prompt=consent)
+	awaitingConsent bool
+	consented       bool
 }
 
 type authCode struct {
@@ -387,10 +390,26 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 	t.finishLogin(w, r, tx)
 }
 
-// finishLogin establishes or refreshes the SSO session and redirects with a code.
+// finishLogin establishes or refreshes the SSO session and redirects with a
+// code, after the consent page when the application needs consent.
 func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx) {
 	now := t.cfg.Now()
 	req := tx.req
+	if !tx.consented && t.needsConsent(tx) {
+		if req.hasPrompt("none") {
+			t.mu.Lock()
+			delete(t.txs, tx.id)
+			t.mu.Unlock()
+			t.redirectError(w, r, req, "consent_required", "Consent required")
+			return
+		}
+		tx.awaitingConsent = true
+		t.mu.Lock()
+		t.txs[tx.id] = tx
+		t.mu.Unlock()
+		http.Redirect(w, r, "/u/consent?"+url.Values{"state": {tx.id}}.Encode(), http.StatusFound)
+		return
+	}
 	t.mu.Lock()
 	delete(t.txs, tx.id)
 	var sess *session
@@ -507,8 +526,8 @@ func (t *Tenant) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if tx.awaitingOTP {
-		t.pageError(w, http.StatusBadRequest, "invalid_request", "Login already performed; continue with the second factor")
+	if tx.awaitingOTP || tx.awaitingConsent {
+		t.pageError(w, http.StatusBadRequest, "invalid_request", "Login already performed; continue with the next step")
 		return
 	}
 	data := pageData{Page: "login", Title: "Log in", State: tx.id, Email: tx.req.loginHint,
@@ -577,7 +596,7 @@ func (t *Tenant) handleSocialPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t.mu.Unlock()
-	if !known || c.Strategy == "auth0" || tx.awaitingOTP || (tx.req.connection != "" && tx.req.connection != conn) {
+	if !known || c.Strategy == "auth0" || tx.awaitingOTP || tx.awaitingConsent || (tx.req.connection != "" && tx.req.connection != conn) {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "the connection was not found")
 		return
 	}
@@ -610,7 +629,7 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !tx.awaitingOTP {
+	if !tx.awaitingOTP || tx.awaitingConsent {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "No second factor is pending for this login")
 		return
 	}

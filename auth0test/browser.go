@@ -2,6 +2,7 @@ package auth0test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"html"
@@ -23,27 +24,74 @@ type Credentials struct {
 	OTP string
 	// SkipOTP makes Login stop with ErrMFARequired when the OTP page appears.
 	SkipOTP bool
+	// DenyConsent answers "no" on the consent page (the default accepts).
+	DenyConsent bool
 }
 
 // Browser is a user agent for tests: an HTTP client with a cookie jar (so the
 // tenant's SSO cookie survives between logins) that fills in the hosted pages'
-// forms. It never fetches the callback URL. A Browser is not safe for concurrent
+// forms. Login stops at the callback URL; Get, PostForm and Do drive the
+// user's own app end to end (its redirects, the tenant's pages, the callback)
+// and return the app's final response. A Browser is not safe for concurrent
 // use; give each goroutine its own.
 type Browser struct {
 	t      *Tenant
 	client *http.Client
+	roots  *x509.CertPool
 	// Pages records the data-page of every page the last Login went through
 	// ("login", "social", "otp"), so a test can assert, say, that no OTP was asked.
 	Pages []string
 }
 
-// NewBrowser returns a Browser with an empty cookie jar.
+// NewBrowser returns a Browser with an empty cookie jar. It trusts the
+// tenant's certificate (Trust adds an app's), and, as browsers do, treats
+// http://127.0.0.1 and http://localhost as secure for cookies, so an app
+// under test on httptest.NewServer keeps its Secure cookies.
 func (t *Tenant) NewBrowser() *Browser {
 	jar, _ := cookiejar.New(nil)
 	c := t.Client()
-	c.Jar = jar
+	c.Jar = loopbackJar{jar}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Browser{t: t, client: c}
+	return &Browser{t: t, client: c, roots: t.pool.Clone()}
+}
+
+// fill completes a hosted page's form with c.
+func (b *Browser) fill(page parsedPage, c Credentials, otpTried *bool) error {
+	f := page.form
+	switch page.name {
+	case "login":
+		f.values.Set("username", c.Email)
+		f.values.Set("password", c.Password)
+	case "social":
+		f.values.Set("email", c.Email)
+	case "consent":
+		if c.DenyConsent {
+			f.values.Set("action", "deny")
+		} else {
+			f.values.Set("action", "accept")
+		}
+	case "logout-confirm":
+		f.values.Set("action", "accept")
+	case "otp":
+		if c.SkipOTP {
+			return ErrMFARequired
+		}
+		if *otpTried {
+			return fmt.Errorf("%w: OTP page shown twice", ErrUnexpectedPage)
+		}
+		*otpTried = true
+		code := c.OTP
+		if code == "" {
+			code = b.t.OTP(c.Email)
+			if code == "" {
+				return fmt.Errorf("auth0test: no OTP: user %q has no TOTP secret; set Credentials.OTP", c.Email)
+			}
+		}
+		f.values.Set("code", code)
+	default:
+		return fmt.Errorf("%w: page %q", ErrUnexpectedPage, page.name)
+	}
+	return nil
 }
 
 // Client is the browser's HTTP client (it does not follow redirects).
@@ -107,34 +155,14 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
 		case page.name == "otp" && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrOTPRejected, page.message)
+		case page.name == "logout":
+			return nil, fmt.Errorf("%w: the tenant's logged-out page", ErrUnexpectedPage)
 		case page.form == nil:
 			return nil, fmt.Errorf("%w: status %d, page %q", ErrUnexpectedPage, resp.StatusCode, page.name)
 		}
 		f := page.form
-		switch page.name {
-		case "login":
-			f.values.Set("username", c.Email)
-			f.values.Set("password", c.Password)
-		case "social":
-			f.values.Set("email", c.Email)
-		case "otp":
-			if c.SkipOTP {
-				return nil, ErrMFARequired
-			}
-			if otpTried {
-				return nil, fmt.Errorf("%w: OTP page shown twice", ErrUnexpectedPage)
-			}
-			otpTried = true
-			code := c.OTP
-			if code == "" {
-				code = b.t.OTP(c.Email)
-				if code == "" {
-					return nil, fmt.Errorf("auth0test: no OTP: user %q has no TOTP secret; set Credentials.OTP", c.Email)
-				}
-			}
-			f.values.Set("code", code)
-		default:
-			return nil, fmt.Errorf("%w: page %q", ErrUnexpectedPage, page.name)
+		if err := b.fill(page, c, &otpTried); err != nil {
+			return nil, err
 		}
 		action, err := req.URL.Parse(f.action)
 		if err != nil {

@@ -168,6 +168,9 @@ type Application struct {
 	ClientAssertionKeys []*rsa.PublicKey
 	// IDTokenAlg is "RS256" (default) or "HS256" (signed with ClientSecret).
 	IDTokenAlg string
+	// ThirdParty applications (Auth0's is_first_party false) show the consent
+	// page until the user granted the requested scopes. Default false.
+	ThirdParty bool
 	// BackChannelLogoutURLs is Auth0's oidc_logout.backchannel_logout_urls: at
 	// most one https URL the tenant POSTs logout tokens to. Default none.
 	BackChannelLogoutURLs []string

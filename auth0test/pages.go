@@ -64,6 +64,13 @@ input,select{padding:.5rem}button{padding:.6rem;background:#635dff;color:#fff;bo
 <input id="code" name="code" inputmode="numeric" pattern="[0-9]{6}" autocomplete="one-time-code" required>
 <button type="submit">Continue</button>
 </form>
+{{else if eq .Page "consent"}}
+<p>The application asks for access to your account: <span id="scopes">{{.Email}}</span>.</p>
+<form method="post" action="/u/consent">
+<input type="hidden" name="state" value="{{.State}}">
+<button type="submit" name="action" value="accept">Accept</button>
+<button type="submit" name="action" value="deny">Decline</button>
+</form>
 {{else if eq .Page "ciba"}}
 {{if .CIBA}}<table><tr><th>User</th><th>Binding message</th><th>Scope</th><th></th></tr>
 {{range .CIBA}}<tr><td>{{.UserID}}</td><td>{{.BindingMessage}}</td><td>{{.Scope}}</td><td>

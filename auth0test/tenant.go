@@ -67,6 +67,7 @@ type Tenant struct {
 	deliveryFaults          map[string]*DeliveryFault
 	logouts                 map[string]*pendingLogout // /oidc/logout confirmations
 	deliveryClient          *http.Client
+	grants                  map[string][]string // consented scopes by "user client"
 }
 
 // NewTenant starts a tenant for a test and closes it with t.Cleanup. It calls
@@ -364,6 +365,7 @@ func (t *Tenant) routes() http.Handler {
 	mux.HandleFunc("/u/login", t.handleLoginPage)
 	mux.HandleFunc("/u/social", t.handleSocialPage)
 	mux.HandleFunc("/u/mfa-otp-challenge", t.handleOTPPage)
+	mux.HandleFunc("/u/consent", t.handleConsentPage)
 	mux.HandleFunc("/oauth/token", t.handleToken)
 	mux.HandleFunc("/oauth/revoke", t.handleRevoke)
 	mux.HandleFunc("/oauth/par", t.handlePAR)
