@@ -270,7 +270,7 @@ func TestFidelityV2Logout(t *testing.T) {
 		{"client_id=" + app.ClientID + "&returnTo=" + url.QueryEscape(app.LogoutURLs[0]+"?x=1"), app.LogoutURLs[0] + "?x=1"},
 		{"returnTo=" + url.QueryEscape("https://tenant.example/bye"), "https://tenant.example/bye"},
 		{"", "https://tenant.example/bye"},
-		{"returnTo=" + url.QueryEscape(app.LogoutURLs[0]), ""},                    // an app's URL, without client_id
+		{"returnTo=" + url.QueryEscape(app.LogoutURLs[0]), ""},                     // an app's URL, without client_id
 		{"client_id=" + app.ClientID + "&returnTo=https://tenant.example/bye", ""}, // the tenant's, with client_id
 	} {
 		b := tn.NewBrowser()
@@ -306,7 +306,7 @@ func TestFidelityOIDCLogout(t *testing.T) {
 		{"id_token_hint": {idt}, "client_id": {"other"}},
 		{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://evil.example/"}},
 		{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://o.example/"}}, // another app's URL
-		{"post_logout_redirect_uri": {app.LogoutURLs[0]}},                             // no application named
+		{"post_logout_redirect_uri": {app.LogoutURLs[0]}},                            // no application named
 	} {
 		var pe *PageError
 		if _, err := b.Logout(ctx, base+q.Encode()); !errors.As(err, &pe) || !b.HasSession() {
