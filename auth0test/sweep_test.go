@@ -3,6 +3,7 @@ package auth0test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -97,5 +98,20 @@ func TestLogsBounded(t *testing.T) {
 	}
 	if got := len(tn.LogoutDeliveries()); got != maxDeliveries {
 		t.Errorf("delivery log: %d entries, want %d", got, maxDeliveries)
+	}
+}
+
+// Random paths do not grow the call counters without bound.
+func TestCallCountersBounded(t *testing.T) {
+	tn := NewTenant(t, Config{})
+	for i := 0; i < 2*maxCountedPaths; i++ {
+		rec := httptest.NewRecorder()
+		tn.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/nope/"+strconv.Itoa(i), nil))
+	}
+	if n := len(tn.Endpoints()); n > maxCountedPaths+1 {
+		t.Errorf("%d counted paths, want at most %d", n, maxCountedPaths+1)
+	}
+	if tn.Calls(otherPaths) == 0 {
+		t.Error("the overflow paths were not counted")
 	}
 }

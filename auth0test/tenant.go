@@ -70,6 +70,13 @@ type Tenant struct {
 	grants                  map[string][]string // consented scopes by "user client"
 }
 
+// maxCountedPaths bounds the per-path call counters; further paths are
+// counted together under otherPaths.
+const (
+	maxCountedPaths = 256
+	otherPaths      = "(other paths)"
+)
+
 // NewTenant starts a tenant for a test and closes it with t.Cleanup. It calls
 // t.Fatal if the tenant cannot start.
 func NewTenant(t testing.TB, cfg Config) *Tenant {
@@ -276,7 +283,11 @@ func (t *Tenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		grant = grantTypeOf(r)
 	}
 	t.mu.Lock()
-	t.calls[path]++
+	counted := path
+	if _, known := t.calls[path]; !known && len(t.calls) >= maxCountedPaths {
+		counted = otherPaths // random paths must not grow the counters without bound
+	}
+	t.calls[counted]++
 	var expired []session
 	if t.requests++; t.requests%sweepEvery == 0 {
 		expired = t.sweepLocked(t.cfg.Now())
