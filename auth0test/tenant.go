@@ -116,6 +116,7 @@ func Start(cfg Config) (*Tenant, error) {
 		limits:         map[string]*rateWindow{},
 		deliveryFaults: map[string]*DeliveryFault{},
 		logouts:        map[string]*pendingLogout{},
+		grants:         map[string][]string{},
 		deliveryClient: cfg.BackChannelLogoutClient,
 	}
 	if t.deliveryClient == nil {
