@@ -2,6 +2,7 @@ package auth0test
 
 import (
 	"context"
+	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -234,5 +235,27 @@ func TestBackChannelLogoutURLRules(t *testing.T) {
 	if tn, err := Start(Config{Applications: []Application{app}}); err == nil {
 		tn.Close()
 		t.Error("unknown initiator accepted")
+	}
+}
+
+// Config.BackChannelLogoutCAs: the default delivery client trusts the app's CA.
+func TestBackChannelLogoutCAs(t *testing.T) {
+	r := newRP(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(r.srv.Certificate())
+	app := DefaultApplication()
+	app.BackChannelLogoutURLs = []string{r.srv.URL + "/bcl"}
+	tn := NewTenant(t, Config{Applications: []Application{app}, BackChannelLogoutCAs: pool})
+	login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice)
+	tn.EndSession(tn.SessionIDs(AliceEmail)[0])
+	if d := tn.LogoutDeliveries(); len(d) != 1 || d[0].Status != http.StatusOK {
+		t.Errorf("deliveries = %+v", d)
+	}
+	// Without it, the system roots do not know the test server.
+	tn = NewTenant(t, Config{Applications: []Application{app}})
+	login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice)
+	tn.EndSession(tn.SessionIDs(AliceEmail)[0])
+	if d := tn.LogoutDeliveries(); len(d) != 1 || d[0].Status != 0 || d[0].Err == "" {
+		t.Errorf("deliveries without the CA = %+v, want a TLS failure", d)
 	}
 }

@@ -118,10 +118,11 @@ type Config struct {
 	RateLimits map[string]RateLimit
 	// BackChannelLogoutClient is the HTTP client that delivers logout tokens to
 	// applications' BackChannelLogoutURLs (give it the app's test server's
-	// client, e.g. httptest.Server.Client()). Default: a client trusting the
-	// system roots plus BackChannelLogoutCAs.
+	// client, e.g. httptest.Server.Client()). Default: a client trusting
+	// BackChannelLogoutCAs when set, else the system roots.
 	BackChannelLogoutClient *http.Client
-	// BackChannelLogoutCAs are extra roots trusted by the default delivery client.
+	// BackChannelLogoutCAs are the roots the default delivery client trusts
+	// (e.g. a pool with httptest.Server.Certificate()). Default: the system roots.
 	BackChannelLogoutCAs *x509.CertPool
 
 	// LogoutURLs are the tenant's Allowed Logout URLs (Advanced settings), used
