@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -81,57 +82,63 @@ func TestLoginGivesSession(t *testing.T) {
 }
 
 func TestStepUpGivesACRAMRAndAuthTime(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
-	u := h.alice()
-	if w := u.visit(pathPrivate); w.Code != http.StatusOK {
-		t.Fatalf("login: %d", w.Code)
-	}
-	before := u.session()
-	oldCookie := u.cookies[h.c.sessionCookie].Value
+	for _, always := range []bool{false, true} {
+		t.Run(fmt.Sprintf("AlwaysIncludeAuthTime=%v", always), func(t *testing.T) {
+			h := newHarness(t, harnessOpts{tenant: auth0test.Config{AlwaysIncludeAuthTime: always}})
+			u := h.alice()
+			if w := u.visit(pathPrivate); w.Code != http.StatusOK {
+				t.Fatalf("login: %d", w.Code)
+			}
+			before := u.session()
+			oldCookie := u.cookies[h.c.sessionCookie].Value
 
-	h.clock.Advance(time.Minute)
-	w := u.get(pathSalaries)
-	loc, _ := url.Parse(w.Header().Get("Location"))
-	if got := loc.Query().Get("acr_values"); got != ACRMultiFactor {
-		t.Fatalf("step-up redirect acr_values: got %q, want %q", got, ACRMultiFactor)
-	}
-	cb := u.authorize(w)
-	if !slices.Contains(u.tb.Pages, "otp") {
-		t.Errorf("the tenant did not ask for the OTP (pages %v)", u.tb.Pages)
-	}
-	if w := u.callback(cb); w.Code != http.StatusFound {
-		t.Fatalf("callback: %d %s", w.Code, w.Body.String())
-	}
-	if w := u.get(pathSalaries); w.Code != http.StatusOK {
-		t.Fatalf("after step-up: %d", w.Code)
-	}
-	s := u.session()
-	// auth_time is the SSO session's last interactive authentication (the
-	// first login here); StepUpAt says when the step-up completed.
-	want := Authentication{ACR: ACRMultiFactor, AMR: s.Authentication.AMR, AuthTime: before.Authentication.AuthTime}
-	if diff := cmp.Diff(want, s.Authentication); diff != "" || !slices.Contains(s.Authentication.AMR, "mfa") || s.Authentication.AuthTime.IsZero() {
-		t.Errorf("evidence (-want +got):\n%s (amr %v must contain mfa)", diff, s.Authentication.AMR)
-	}
-	if !s.StepUpAt.Equal(h.clock.Now()) || s.StepUp.ACR != ACRMultiFactor {
-		t.Errorf("StepUpAt %v, StepUp %+v", s.StepUpAt, s.StepUp)
-	}
-	if s.Handle != before.Handle || !s.CreatedAt.Equal(before.CreatedAt) {
-		t.Errorf("step-up started a new session (handle %s→%s)", before.Handle, s.Handle)
-	}
-	// The cookie rotated: the old one is dead.
-	if u.cookies[h.c.sessionCookie].Value == oldCookie {
-		t.Fatal("the session cookie did not rotate on step-up")
-	}
-	if _, err := h.c.LoadSession(context.Background(), oldCookie); !errors.Is(err, ErrNoSession) {
-		t.Errorf("old cookie after step-up: got %v, want ErrNoSession", err)
-	}
-	// Background jobs find it by handle.
-	js, err := h.c.Session(context.Background(), s.Handle)
-	if err != nil || js.StepUp.ACR != ACRMultiFactor {
-		t.Fatalf("Session(handle): %+v, %v", js, err)
-	}
-	if err := h.c.CheckSession(js, MFA); err != nil {
-		t.Errorf("CheckSession(MFA) for the job: %v", err)
+			h.clock.Advance(time.Minute)
+			w := u.get(pathSalaries)
+			loc, _ := url.Parse(w.Header().Get("Location"))
+			if got := loc.Query().Get("acr_values"); got != ACRMultiFactor {
+				t.Fatalf("step-up redirect acr_values: got %q, want %q", got, ACRMultiFactor)
+			}
+			cb := u.authorize(w)
+			if !slices.Contains(u.tb.Pages, "otp") {
+				t.Errorf("the tenant did not ask for the OTP (pages %v)", u.tb.Pages)
+			}
+			if w := u.callback(cb); w.Code != http.StatusFound {
+				t.Fatalf("callback: %d %s", w.Code, w.Body.String())
+			}
+			if w := u.get(pathSalaries); w.Code != http.StatusOK {
+				t.Fatalf("after step-up: %d", w.Code)
+			}
+			s := u.session()
+			// auth_time is the SSO session's last interactive authentication (the
+			// first login here); StepUpAt says when the step-up completed.
+			// Auth0 sends auth_time only with max_age / prompt=login: the step-up sent
+			// neither, so the strict tenant sends none.
+			want := Authentication{ACR: ACRMultiFactor, AMR: s.Authentication.AMR, AuthTime: before.Authentication.AuthTime}
+			if diff := cmp.Diff(want, s.Authentication); diff != "" || !slices.Contains(s.Authentication.AMR, "mfa") || s.Authentication.AuthTime.IsZero() != !always {
+				t.Errorf("evidence (-want +got):\n%s (amr %v must contain mfa)", diff, s.Authentication.AMR)
+			}
+			if !s.StepUpAt.Equal(h.clock.Now()) || s.StepUp.ACR != ACRMultiFactor {
+				t.Errorf("StepUpAt %v, StepUp %+v", s.StepUpAt, s.StepUp)
+			}
+			if s.Handle != before.Handle || !s.CreatedAt.Equal(before.CreatedAt) {
+				t.Errorf("step-up started a new session (handle %s→%s)", before.Handle, s.Handle)
+			}
+			// The cookie rotated: the old one is dead.
+			if u.cookies[h.c.sessionCookie].Value == oldCookie {
+				t.Fatal("the session cookie did not rotate on step-up")
+			}
+			if _, err := h.c.LoadSession(context.Background(), oldCookie); !errors.Is(err, ErrNoSession) {
+				t.Errorf("old cookie after step-up: got %v, want ErrNoSession", err)
+			}
+			// Background jobs find it by handle.
+			js, err := h.c.Session(context.Background(), s.Handle)
+			if err != nil || js.StepUp.ACR != ACRMultiFactor {
+				t.Fatalf("Session(handle): %+v, %v", js, err)
+			}
+			if err := h.c.CheckSession(js, MFA); err != nil {
+				t.Errorf("CheckSession(MFA) for the job: %v", err)
+			}
+		})
 	}
 }
 

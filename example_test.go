@@ -121,7 +121,8 @@ func ExampleClient_Exchange() {
 	}
 	defer client.Close()
 
-	ar, err := client.AuthorizeURL(ctx, stepup.AuthorizeOptions{Policy: stepup.MFA})
+	// MaxAge sends max_age: only then does Auth0 put auth_time in the ID token.
+	ar, err := client.AuthorizeURL(ctx, stepup.AuthorizeOptions{Policy: stepup.MFA.WithMaxAge(5 * time.Minute)})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -148,9 +148,10 @@ func Example_worker() {
 }
 
 // workerExampleLogin signs Alice in with MFA, as the web app's callback
-// would, and returns her session's handle.
+// would, and returns her session's handle. The policy's MaxAge sends max_age,
+// without which Auth0 (and auth0test) put no auth_time in the ID token.
 func workerExampleLogin(ctx context.Context, c *stepup.Client, tenant *auth0test.Tenant) string {
-	ar, err := c.AuthorizeURL(ctx, stepup.AuthorizeOptions{Policy: stepup.MFA})
+	ar, err := c.AuthorizeURL(ctx, stepup.AuthorizeOptions{Policy: exportSalaries})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -170,7 +170,8 @@ func TestCompleteMFARejectsBadInput(t *testing.T) {
 func TestSessionForPerAction(t *testing.T) {
 	e := newWkEnv(t, wkOpts{})
 	c := e.client(nil, nil)
-	s := e.login(c, MFA)
+	// With max_age, so that the tenant sends auth_time (Auth0 does only then).
+	s := e.login(c, MFA.WithMaxAge(10*time.Minute))
 	ctx := context.Background()
 	e.clock.Advance(6 * time.Minute)
 	for _, tc := range []struct {

@@ -70,17 +70,24 @@ func authMethods(methods []string, authTime, mfaTime time.Time) []AuthMethod {
 
 // ActionAPI is what the Action may do (a subset of Auth0's api object).
 type ActionAPI struct {
-	requireMFA bool
-	denied     bool
-	reason     string
-	idClaims   map[string]any
-	atClaims   map[string]any
+	requireMFA      bool
+	rememberBrowser bool
+	denied          bool
+	reason          string
+	idClaims        map[string]any
+	atClaims        map[string]any
 }
 
 // RequireMFA is api.multifactor.enable('any', {allowRememberBrowser: false}).
-// On /authorize it shows the OTP page unless the SSO session already performed
-// MFA; on a refresh-token exchange it answers mfa_required.
-func (a *ActionAPI) RequireMFA() { a.requireMFA = true }
+// On /authorize it shows the OTP page every time, even when the SSO session
+// already performed MFA (Auth0: "prompted for MFA each time"); on a
+// refresh-token exchange it answers mfa_required.
+func (a *ActionAPI) RequireMFA() { a.requireMFA, a.rememberBrowser = true, false }
+
+// RequireMFARememberBrowser is api.multifactor.enable('any',
+// {allowRememberBrowser: true}): an SSO session that already performed MFA
+// needs no OTP page.
+func (a *ActionAPI) RequireMFARememberBrowser() { a.requireMFA, a.rememberBrowser = true, true }
 
 // Deny is api.access.deny(reason): the login fails with access_denied.
 func (a *ActionAPI) Deny(reason string) { a.denied, a.reason = true, reason }

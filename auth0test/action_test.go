@@ -12,8 +12,9 @@ import (
 
 // TestActionEventAuthentication follows event.authentication.methods through a
 // session: first factor, a step-up (the Action runs before its MFA), a later
-// login that reuses the session's MFA (and copies its time into an access-token
-// claim), a refresh, prompt=login, and an MFA API grant.
+// login whose Action sees the session's earlier MFA (and copies its time into
+// an access-token claim) while the OTP page is shown again
+// (allowRememberBrowser:false), a refresh, prompt=login, and an MFA API grant.
 func TestActionEventAuthentication(t *testing.T) {
 	const mfaTimeClaim = "https://stepup.example/mfa_time"
 	clk := newClock()
@@ -21,7 +22,8 @@ func TestActionEventAuthentication(t *testing.T) {
 		mu   sync.Mutex
 		seen []ActionEvent
 	)
-	tn := NewTenant(t, Config{Now: clk.Now, Action: func(ev *ActionEvent, api *ActionAPI) {
+	const audience = "https://api.example"
+	tn := NewTenant(t, Config{Now: clk.Now, APIs: []API{{Identifier: audience}}, Action: func(ev *ActionEvent, api *ActionAPI) {
 		mu.Lock()
 		seen = append(seen, *ev)
 		mu.Unlock()
@@ -48,7 +50,7 @@ func TestActionEventAuthentication(t *testing.T) {
 		t.Helper()
 		return verifiedClaims(t, tn, m["access_token"].(string))
 	}
-	stepUp := map[string]string{"acr_values": MFAACR}
+	stepUp := map[string]string{"acr_values": MFAACR, "audience": audience}
 
 	// 1. Password login: the first factor only.
 	t0 := clk.Now()
@@ -73,8 +75,8 @@ func TestActionEventAuthentication(t *testing.T) {
 	// 3. A later login in the session: pwd at t0, mfa at t1; the Action copies t1.
 	clk.Advance(5 * time.Minute)
 	m = exchange(t, tn, login(t, b, authorizeURL(tn, stepUp), alice))
-	if len(b.Pages) != 0 {
-		t.Errorf("SSO step-up showed pages %v", b.Pages)
+	if !cmp.Equal(b.Pages, []string{"otp"}) {
+		t.Errorf("SSO step-up showed pages %v, want [otp]", b.Pages)
 	}
 	if got, want := last(ProtocolOIDC).Authentication, []AuthMethod{{"pwd", t0}, {"mfa", t1}}; !cmp.Equal(got, want) {
 		t.Errorf("login after MFA: Authentication = %v, want %v", got, want)

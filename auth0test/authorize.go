@@ -12,7 +12,7 @@ import (
 
 const (
 	codeLifetime   = 10 * time.Minute
-	loginTxTimeout = time.Hour
+	loginTxTimeout = 15 * time.Minute
 	sessionCookie  = "auth0"
 )
 
@@ -48,6 +48,7 @@ type session struct {
 	mfaTime    time.Time // when "mfa" was added to methods
 	created    time.Time
 	lastUsed   time.Time
+	clients    []string // applications that logged in with this session (back-channel logout)
 }
 
 // loginTx is an authorization request in progress on the hosted pages.
@@ -66,6 +67,9 @@ type loginTx struct {
 	sid         string
 	action      *ActionAPI
 	awaitingOTP bool
+	// consent page (third-party applications, prompt=consent)
+	awaitingConsent bool
+	consented       bool
 }
 
 type authCode struct {
@@ -130,7 +134,7 @@ func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	app, ok := t.apps[clientID]
 	t.mu.Unlock()
 	if !ok {
-		t.pageError(w, http.StatusBadRequest, "invalid_request", "Unknown client: "+clientID)
+		t.pageError(w, http.StatusBadRequest, "unauthorized_client", "Unknown client: "+clientID)
 		return
 	}
 	redirectURI := q.Get("redirect_uri")
@@ -138,7 +142,7 @@ func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		redirectURI = app.CallbackURLs[0]
 	}
 	if !slices.Contains(app.CallbackURLs, redirectURI) {
-		t.pageError(w, http.StatusBadRequest, "invalid_request",
+		t.pageError(w, http.StatusBadRequest, "unauthorized_client",
 			"Callback URL mismatch. "+redirectURI+" is not in the list of allowed callback URLs")
 		return
 	}
@@ -298,6 +302,7 @@ func (t *Tenant) sessionFor(r *http.Request, now time.Time) *session {
 	}
 	cp := *s
 	cp.methods = append([]string(nil), s.methods...)
+	cp.clients = slices.Clone(s.clients)
 	return &cp
 }
 
@@ -321,7 +326,8 @@ func (t *Tenant) mfaRequested(acrValues, scopes []string, audience string) bool 
 }
 
 func (t *Tenant) acrMFARequested(acrValues []string) bool {
-	return !t.cfg.IgnoreACRValues && slices.Contains(acrValues, MFAACR) && slices.Contains(t.cfg.ACRValuesSupported, MFAACR)
+	return !t.cfg.IgnoreACRValues && slices.Contains(acrValues, MFAACR) &&
+		(t.cfg.ACRValuesSupported == nil || slices.Contains(t.cfg.ACRValuesSupported, MFAACR))
 }
 
 // continueLogin runs once the first factor is known: the Action, then the OTP
@@ -354,10 +360,18 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 		return
 	}
 	tx.action = api
-	needMFA := api.requireMFA || t.mfaRequested(req.acrValues, req.scopes, req.audience)
+	ruleMFA := t.mfaRequested(req.acrValues, req.scopes, req.audience)
+	needMFA := api.requireMFA || ruleMFA
+	// A session's earlier MFA counts only where the browser may be remembered:
+	// the Action's own api.multifactor.enable never remembers it (RequireMFA is
+	// allowRememberBrowser:false), the built-in step-up rule only with
+	// Config.AllowRememberBrowser.
+	remembered := slices.Contains(tx.methods, "mfa") &&
+		(api.rememberBrowser || (!api.requireMFA && t.cfg.AllowRememberBrowser))
 	t.cfg.Logger.Debug("auth0test: first factor done", "user", user.ID, "fresh", tx.fresh,
-		"mfa_required", needMFA, "mfa_in_session", slices.Contains(tx.methods, "mfa"), "action_requires_mfa", api.requireMFA)
-	if needMFA && !slices.Contains(tx.methods, "mfa") {
+		"mfa_required", needMFA, "mfa_in_session", slices.Contains(tx.methods, "mfa"), "remembered", remembered,
+		"action_requires_mfa", api.requireMFA)
+	if needMFA && !remembered {
 		if req.hasPrompt("none") {
 			fail("interaction_required", "Multifactor authentication required")
 			return
@@ -376,10 +390,26 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 	t.finishLogin(w, r, tx)
 }
 
-// finishLogin establishes or refreshes the SSO session and redirects with a code.
+// finishLogin establishes or refreshes the SSO session and redirects with a
+// code, after the consent page when the application needs consent.
 func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx) {
 	now := t.cfg.Now()
 	req := tx.req
+	if !tx.consented && t.needsConsent(tx) {
+		if req.hasPrompt("none") {
+			t.mu.Lock()
+			delete(t.txs, tx.id)
+			t.mu.Unlock()
+			t.redirectError(w, r, req, "consent_required", "Consent required")
+			return
+		}
+		tx.awaitingConsent = true
+		t.mu.Lock()
+		t.txs[tx.id] = tx
+		t.mu.Unlock()
+		http.Redirect(w, r, "/u/consent?"+url.Values{"state": {tx.id}}.Encode(), http.StatusFound)
+		return
+	}
 	t.mu.Lock()
 	delete(t.txs, tx.id)
 	var sess *session
@@ -399,6 +429,9 @@ func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx
 	sess.methods = append([]string(nil), tx.methods...)
 	sess.mfaTime = tx.mfaTime
 	sess.lastUsed = now
+	if !slices.Contains(sess.clients, req.clientID) {
+		sess.clients = append(sess.clients, req.clientID)
+	}
 	key, sid := sess.key, sess.sid
 
 	var acr string
@@ -414,8 +447,11 @@ func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx
 	ac := &authCode{
 		clientID: req.clientID, redirectURI: req.redirectURI, redirectSent: req.redirectSent, challenge: req.codeChallenge,
 		method: req.codeChallengeMethod, userID: tx.userID, scopes: req.scopes, audience: req.audience,
-		nonce: req.nonce, sid: sid, authTime: tx.authTime, acr: acr, amr: amr,
+		nonce: req.nonce, sid: sid, acr: acr, amr: amr,
 		expires: now.Add(codeLifetime),
+	}
+	if req.maxAge >= 0 || req.hasPrompt("login") || t.cfg.AlwaysIncludeAuthTime {
+		ac.authTime = tx.authTime
 	}
 	if tx.action != nil {
 		ac.idClaims, ac.atClaims = tx.action.idClaims, tx.action.atClaims
@@ -490,8 +526,8 @@ func (t *Tenant) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if tx.awaitingOTP {
-		t.pageError(w, http.StatusBadRequest, "invalid_request", "Login already performed; continue with the second factor")
+	if tx.awaitingOTP || tx.awaitingConsent {
+		t.pageError(w, http.StatusBadRequest, "invalid_request", "Login already performed; continue with the next step")
 		return
 	}
 	data := pageData{Page: "login", Title: "Log in", State: tx.id, Email: tx.req.loginHint,
@@ -560,7 +596,7 @@ func (t *Tenant) handleSocialPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t.mu.Unlock()
-	if !known || c.Strategy == "auth0" || tx.awaitingOTP || (tx.req.connection != "" && tx.req.connection != conn) {
+	if !known || c.Strategy == "auth0" || tx.awaitingOTP || tx.awaitingConsent || (tx.req.connection != "" && tx.req.connection != conn) {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "the connection was not found")
 		return
 	}
@@ -593,7 +629,7 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !tx.awaitingOTP {
+	if !tx.awaitingOTP || tx.awaitingConsent {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "No second factor is pending for this login")
 		return
 	}
@@ -617,7 +653,9 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tx.awaitingOTP = false
-	tx.methods = append(tx.methods, "mfa")
+	if !slices.Contains(tx.methods, "mfa") {
+		tx.methods = append(tx.methods, "mfa")
+	}
 	tx.mfaTime = now
 	t.finishLogin(w, r, tx)
 }

@@ -2,6 +2,8 @@ package auth0test
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -22,27 +24,74 @@ type Credentials struct {
 	OTP string
 	// SkipOTP makes Login stop with ErrMFARequired when the OTP page appears.
 	SkipOTP bool
+	// DenyConsent answers "no" on the consent page (the default accepts).
+	DenyConsent bool
 }
 
 // Browser is a user agent for tests: an HTTP client with a cookie jar (so the
 // tenant's SSO cookie survives between logins) that fills in the hosted pages'
-// forms. It never fetches the callback URL. A Browser is not safe for concurrent
+// forms. Login stops at the callback URL; Get, PostForm and Do drive the
+// user's own app end to end (its redirects, the tenant's pages, the callback)
+// and return the app's final response. A Browser is not safe for concurrent
 // use; give each goroutine its own.
 type Browser struct {
 	t      *Tenant
 	client *http.Client
+	roots  *x509.CertPool
 	// Pages records the data-page of every page the last Login went through
 	// ("login", "social", "otp"), so a test can assert, say, that no OTP was asked.
 	Pages []string
 }
 
-// NewBrowser returns a Browser with an empty cookie jar.
+// NewBrowser returns a Browser with an empty cookie jar. It trusts the
+// tenant's certificate (Trust adds an app's), and, as browsers do, treats
+// http://127.0.0.1 and http://localhost as secure for cookies, so an app
+// under test on httptest.NewServer keeps its Secure cookies.
 func (t *Tenant) NewBrowser() *Browser {
 	jar, _ := cookiejar.New(nil)
 	c := t.Client()
-	c.Jar = jar
+	c.Jar = loopbackJar{jar}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Browser{t: t, client: c}
+	return &Browser{t: t, client: c, roots: t.pool.Clone()}
+}
+
+// fill completes a hosted page's form with c.
+func (b *Browser) fill(page parsedPage, c Credentials, otpTried *bool) error {
+	f := page.form
+	switch page.name {
+	case "login":
+		f.values.Set("username", c.Email)
+		f.values.Set("password", c.Password)
+	case "social":
+		f.values.Set("email", c.Email)
+	case "consent":
+		if c.DenyConsent {
+			f.values.Set("action", "deny")
+		} else {
+			f.values.Set("action", "accept")
+		}
+	case "logout-confirm":
+		f.values.Set("action", "accept")
+	case "otp":
+		if c.SkipOTP {
+			return ErrMFARequired
+		}
+		if *otpTried {
+			return fmt.Errorf("%w: OTP page shown twice", ErrUnexpectedPage)
+		}
+		*otpTried = true
+		code := c.OTP
+		if code == "" {
+			code = b.t.OTP(c.Email)
+			if code == "" {
+				return fmt.Errorf("auth0test: no OTP: user %q has no TOTP secret; set Credentials.OTP", c.Email)
+			}
+		}
+		f.values.Set("code", code)
+	default:
+		return fmt.Errorf("%w: page %q", ErrUnexpectedPage, page.name)
+	}
+	return nil
 }
 
 // Client is the browser's HTTP client (it does not follow redirects).
@@ -106,34 +155,14 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
 		case page.name == "otp" && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrOTPRejected, page.message)
+		case page.name == "logout":
+			return nil, fmt.Errorf("%w: the tenant's logged-out page", ErrUnexpectedPage)
 		case page.form == nil:
 			return nil, fmt.Errorf("%w: status %d, page %q", ErrUnexpectedPage, resp.StatusCode, page.name)
 		}
 		f := page.form
-		switch page.name {
-		case "login":
-			f.values.Set("username", c.Email)
-			f.values.Set("password", c.Password)
-		case "social":
-			f.values.Set("email", c.Email)
-		case "otp":
-			if c.SkipOTP {
-				return nil, ErrMFARequired
-			}
-			if otpTried {
-				return nil, fmt.Errorf("%w: OTP page shown twice", ErrUnexpectedPage)
-			}
-			otpTried = true
-			code := c.OTP
-			if code == "" {
-				code = b.t.OTP(c.Email)
-				if code == "" {
-					return nil, fmt.Errorf("auth0test: no OTP: user %q has no TOTP secret; set Credentials.OTP", c.Email)
-				}
-			}
-			f.values.Set("code", code)
-		default:
-			return nil, fmt.Errorf("%w: page %q", ErrUnexpectedPage, page.name)
+		if err := b.fill(page, c, &otpTried); err != nil {
+			return nil, err
 		}
 		action, err := req.URL.Parse(f.action)
 		if err != nil {
@@ -150,33 +179,70 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 
 // Logout visits a logout URL (/v2/logout or /oidc/logout) with the browser's
 // cookies and returns where the tenant redirected to (nil when it showed its own
-// "logged out" page).
+// "logged out" page). When the tenant asks the user to confirm (/oidc/logout
+// without a hint, or with one that is not this browser's session), Logout
+// confirms, and Pages records "logout-confirm"; DeclineLogout says no instead.
 func (b *Browser) Logout(ctx context.Context, logoutURL string) (*url.URL, error) {
+	return b.logout(ctx, logoutURL, "accept")
+}
+
+// DeclineLogout is Logout answering "no" on the confirmation page: the
+// session stays, and the error is ErrLogoutDeclined.
+func (b *Browser) DeclineLogout(ctx context.Context, logoutURL string) error {
+	_, err := b.logout(ctx, logoutURL, "deny")
+	return err
+}
+
+// ErrLogoutDeclined: DeclineLogout said no on the tenant's confirmation page.
+var ErrLogoutDeclined = errors.New("auth0test: logout declined on the confirmation page")
+
+func (b *Browser) logout(ctx context.Context, logoutURL, answer string) (*url.URL, error) {
+	b.Pages = nil
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, logoutURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("auth0test: logout URL: %w", err)
 	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("auth0test: browser: %w", err)
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		loc, err := req.URL.Parse(resp.Header.Get("Location"))
+	for step := 0; step < 3; step++ {
+		resp, err := b.client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bad Location: %v", ErrUnexpectedPage, err)
+			return nil, fmt.Errorf("auth0test: browser: %w", err)
 		}
-		return loc, nil
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			loc, err := req.URL.Parse(resp.Header.Get("Location"))
+			if err != nil {
+				return nil, fmt.Errorf("%w: bad Location: %v", ErrUnexpectedPage, err)
+			}
+			return loc, nil
+		}
+		page := parsePage(string(body))
+		if page.name != "" {
+			b.Pages = append(b.Pages, page.name)
+		}
+		switch {
+		case page.name == "error":
+			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
+		case resp.StatusCode != http.StatusOK:
+			return nil, fmt.Errorf("%w: status %d", ErrUnexpectedPage, resp.StatusCode)
+		case page.name == "logout-declined":
+			return nil, ErrLogoutDeclined
+		case page.name == "logout-confirm" && page.form != nil:
+			page.form.values.Set("action", answer)
+			action, err := req.URL.Parse(page.form.action)
+			if err != nil {
+				return nil, fmt.Errorf("%w: form action: %v", ErrUnexpectedPage, err)
+			}
+			req, err = http.NewRequestWithContext(ctx, http.MethodPost, action.String(), strings.NewReader(page.form.values.Encode()))
+			if err != nil {
+				return nil, fmt.Errorf("auth0test: browser: %w", err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		default:
+			return nil, nil
+		}
 	}
-	page := parsePage(string(body))
-	if page.name == "error" {
-		return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: status %d", ErrUnexpectedPage, resp.StatusCode)
-	}
-	return nil, nil
+	return nil, fmt.Errorf("%w: too many steps", ErrUnexpectedPage)
 }
 
 // HasSession reports whether the browser holds a live SSO session of the tenant.
@@ -264,7 +330,6 @@ func (t *Tenant) AccessTokenClaims(clientID, audience string, user User, scope s
 		"azp": clientID,
 		"iat": now.Unix(),
 		"exp": now.Add(t.cfg.AccessTokenLifetime).Unix(),
-		"jti": randomToken(16),
 	}
 	if scope != "" {
 		c["scope"] = scope

@@ -262,3 +262,7 @@ func (t *Tenant) handleCIBAPage(w http.ResponseWriter, r *http.Request) {
 		t.pageError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed")
 	}
 }
+
+// cibaKeep is how long a decided or expired CIBA request is kept after its
+// expiry, to answer its polls (access_denied once, then invalid_grant).
+const cibaKeep = time.Hour

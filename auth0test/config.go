@@ -2,8 +2,11 @@ package auth0test
 
 import (
 	"crypto/rsa"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -47,8 +50,11 @@ type Config struct {
 	// Username-Password-Authentication (strategy "auth0") and google-oauth2.
 	Connections []Connection
 
-	// ACRValuesSupported is published in discovery; a requested acr value is only
-	// honoured (and only comes back in the ID token) when listed here. Default [MFAACR].
+	// ACRValuesSupported, when set, is published in discovery as
+	// acr_values_supported (the FAPI setting of Auth0's tenants), and a requested
+	// acr value is then only honoured (and only comes back in the ID token) when
+	// listed. Default nil: discovery has no acr_values_supported (as Auth0's
+	// sample document) and MFAACR is honoured, as by Auth0's step-up Action.
 	ACRValuesSupported []string
 	// IgnoreACRValues emulates a misconfigured tenant whose post-login Action does not
 	// look at acr_values: no MFA is performed for them and no acr is returned.
@@ -75,6 +81,54 @@ type Config struct {
 	// SessionIdleLifetime since its last use (default 3 days), like Auth0's defaults.
 	SessionLifetime, SessionIdleLifetime time.Duration
 
+	// AllowRememberBrowser emulates a step-up Action that calls
+	// api.multifactor.enable('any', {allowRememberBrowser: true}): an SSO session
+	// that performed MFA satisfies later acr_values / MFAScopes requests without
+	// the OTP page. Default false, as the documented step-up Action
+	// (allowRememberBrowser: false): the OTP page each time MFA is asked for.
+	// ActionAPI.RequireMFA always prompts, whatever this says.
+	AllowRememberBrowser bool
+	// AlwaysIncludeAuthTime puts auth_time in every ID token. Default false:
+	// auth_time only when the authorization request sent max_age or
+	// prompt=login (Auth0 documents it for those), and in ID tokens of grants
+	// that continue such a login (refresh, as recorded in the family).
+	AlwaysIncludeAuthTime bool
+	// MFARequiredWithoutToken answers mfa_required without mfa_token and
+	// mfa_requirements, as Auth0 does in some Action-triggered flows (Auth0
+	// support: "Custom MFA via Actions and ROP Flow Does Not Return an
+	// mfa_token"). Default false: the token is included.
+	MFARequiredWithoutToken bool
+	// EndSessionDiscovery publishes end_session_endpoint in discovery (Auth0's
+	// "RP-Initiated Logout End Session Endpoint Discovery" tenant setting).
+	// Default false. /oidc/logout answers either way.
+	EndSessionDiscovery bool
+	// PAR publishes pushed_authorization_request_endpoint in discovery (a
+	// tenant with Pushed Authorization Requests). Default false. /oauth/par
+	// answers confidential clients either way (auth0test does not emulate plans).
+	PAR bool
+	// CIBA publishes backchannel_authentication_endpoint and its delivery modes
+	// in discovery (a tenant with Client-Initiated Backchannel Authentication).
+	// Default false. /bc-authorize answers either way.
+	CIBA bool
+	// RateLimits bound requests per endpoint path (e.g. "/oauth/token") within a
+	// window; beyond the limit the tenant answers 429 too_many_requests. Every
+	// answer of a limited endpoint carries X-RateLimit-Limit, -Remaining and
+	// -Reset (Auth0's headers). Default none: no limits (Auth0's real limits
+	// depend on the plan; set the ones a test needs).
+	RateLimits map[string]RateLimit
+	// BackChannelLogoutClient is the HTTP client that delivers logout tokens to
+	// applications' BackChannelLogoutURLs (give it the app's test server's
+	// client, e.g. httptest.Server.Client()). Default: a client trusting
+	// BackChannelLogoutCAs when set, else the system roots.
+	BackChannelLogoutClient *http.Client
+	// BackChannelLogoutCAs are the roots the default delivery client trusts
+	// (e.g. a pool with httptest.Server.Certificate()). Default: the system roots.
+	BackChannelLogoutCAs *x509.CertPool
+
+	// LogoutURLs are the tenant's Allowed Logout URLs (Advanced settings), used
+	// by /v2/logout without client_id. Default none.
+	LogoutURLs []string
+
 	// IssuerInAuthorizationResponse adds the RFC 9207 iss parameter to every
 	// redirect to a callback URL.
 	IssuerInAuthorizationResponse bool
@@ -87,7 +141,8 @@ type Config struct {
 	// Action is the tenant's post-login Action. It runs on interactive and silent
 	// logins, refresh-token exchanges, CIBA and MFA-API grants (see ActionEvent.Protocol),
 	// on the tenant's handler goroutines: it may be called concurrently.
-	Action func(ev *ActionEvent, api *ActionAPI)
+	// StepUpAction and ClaimsAction are ready ones.
+	Action ActionFunc
 
 	// Logger receives one debug line per request and every choice the tenant makes
 	// that a test may want to know about. Default: discard.
@@ -114,6 +169,47 @@ type Application struct {
 	ClientAssertionKeys []*rsa.PublicKey
 	// IDTokenAlg is "RS256" (default) or "HS256" (signed with ClientSecret).
 	IDTokenAlg string
+	// ThirdParty applications (Auth0's is_first_party false) show the consent
+	// page until the user granted the requested scopes. Default false.
+	ThirdParty bool
+	// BackChannelLogoutURLs is Auth0's oidc_logout.backchannel_logout_urls: at
+	// most one https URL the tenant POSTs logout tokens to. Default none.
+	BackChannelLogoutURLs []string
+	// BackChannelLogoutInitiators is Auth0's backchannel_logout_initiators.
+	// Default (zero): mode "custom" with every initiator selected but
+	// account-deleted and email-identifier-changed — choose Mode "all" for all.
+	BackChannelLogoutInitiators LogoutInitiators
+}
+
+// LogoutInitiators selects which events send a back-channel logout token.
+type LogoutInitiators struct {
+	// Mode is "custom" (only Selected) or "all". Default "custom".
+	Mode string
+	// Selected initiators when Mode is "custom": the Initiator* constants.
+	// Default (nil with Mode ""): rp-logout, idp-logout, password-changed,
+	// session-expired, session-revoked.
+	Selected []string
+}
+
+// Back-channel logout initiators, as Auth0 names them.
+const (
+	InitiatorRPLogout               = "rp-logout"
+	InitiatorIDPLogout              = "idp-logout"
+	InitiatorPasswordChanged        = "password-changed"
+	InitiatorSessionExpired         = "session-expired"
+	InitiatorSessionRevoked         = "session-revoked"
+	InitiatorAccountDeleted         = "account-deleted"
+	InitiatorEmailIdentifierChanged = "email-identifier-changed"
+)
+
+var allInitiators = []string{InitiatorRPLogout, InitiatorIDPLogout, InitiatorPasswordChanged,
+	InitiatorSessionExpired, InitiatorSessionRevoked, InitiatorAccountDeleted, InitiatorEmailIdentifierChanged}
+
+// RateLimit is a request budget of one endpoint.
+type RateLimit struct {
+	// Limit requests per Window (Window default 1 s).
+	Limit  int
+	Window time.Duration
 }
 
 // API is an Auth0 API (resource server).
@@ -125,6 +221,10 @@ type API struct {
 	// MFAScopes: requesting one of them makes the tenant demand MFA (Auth0's
 	// documented API step-up: an Action calling api.multifactor.enable).
 	MFAScopes []string
+	// RBAC is the API's "Enable RBAC" with "Add Permissions in the Access
+	// Token": granted scopes are limited to the user's User.Permissions for
+	// this API, and access tokens carry them as "permissions". Default false.
+	RBAC bool
 	// AccessTokenLifetime overrides Config.AccessTokenLifetime for this API.
 	AccessTokenLifetime time.Duration
 	// SigningAlg of the access tokens: "RS256" (default).
@@ -149,6 +249,8 @@ type User struct {
 	RecoveryCode string
 	// Blocked users cannot log in (error=unauthorized, "user is blocked").
 	Blocked bool
+	// Permissions assigned to the user, by API identifier (used by APIs with RBAC).
+	Permissions map[string][]string
 }
 
 // Connection is an identity provider.
@@ -226,6 +328,14 @@ func (c Config) withDefaults() Config {
 		a.CallbackURLs = append([]string(nil), a.CallbackURLs...)
 		a.LogoutURLs = append([]string(nil), a.LogoutURLs...)
 		a.ClientAssertionKeys = slices.Clone(a.ClientAssertionKeys)
+		a.BackChannelLogoutURLs = slices.Clone(a.BackChannelLogoutURLs)
+		a.BackChannelLogoutInitiators.Selected = slices.Clone(a.BackChannelLogoutInitiators.Selected)
+		if a.BackChannelLogoutInitiators.Mode == "" {
+			a.BackChannelLogoutInitiators.Mode = "custom"
+			if a.BackChannelLogoutInitiators.Selected == nil {
+				a.BackChannelLogoutInitiators.Selected = allInitiators[:5:5]
+			}
+		}
 		if a.GrantTypes == nil {
 			a.GrantTypes = defaultGrantTypes()
 		} else {
@@ -254,6 +364,17 @@ func (c Config) withDefaults() Config {
 		c.Users = DefaultUsers()
 	}
 	c.Users = append([]User(nil), c.Users...)
+	for i := range c.Users {
+		if p := c.Users[i].Permissions; p != nil {
+			cp := make(map[string][]string, len(p))
+			for k, v := range p {
+				cp[k] = slices.Clone(v)
+			}
+			c.Users[i].Permissions = cp
+		}
+	}
+	c.RateLimits = maps.Clone(c.RateLimits)
+	c.LogoutURLs = slices.Clone(c.LogoutURLs)
 	if c.Connections == nil {
 		c.Connections = DefaultConnections()
 	}
@@ -267,10 +388,7 @@ func (c Config) withDefaults() Config {
 			}
 		}
 	}
-	if c.ACRValuesSupported == nil {
-		c.ACRValuesSupported = []string{MFAACR}
-	}
-	c.ACRValuesSupported = append([]string(nil), c.ACRValuesSupported...)
+	c.ACRValuesSupported = slices.Clone(c.ACRValuesSupported)
 	if c.RefreshTokenLifetime <= 0 {
 		c.RefreshTokenLifetime = defaultRefreshLifetime
 	}

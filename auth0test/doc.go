@@ -6,11 +6,30 @@
 // reached it.
 //
 // It emulates a tenant that runs Auth0's documented step-up Action: hosted login
-// pages (one per connection), an OTP page when MFA is required, SSO, acr_values,
-// max_age and prompt, PKCE, refresh-token rotation with reuse detection, PAR, CIBA,
-// the MFA API and logout — with Auth0's paths, status codes and error bodies, so
-// that github.com/auth0/go-auth0/v3's own authentication client works against it
-// unchanged (the package's tests prove it).
+// pages (one per connection), an OTP page when MFA is required, a consent page,
+// SSO, acr_values, max_age and prompt, PKCE, refresh-token rotation with reuse
+// detection, PAR, CIBA, the MFA API (with OTP enrollment), RP-initiated and
+// back-channel logout, and rate limits — with Auth0's paths, status codes and
+// error bodies, so that github.com/auth0/go-auth0/v3's own authentication client
+// works against it unchanged (the package's tests prove it).
+//
+// It is never kinder than Auth0: its defaults are a real tenant's defaults
+// (MFA prompted each time acr_values asks, auth_time only with max_age or
+// prompt=login, opaque access tokens without an audience, discovery without
+// the features a tenant must enable), and where tenants differ by
+// configuration a Config switch turns the other behaviour on. fidelity_test.go
+// asserts each documented behaviour with its source.
+//
+// # Testing your app
+//
+// A Browser drives the user's own app end to end: Browser.Get (PostForm, Do)
+// follows the app's redirects into the tenant, fills the login, social, OTP
+// (from the user's TOTP secret), consent and logout pages, follows the
+// callback back into the app and returns the app's final response; Pages says
+// which tenant pages were shown. UserWithMFA, UserWithoutMFA, SocialUser and
+// NewUser are fixtures; ClaimsAction is the post-login Action that copies the
+// step-up evidence into namespaced access-token claims (StepUpAction alone is
+// Auth0's documented step-up Action). See ExampleBrowser_Get.
 //
 // # Walkthrough
 //
@@ -30,11 +49,14 @@
 //	// cb.Query().Get("code") goes to the code under test's callback handler.
 //
 //	// Step-up: acr_values=auth0test.MFAACR makes the tenant show the OTP page,
-//	// even when the browser has an SSO session; the ID token then has
-//	// "acr": MFAACR and "amr": ["mfa"].
+//	// each time, even when the browser has an SSO session that performed MFA;
+//	// the ID token then has "acr": MFAACR and "amr": ["mfa"].
 //	b := tn.NewBrowser() // keeps the SSO cookie between logins
 //	b.Login(ctx, loginURL, creds)   // b.Pages == [login]
 //	b.Login(ctx, stepUpURL, creds)  // b.Pages == [otp]
+//	b.Login(ctx, stepUpURL, creds)  // b.Pages == [otp] (Config.AllowRememberBrowser: [])
+//
+//	// Or the whole app: resp, err := b.Get(ctx, app.URL+"/salaries", auth0test.UserWithMFA())
 //
 //	// Time: every expiry uses Config.Now; tests move a fake clock instead of sleeping.
 //	// Failures: tn.InjectFault("/oauth/token", auth0test.Fault{Status: 503, Times: 1}),
@@ -46,10 +68,27 @@
 // A zero Config gives: the application DefaultApplication; the users of
 // DefaultUsers (alice: database user with an OTP factor and a recovery code; bob:
 // database user without a factor; carol: google-oauth2 user with a factor); the
-// connections Username-Password-Authentication and google-oauth2; acr_values_supported
-// [MFAACR]; no refresh-token rotation; Auth0's default lifetimes (ID token 36000 s,
-// access token 86400 s, refresh token 30 days absolute and idle, session 7 days
-// absolute and 3 days idle).
+// connections Username-Password-Authentication and google-oauth2; MFAACR honoured
+// (no acr_values_supported in discovery); no refresh-token rotation; Auth0's
+// default lifetimes (ID token 36000 s, access token 86400 s, refresh token 30
+// days absolute and idle, session 7 days absolute and 3 days idle).
+//
+// # Config switches (default = Auth0's default)
+//
+//	AllowRememberBrowser     false  the Action's allowRememberBrowser: true (an SSO session's MFA counts again)
+//	AlwaysIncludeAuthTime    false  auth_time in every ID token, not only with max_age / prompt=login
+//	MFARequiredWithoutToken  false  mfa_required without mfa_token / mfa_requirements
+//	EndSessionDiscovery      false  end_session_endpoint in discovery
+//	PAR, CIBA                false  their endpoints in discovery (the endpoints answer either way)
+//	ACRValuesSupported       nil    acr_values_supported published, and only listed values honoured
+//	IssuerInAuthorizationResponse false  RFC 9207 iss on callbacks, advertised in discovery
+//	RateLimits               none   per-endpoint request budgets (429 + X-RateLimit-*)
+//	LogoutURLs               none   the tenant's Allowed Logout URLs (/v2/logout without client_id)
+//	API.RBAC                 false  scopes limited to User.Permissions, "permissions" in access tokens
+//	Application.ThirdParty   false  the consent page
+//	Application.BackChannelLogoutURLs / BackChannelLogoutInitiators  none / custom: rp-logout,
+//	                                idp-logout, password-changed, session-expired, session-revoked
+//	BackChannelLogoutClient, BackChannelLogoutCAs  the client that delivers logout tokens
 //
 // # Endpoints
 //
@@ -63,8 +102,11 @@
 //	POST /oauth/par                          201 {"request_uri","expires_in":30}; single use
 //	GET  /userinfo                           Bearer access token with the userinfo audience
 //	POST /bc-authorize                       CIBA (poll mode)
-//	GET  /mfa/authenticators, POST /mfa/challenge   MFA API (Bearer mfa_token)
+//	GET  /mfa/authenticators, POST /mfa/challenge   MFA API (Bearer mfa_token, or an access
+//	                                         token for https://{domain}/mfa/)
+//	POST /mfa/associate, DELETE /mfa/authenticators/{id}   OTP enrollment and removal
 //	GET  /v2/logout, GET|POST /oidc/logout   end the SSO session; returnTo / post_logout_redirect_uri checked
+//	     /u/consent, /u/logout               consent and logout-confirmation pages
 //	GET|POST /auth0test/ciba                 not Auth0's: pending CIBA requests and MFA push
 //	                                         challenges with Approve/Deny buttons
 //
@@ -80,15 +122,20 @@
 //
 // # Helpers
 //
-// Browser (NewBrowser, Login, Logout, HasSession, Pages) drives the hosted pages
-// over HTTP with a cookie jar; Tenant.Login uses a fresh Browser. TOTP and
+// Browser (NewBrowser, Get, PostForm, Do, Login, Logout, DeclineLogout,
+// HasSession, Pages, Trust) drives the hosted pages and the user's app over
+// HTTP with a cookie jar; Tenant.Login uses a fresh Browser. TOTP and
 // Tenant.OTP compute codes. Sign, SignWith, SigningKeys, IDTokenClaims and
 // AccessTokenClaims mint tokens for negative tests. NewMFAToken, PendingOOB,
 // ApproveOOB and DenyOOB drive the MFA API; PendingCIBA, ApproveCIBA and DenyCIBA the CIBA flow.
 // AddCallbackURL and AddLogoutURL register URLs known only after start-up.
 // InjectFault, ClearFaults and ForgeIDTokens break things; Calls, GrantCalls,
 // Endpoints, ResetCounters, RefreshLog and RefreshFamily count them;
-// RevokeRefreshFamily and EndSessions act as an administrator would. The Tenant
+// RevokeRefreshFamily, EndSession, EndSessions, ChangePassword, ChangeEmail,
+// BlockUser and DeleteUser act as an administrator would (the ones that end
+// sessions send back-channel logout tokens); LogoutDeliveries and
+// InjectDeliveryFault show and break those deliveries; Sweep and Retained show
+// that a long-running tenant stays bounded. The Tenant
 // is also an http.Handler, so fuzz targets and benchmarks can call ServeHTTP
 // in-process. Applications may authenticate with client_secret_post,
 // client_secret_basic, private_key_jwt (Application.ClientAssertionKeys) or none.
@@ -109,37 +156,65 @@
 // # Choices where Auth0's behaviour is not documented
 //
 //   - acr is returned only when requested, supported and satisfied; never otherwise.
-//   - An SSO session remembers that MFA was performed: a later /authorize with
-//     acr_values=MFAACR in the same session needs no OTP page (amr ["mfa"] again).
-//     prompt=login, or max_age exceeded, re-authenticates fully (password, then OTP).
-//     The session is created only when the whole login (first factor and MFA)
-//     succeeds. A connection parameter different from the session's forces a login.
-//   - auth_time is in every ID token obtained through /authorize (the time of the
-//     session's last first-factor authentication: completing MFA on an existing
-//     SSO session does not change it, so max_age measures the age of the password
-//     or social login) and refresh (the original login's).
-//     Refreshed ID tokens carry neither amr nor acr: a refresh never changes a
-//     session's step-up level. CIBA: auth_time is the approval time, no acr/amr.
-//     MFA API: auth_time is the grant time, no acr/amr.
+//   - MFA and the SSO session: acr_values=MFAACR (or an API's MFAScopes, or the
+//     Action's RequireMFA) shows the OTP page every time, as the documented
+//     step-up Action (allowRememberBrowser: false) does on Auth0. With
+//     Config.AllowRememberBrowser (or ActionAPI.RequireMFARememberBrowser) an SSO
+//     session that performed MFA stands for the remembered browser: no OTP page,
+//     amr ["mfa"] again. prompt=login, or max_age exceeded, re-authenticates fully
+//     (password, then OTP). The session is created only when the whole login
+//     (first factor and MFA) succeeds. A connection parameter different from the
+//     session's forces a login.
+//   - auth_time is in ID tokens from /authorize only when the request sent
+//     max_age or prompt=login (or with Config.AlwaysIncludeAuthTime): the time of
+//     the session's last first-factor authentication (completing MFA on an
+//     existing SSO session does not change it, so max_age measures the age of
+//     the password or social login). Refreshed ID tokens carry it when the
+//     login's did, and neither amr nor acr: a refresh never changes a session's
+//     step-up level. CIBA: auth_time is the approval time, no acr/amr. MFA API:
+//     auth_time is the grant time, no acr/amr.
 //   - The Action's event.authentication.methods (ActionEvent.Authentication) is
 //     the SSO session's first factor with its time (the session's auth_time) and,
-//     once the session performed MFA, {"mfa", when the one-time code was accepted}.
-//     The Action runs after the first factor and before the MFA it requests, so
-//     the login that performs MFA does not see it yet; later logins in the session
-//     do, and an Action can copy that time into a namespaced access-token claim.
-//     MFA API grants see [{"mfa", grant time}]; refresh exchanges and CIBA none.
-//   - prompt=none: no session (or max_age exceeded) gives login_required; MFA needed
-//     but not yet performed in the session gives interaction_required.
-//   - A user without an enrolled factor who needs MFA gets error=access_denied
-//     (enrollment is not emulated); with the MFA API, mfa_requirements says enroll.
+//     once the session performed MFA, {"mfa", when the one-time code was last
+//     accepted}. The Action runs after the first factor and before the MFA it
+//     requests, so the login that performs MFA sees only the session's earlier
+//     one; ClaimsAction therefore stamps a login that asks for MFA with the time
+//     it ran. MFA API grants see [{"mfa", grant time}]; refresh exchanges and
+//     CIBA none.
+//   - prompt=none: no session (or max_age exceeded) gives login_required; MFA
+//     needed and not remembered gives interaction_required; consent needed gives
+//     consent_required.
+//   - A user without an enrolled factor who needs MFA at /authorize gets
+//     error=access_denied (the enrollment page is not emulated); through the MFA
+//     API, mfa_requirements says enroll and /mfa/associate enrolls an OTP factor.
+//   - /mfa/associate: authenticator_types ["otp"] only; an mfa_token may enroll
+//     only while the user has no factor, afterwards an access token for
+//     https://{domain}/mfa/ with scope enroll; recovery_codes only when the user
+//     has no recovery code yet; barcode_uri is otpauth://totp/{domain}:{email}.
+//     The enrollment is confirmed by the mfa-otp grant with the mfa_token (or the
+//     access token) that associated it, within 10 minutes. OTP and push are one
+//     Guardian enrollment: deleting either id removes both (204; unknown id 404).
+//     GET /mfa/authenticators accepts an mfa_token or an access token with
+//     read:authenticators; DELETE only the access token with remove:authenticators.
 //   - Authorization codes live 10 minutes; a replayed code is refused and revokes
 //     the refresh-token family its first redemption created. An /authorize without
 //     redirect_uri uses the application's first callback URL; the code exchange must
 //     then repeat the authorization request's redirect_uri, or leave it out when
 //     that request did. A code_verifier is refused for a code issued without
-//     code_challenge. max_age=0 always re-authenticates.
-//   - API access: every API scope the API defines is granted when requested (no
-//     RBAC, no consent), and offline_access gives a refresh token for any API.
+//     code_challenge. max_age=0 always re-authenticates. An abandoned login
+//     (hosted pages never completed) is forgotten after 15 minutes.
+//   - API access: without API.RBAC every scope the API defines is granted when
+//     requested; with it, only those among the user's User.Permissions for the
+//     API, and the access token lists those permissions. offline_access gives a
+//     refresh token for any API. Third-party applications (and prompt=consent)
+//     show a consent page; a grant is remembered per user and application.
+//   - Access tokens: no jti; gty "refresh_token" after a refresh and
+//     "client-credentials" for client credentials; none after an authorization
+//     code. Without an audience the token is opaque (random, not a JWT),
+//     accepted by /userinfo until it expires.
+//   - JWKS: Cache-Control "public, max-age=300" (JWKSCacheControl), the lower
+//     bound of Auth0's 5–10 minute caching advice; every other JSON answer is
+//     no-store.
 //   - private_key_jwt: the assertion's aud may be the issuer or the token endpoint
 //     URL; exp must be at most 5 minutes away (go-auth0 uses 2); a jti is accepted
 //     once. The header's kid is not required: every registered key is tried.
@@ -148,6 +223,8 @@
 //     invalid_client). Clients using golang.org/x/oauth2 should set AuthStyle
 //     explicitly (AuthStyleInParams for the default application), or its
 //     auto-detection costs an extra failed request.
+//   - PAR: public clients get 401 invalid_client. /oauth/par and /bc-authorize
+//     answer whether or not Config.PAR / Config.CIBA advertise them.
 //   - Without rotation, refresh exchanges return no new refresh token. With
 //     rotation, the overlap period accepts again only the token most recently
 //     rotated out (each such reuse returns a new token); any older token, or the
@@ -159,8 +236,34 @@
 //     interval (RFC 8628); approval and denial are final; an expired or denied
 //     request answers access_denied once, then invalid_grant.
 //   - TOTP codes of the current 30 s step and one step either side are accepted.
-//   - Access tokens are JWTs even without an audience (Auth0 issues opaque tokens
-//     then); their aud is then the userinfo URL only.
+//   - /v2/logout: an unknown client_id is an error page; without returnTo and
+//     with no allowed URL, the tenant's "logged out" page. federated is accepted
+//     and ignored. URLs match exactly once query and fragment are removed (no
+//     wildcards).
+//   - /oidc/logout: the id_token_hint may be expired but must be the tenant's;
+//     without client_id it names the application by its aud. logout_hint alone
+//     counts as a hint for the browser's session. The confirmation page (no
+//     hint, or a hint that is not the browser's session) ends the browser's
+//     session on "accept" and nothing on "deny"; it lives 10 minutes.
+//   - Back-channel logout: the token's header is {"alg":"RS256","typ":"logout+jwt",
+//     "kid"} (the spec's explicit typing), exp is iat + 2 minutes, jti random;
+//     aud is the application, sid and sub the ended session's. Every application
+//     that logged in with the session and has a back-channel URL whose
+//     initiators include the event is called, synchronously, once (no retry; 5 s
+//     timeout), so a test sees LogoutDeliveries as soon as the call returns. The
+//     initiators: rp-logout for /v2/logout and /oidc/logout, session-revoked for
+//     EndSession and BlockUser, password-changed for ChangePassword,
+//     email-identifier-changed for ChangeEmail, account-deleted for DeleteUser,
+//     session-expired for sessions the sweep finds expired; idp-logout is never
+//     sent (no upstream identity provider). Discovery advertises back-channel
+//     logout when an application has a back-channel URL. The URL must be https
+//     (Auth0 also refuses loopback addresses; auth0test must not, to reach a
+//     test server).
+//   - Rate limits: a fixed window per endpoint path; X-RateLimit-Reset is the
+//     window's end in UNIX seconds; a 429 adds Retry-After.
+//   - Memory: every record kind expires; one request in 256 (and Sweep) drops
+//     what is past its lifetime, the refresh log keeps its newest 4096 entries
+//     and the delivery log its newest 1024. No goroutine is started.
 //   - The SSO cookie is "auth0" (Secure, HttpOnly, SameSite=None).
 //
 // # What it does not emulate
@@ -168,9 +271,9 @@
 // Implicit and hybrid flows, response_mode form_post and web_message, the password
 // and password-realm grants, device code, token exchange, mTLS client
 // authentication, JWE access tokens, organizations and
-// invitations, consent screens, MFA enrollment, SMS/email/WebAuthn factors,
-// the Management API, rate limits (inject them with faults), custom domains and
-// the Universal Login look. Hosted pages are plain forms meant for Browser and for
+// invitations, MFA enrollment on the hosted pages (the MFA API enrolls OTP),
+// SMS/email/WebAuthn factors, the Management API, plans (every feature is
+// available), custom domains and the Universal Login look. Hosted pages are plain forms meant for Browser and for
 // people in a demo; their markup (data-page and data-error attributes) is the
 // only contract Browser relies on.
 package auth0test

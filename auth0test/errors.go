@@ -73,8 +73,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		b = []byte(`{"error":"server_error","error_description":"encoding failed"}`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
+	// A handler's own caching policy (the JWKS's) wins; everything else is
+	// not to be stored.
+	if w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

@@ -2,7 +2,9 @@ package auth0test
 
 import (
 	"maps"
+	"net/http"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -15,6 +17,10 @@ type Fault struct {
 	Body   string
 	// RetryAfter sets the Retry-After header of a 429.
 	RetryAfter time.Duration
+	// Header is added to the fault's answer (with Status), e.g. Auth0's
+	// X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset on a 429
+	// (RateLimitHeaders builds them).
+	Header http.Header
 	// Delay is waited before answering (or before the endpoint runs when Status is 0
 	// and Drop is false). It ends early when the client gives up or the tenant closes.
 	Delay time.Duration
@@ -79,44 +85,12 @@ func (t *Tenant) Endpoints() []string {
 	return slices.Sorted(maps.Keys(t.calls))
 }
 
-// sweepLocked drops expired one-time records, so a long-running tenant (the demo)
-// does not grow without bound. Called every sweepEvery requests.
-func (t *Tenant) sweepLocked(now time.Time) {
-	for k, tx := range t.txs {
-		if now.After(tx.created.Add(loginTxTimeout)) {
-			delete(t.txs, k)
-		}
-	}
-	for k, c := range t.codes {
-		if now.After(c.expires.Add(codeLifetime)) { // kept a while to detect replays
-			delete(t.codes, k)
-		}
-	}
-	for k, p := range t.pars {
-		if now.After(p.expires) {
-			delete(t.pars, k)
-		}
-	}
-	for k, r := range t.ciba {
-		if now.After(r.expires.Add(time.Hour)) {
-			delete(t.ciba, k)
-		}
-	}
-	for k, g := range t.mfaTokens {
-		if now.After(g.expires) {
-			delete(t.mfaTokens, k)
-		}
-	}
-	for k, exp := range t.usedJTIs {
-		if now.After(exp) {
-			delete(t.usedJTIs, k)
-		}
-	}
-	for k, s := range t.sessions {
-		if now.After(s.created.Add(t.cfg.SessionLifetime)) || now.After(s.lastUsed.Add(t.cfg.SessionIdleLifetime)) {
-			delete(t.sessions, k)
-		}
+// RateLimitHeaders returns Auth0's rate-limit headers for a Fault: limit,
+// remaining, and reset (a UNIX time in seconds).
+func RateLimitHeaders(limit, remaining int, reset time.Time) http.Header {
+	return http.Header{
+		"X-Ratelimit-Limit":     {strconv.Itoa(limit)},
+		"X-Ratelimit-Remaining": {strconv.Itoa(remaining)},
+		"X-Ratelimit-Reset":     {strconv.FormatInt(reset.Unix(), 10)},
 	}
 }
-
-const sweepEvery = 256

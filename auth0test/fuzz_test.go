@@ -105,6 +105,9 @@ func FuzzHostedPages(f *testing.F) {
 	f.Add("/auth0test/ciba", "auth_req_id=x&decision=approve")
 	f.Add("/oidc/logout", "id_token_hint=a.b.c&post_logout_redirect_uri=http://x")
 	f.Add("/userinfo", "access_token=x")
+	f.Add("/u/consent", "state=x&action=accept")
+	f.Add("/u/logout", "state=x&action=deny")
+	f.Add("/oidc/logout", "logout_hint=x&client_id=stepup-demo-client")
 	f.Fuzz(func(t *testing.T, path, body string) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n?#") {
 			return
@@ -115,6 +118,41 @@ func FuzzHostedPages(f *testing.F) {
 		rec := httptest.NewRecorder()
 		tn.ServeHTTP(rec, req)
 		checkAnswer(t, rec, path+" "+body)
+	})
+}
+
+// FuzzMFAAPI sends hostile bodies and authenticator ids to the MFA API's
+// enrollment endpoints, with a live mfa_token for a user without a factor.
+func FuzzMFAAPI(f *testing.F) {
+	tn := fuzzTenant(f)
+	app := DefaultApplication()
+	auth := `"client_id":"` + app.ClientID + `","client_secret":"` + app.ClientSecret + `"`
+	f.Add(`{`+auth+`,"authenticator_types":["otp"]}`, true, "totp|dev_0")
+	f.Add(`{`+auth+`,"authenticator_types":"[\"otp\",1]"}`, true, "")
+	f.Add(`{`+auth+`,"authenticator_types":["oob"],"oob_channels":["sms"]}`, true, "../x")
+	f.Add("client_id="+app.ClientID+"&client_secret="+app.ClientSecret+"&authenticator_types=otp", false, "push|dev_%zz")
+	f.Add("authenticator_types=[", false, "recovery-code|dev_1")
+	f.Fuzz(func(t *testing.T, body string, asJSON bool, id string) {
+		tok, err := tn.NewMFAToken(app.ClientID, BobEmail, "openid", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodPost, "/mfa/associate", strings.NewReader(body))
+		if asJSON {
+			req.Header.Set("Content-Type", "application/json")
+		} else {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		tn.ServeHTTP(rec, req)
+		checkAnswer(t, rec, body)
+		req = httptest.NewRequest(http.MethodDelete, "/", nil)
+		req.URL.Path = "/mfa/authenticators/" + id
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec = httptest.NewRecorder()
+		tn.ServeHTTP(rec, req)
+		checkAnswer(t, rec, id)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +72,7 @@ func TestGoAuth0CrossCheck(t *testing.T) {
 		"response_type": {"code"}, "client_id": {app.ClientID}, "redirect_uri": {app.CallbackURLs[0]},
 		"scope": {"openid profile email offline_access"}, "state": {"s"}, "nonce": {"n-1"},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "acr_values": {auth0test.MFAACR},
+		"max_age": {"60"}, // go-auth0 checks auth_time with MaxAge, and Auth0 sends it only then
 	}.Encode()
 	cb, err := tn.Login(ctx, authURL, auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword})
 	if err != nil {
@@ -198,6 +200,49 @@ func TestGoAuth0CrossCheck(t *testing.T) {
 	ts, err := api.MFA.VerifyWithOTP(ctx, mfa.VerifyWithOTPRequest{MFAToken: mfaToken, OTP: tn.OTP(auth0test.AliceEmail)})
 	if err != nil || ts.AccessToken == "" {
 		t.Errorf("VerifyWithOTP: %+v, %v", ts, err)
+	}
+
+	// MFA API enrollment through go-auth0 (AddAuthenticator, ListAuthenticators,
+	// DeleteAuthenticator): bob has no factor.
+	bobTok, err := tn.NewMFAToken(app.ClientID, auth0test.BobEmail, "openid", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.MFA.Challenge(ctx, mfa.ChallengeRequest{MFAToken: bobTok, ChallengeType: "otp"}); !errors.As(err, &aerr) || aerr.StatusCode != 400 {
+		t.Errorf("Challenge for an unenrolled user: %#v, want 400", err)
+	}
+	added, err := api.MFA.AddAuthenticator(ctx, bobTok, mfa.AddAuthenticatorRequest{AuthenticatorTypes: []string{"otp"}})
+	if err != nil || added.AuthenticatorType != "otp" || added.Secret == "" || len(added.RecoveryCodes) != 1 ||
+		!strings.HasPrefix(added.BarcodeURI, "otpauth://totp/") || !strings.Contains(added.BarcodeURI, "secret="+added.Secret) {
+		t.Fatalf("AddAuthenticator = %+v, %v", added, err)
+	}
+	if _, err := api.MFA.VerifyWithOTP(ctx, mfa.VerifyWithOTPRequest{MFAToken: bobTok, OTP: auth0test.TOTP(added.Secret, now())}); err != nil {
+		t.Fatalf("confirming the enrollment with the mfa-otp grant: %v", err)
+	}
+	if bob, _ := tn.User(auth0test.BobEmail); bob.TOTPSecret != added.Secret || bob.RecoveryCode != added.RecoveryCodes[0] {
+		t.Errorf("after enrollment: bob's secret %q, recovery code %q", bob.TOTPSecret, bob.RecoveryCode)
+	}
+	// A token for the MFA API's audience lists and removes authenticators.
+	mgmt, err := tn.NewMFAToken(app.ClientID, auth0test.BobEmail, "enroll read:authenticators remove:authenticators", tn.Issuer()+"mfa/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mts, err := api.MFA.VerifyWithOTP(ctx, mfa.VerifyWithOTPRequest{MFAToken: mgmt, OTP: auth0test.TOTP(added.Secret, now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := api.MFA.ListAuthenticators(ctx, mts.AccessToken)
+	if err != nil || len(list) != 3 || list[0].AuthenticatorType != "otp" || !list[0].Active {
+		t.Fatalf("ListAuthenticators after enrollment = %+v, %v", list, err)
+	}
+	if err := api.MFA.DeleteAuthenticator(ctx, mts.AccessToken, list[0].ID); err != nil {
+		t.Errorf("DeleteAuthenticator: %v", err)
+	}
+	if err := api.MFA.DeleteAuthenticator(ctx, mts.AccessToken, list[0].ID); !errors.As(err, &aerr) || aerr.StatusCode != 404 {
+		t.Errorf("DeleteAuthenticator twice: %#v, want 404", err)
+	}
+	if list, err := api.MFA.ListAuthenticators(ctx, mts.AccessToken); err != nil || len(list) != 1 || list[0].AuthenticatorType != "recovery-code" {
+		t.Errorf("ListAuthenticators after delete = %+v, %v (OTP and push are one enrollment)", list, err)
 	}
 
 	// private_key_jwt, with go-auth0's own client assertions.

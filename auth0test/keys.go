@@ -23,6 +23,9 @@ import (
 	"time"
 )
 
+// JWKSCacheControl is the Cache-Control of /.well-known/jwks.json.
+const JWKSCacheControl = "public, max-age=300"
+
 type signingKey struct {
 	kid  string
 	priv *rsa.PrivateKey
@@ -126,7 +129,10 @@ func (t *Tenant) handleJWKS(w http.ResponseWriter, r *http.Request) {
 		keys = append(keys, t.previous.jwk())
 	}
 	t.mu.Unlock()
-	w.Header().Set("Cache-Control", "public, max-age=15")
+	// Auth0 documents no header value; its guidance is to cache the JWKS for 5
+	// to 10 minutes and refetch on an unknown kid (json-web-key-sets): the
+	// lower bound, so a client honouring it sees a rotation within 5 minutes.
+	w.Header().Set("Cache-Control", JWKSCacheControl)
 	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 }
 

@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,8 +37,12 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 	if got, want := d["jwks_uri"], tn.Issuer()+".well-known/jwks.json"; got != want {
 		t.Errorf("jwks_uri = %v, want %v", got, want)
 	}
-	if got := d["acr_values_supported"]; !cmp.Equal(got, []any{MFAACR}) {
-		t.Errorf("acr_values_supported = %v", got)
+	// Auth0 publishes these only when enabled (fidelity_test.go has the sources).
+	for _, k := range []string{"acr_values_supported", "end_session_endpoint", "pushed_authorization_request_endpoint",
+		"backchannel_authentication_endpoint", "backchannel_logout_supported"} {
+		if v, ok := d[k]; ok {
+			t.Errorf("default tenant advertises %s = %v", k, v)
+		}
 	}
 	resp2, err := tn.Client().Get(tn.URL() + "/.well-known/jwks.json")
 	if err != nil {
@@ -139,7 +145,10 @@ func TestLoginCodeFlow(t *testing.T) {
 	want := map[string]any{
 		"iss": tn.Issuer(), "sub": "auth0|alice", "aud": DefaultApplication().ClientID, "nonce": "nonce-456",
 		"iat": float64(clk.Now().Unix()), "exp": float64(clk.Now().Add(36000 * time.Second).Unix()),
-		"auth_time": float64(clk.Now().Unix()), "email": AliceEmail, "email_verified": true,
+		"email": AliceEmail, "email_verified": true,
+	}
+	if v, ok := id["auth_time"]; ok {
+		t.Errorf("auth_time = %v without max_age or prompt=login", v)
 	}
 	for k, v := range want {
 		if id[k] != v {
@@ -155,14 +164,9 @@ func TestLoginCodeFlow(t *testing.T) {
 	if id["sid"] == nil {
 		t.Error("no sid")
 	}
-	at := verifiedClaims(t, tn, m["access_token"].(string))
-	for _, c := range []string{"acr", "amr", "auth_time"} {
-		if _, ok := at[c]; ok {
-			t.Errorf("access token carries %s", c)
-		}
-	}
-	if at["aud"] != tn.Issuer()+"userinfo" || at["sub"] != "auth0|alice" {
-		t.Errorf("access token = %v", at)
+	// No audience: an opaque access token, good for /userinfo.
+	if tok := m["access_token"].(string); strings.Count(tok, ".") == 2 || !tn.IsOpaque(tok) {
+		t.Errorf("access token without audience = %q, want an opaque token", tok)
 	}
 	// /userinfo answers for it.
 	req, _ := http.NewRequest(http.MethodGet, tn.URL()+"/userinfo", nil)
@@ -184,54 +188,69 @@ func TestLoginCodeFlow(t *testing.T) {
 }
 
 func TestStepUpWithSSO(t *testing.T) {
+	for _, remember := range []bool{false, true} {
+		t.Run(fmt.Sprintf("AllowRememberBrowser=%v", remember), func(t *testing.T) {
+			clk := newClock()
+			tn := NewTenant(t, Config{Now: clk.Now, AllowRememberBrowser: remember})
+			b := tn.NewBrowser()
+			// 1. plain login with max_age: no MFA, auth_time present.
+			login(t, b, authorizeURL(tn, map[string]string{"max_age": "3600"}), alice)
+			// 2. SSO: no page at all; auth_time only because max_age was sent.
+			clk.Advance(time.Minute)
+			code := login(t, b, authorizeURL(tn, map[string]string{"max_age": "3600"}), alice)
+			if len(b.Pages) != 0 {
+				t.Errorf("SSO login showed pages %v", b.Pages)
+			}
+			id := claimsOf(t, exchange(t, tn, code)["id_token"].(string))
+			if id["auth_time"] != float64(clk.Now().Add(-time.Minute).Unix()) {
+				t.Errorf("SSO auth_time = %v, want the first login's", id["auth_time"])
+			}
+			// 3. step-up: acr_values forces the OTP page even with the SSO session.
+			clk.Advance(time.Minute)
+			code = login(t, b, authorizeURL(tn, map[string]string{"acr_values": MFAACR, "max_age": "3600"}), alice)
+			if !cmp.Equal(b.Pages, []string{"otp"}) {
+				t.Errorf("step-up pages = %v, want [otp]", b.Pages)
+			}
+			m := exchange(t, tn, code)
+			id = verifiedClaims(t, tn, m["id_token"].(string))
+			if id["acr"] != MFAACR || !cmp.Equal(id["amr"], []any{"mfa"}) {
+				t.Errorf("step-up acr=%v amr=%v", id["acr"], id["amr"])
+			}
+			if id["auth_time"] != float64(clk.Now().Add(-2*time.Minute).Unix()) {
+				t.Errorf("step-up auth_time = %v, want the password login's", id["auth_time"])
+			}
+			// 4. a step-up without max_age: no auth_time (Auth0 documents it only
+			// with max_age / prompt=login).
+			code = login(t, b, authorizeURL(tn, map[string]string{"acr_values": MFAACR}), alice)
+			wantPages := []string{"otp"} // allowRememberBrowser:false: MFA each time
+			if remember {
+				wantPages = nil
+			}
+			if !cmp.Equal(b.Pages, wantPages) {
+				t.Errorf("second step-up pages = %v, want %v", b.Pages, wantPages)
+			}
+			id = claimsOf(t, exchange(t, tn, code)["id_token"].(string))
+			if id["acr"] != MFAACR {
+				t.Errorf("second step-up acr = %v", id["acr"])
+			}
+			if v, ok := id["auth_time"]; ok {
+				t.Errorf("step-up without max_age: auth_time = %v", v)
+			}
+			// 5. prompt=login re-authenticates fully: password and OTP again.
+			login(t, b, authorizeURL(tn, map[string]string{"acr_values": MFAACR, "prompt": "login"}), alice)
+			if !cmp.Equal(b.Pages, []string{"login", "otp"}) {
+				t.Errorf("prompt=login pages = %v", b.Pages)
+			}
+		})
+	}
+}
+
+func TestAlwaysIncludeAuthTime(t *testing.T) {
 	clk := newClock()
-	tn := NewTenant(t, Config{Now: clk.Now})
-	b := tn.NewBrowser()
-	// 1. plain login: no MFA.
-	login(t, b, authorizeURL(tn, nil), alice)
-	// 2. SSO: no page at all.
-	clk.Advance(time.Minute)
-	code := login(t, b, authorizeURL(tn, nil), alice)
-	if len(b.Pages) != 0 {
-		t.Errorf("SSO login showed pages %v", b.Pages)
-	}
-	id := claimsOf(t, exchange(t, tn, code)["id_token"].(string))
-	if id["auth_time"] != float64(clk.Now().Add(-time.Minute).Unix()) {
-		t.Errorf("SSO auth_time = %v, want the first login's", id["auth_time"])
-	}
-	// 3. step-up: acr_values forces the OTP page even with the SSO session.
-	clk.Advance(time.Minute)
-	code = login(t, b, authorizeURL(tn, map[string]string{"acr_values": MFAACR}), alice)
-	if !cmp.Equal(b.Pages, []string{"otp"}) {
-		t.Errorf("step-up pages = %v, want [otp]", b.Pages)
-	}
-	m := exchange(t, tn, code)
-	id = verifiedClaims(t, tn, m["id_token"].(string))
-	if id["acr"] != MFAACR || !cmp.Equal(id["amr"], []any{"mfa"}) {
-		t.Errorf("step-up acr=%v amr=%v", id["acr"], id["amr"])
-	}
-	if id["auth_time"] != float64(clk.Now().Add(-2*time.Minute).Unix()) {
-		t.Errorf("step-up auth_time = %v, want the password login's", id["auth_time"])
-	}
-	at := claimsOf(t, m["access_token"].(string))
-	for _, c := range []string{"acr", "amr", "auth_time"} {
-		if _, ok := at[c]; ok {
-			t.Errorf("access token carries %s after step-up", c)
-		}
-	}
-	// 4. the session now remembers MFA: a second step-up needs no page.
-	code = login(t, b, authorizeURL(tn, map[string]string{"acr_values": MFAACR}), alice)
-	if len(b.Pages) != 0 {
-		t.Errorf("second step-up pages = %v, want none", b.Pages)
-	}
-	id = claimsOf(t, exchange(t, tn, code)["id_token"].(string))
-	if id["acr"] != MFAACR {
-		t.Errorf("second step-up acr = %v", id["acr"])
-	}
-	// 5. prompt=login re-authenticates fully: password and OTP again.
-	login(t, b, authorizeURL(tn, map[string]string{"acr_values": MFAACR, "prompt": "login"}), alice)
-	if !cmp.Equal(b.Pages, []string{"login", "otp"}) {
-		t.Errorf("prompt=login pages = %v", b.Pages)
+	tn := NewTenant(t, Config{Now: clk.Now, AlwaysIncludeAuthTime: true})
+	id := claimsOf(t, exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice))["id_token"].(string))
+	if id["auth_time"] != float64(clk.Now().Unix()) {
+		t.Errorf("auth_time = %v, want the login's", id["auth_time"])
 	}
 }
 
@@ -313,7 +332,17 @@ func TestPromptNone(t *testing.T) {
 	if err != nil || cb.Query().Get("error") != "interaction_required" {
 		t.Fatalf("MFA with prompt=none: %v %v", cb, err)
 	}
-	// After a step-up, prompt=none succeeds, but silent ID tokens carry no amr.
+	// After a step-up, prompt=none with acr_values still needs the OTP page
+	// (allowRememberBrowser:false)...
+	login(t, b, authorizeURL(tn, map[string]string{"acr_values": MFAACR}), alice)
+	cb, err = b.Login(ctx, authorizeURL(tn, map[string]string{"prompt": "none", "acr_values": MFAACR}), alice)
+	if err != nil || cb.Query().Get("error") != "interaction_required" {
+		t.Fatalf("MFA with prompt=none after a step-up: %v %v", cb, err)
+	}
+	// ...and succeeds on a tenant that remembers the browser, but silent ID
+	// tokens carry no amr.
+	tn = NewTenant(t, Config{AllowRememberBrowser: true})
+	b = tn.NewBrowser()
 	login(t, b, authorizeURL(tn, map[string]string{"acr_values": MFAACR}), alice)
 	code = login(t, b, authorizeURL(tn, map[string]string{"prompt": "none", "acr_values": MFAACR}), alice)
 	id := claimsOf(t, exchange(t, tn, code)["id_token"].(string))
@@ -466,9 +495,9 @@ func TestAuthorizeErrors(t *testing.T) {
 		wantPage string // error page code
 		wantCB   string // callback error
 	}{
-		{"unknown client", map[string]string{"client_id": "nope"}, "invalid_request", ""},
+		{"unknown client", map[string]string{"client_id": "nope"}, "unauthorized_client", ""},
 		{"missing client", map[string]string{"client_id": ""}, "invalid_request", ""},
-		{"callback mismatch", map[string]string{"redirect_uri": "https://evil.example/cb"}, "invalid_request", ""},
+		{"callback mismatch", map[string]string{"redirect_uri": "https://evil.example/cb"}, "unauthorized_client", ""},
 		{"bad response_type", map[string]string{"response_type": "token"}, "", "unsupported_response_type"},
 		{"bad challenge method", map[string]string{"code_challenge_method": "S512"}, "", "invalid_request"},
 		{"short challenge", map[string]string{"code_challenge": "abc"}, "", "invalid_request"},
@@ -529,11 +558,28 @@ func TestLogout(t *testing.T) {
 	if cb.Query().Get("error") != "login_required" {
 		t.Errorf("after logout, prompt=none: %v", cb)
 	}
-	// OIDC logout with id_token_hint and state.
+	// OIDC logout with id_token_hint and state: the old session's hint is not
+	// this session: the tenant asks first.
+	hint := func(idt string) string {
+		return tn.URL() + "/oidc/logout?id_token_hint=" + idt + "&post_logout_redirect_uri=" + DefaultApplication().LogoutURLs[0] + "&state=xyz"
+	}
+	fresh := exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
+	if err := b.DeclineLogout(ctx, hint(idt)); !errors.Is(err, ErrLogoutDeclined) || !b.HasSession() {
+		t.Fatalf("declined logout: %v, session %v", err, b.HasSession())
+	}
+	u, err = b.Logout(ctx, hint(idt))
+	if err != nil || u.Query().Get("state") != "xyz" || !cmp.Equal(b.Pages, []string{"logout-confirm"}) {
+		t.Fatalf("oidc logout with a stale hint: %v %v pages %v", u, err, b.Pages)
+	}
+	if b.HasSession() {
+		t.Error("session survived a confirmed /oidc/logout")
+	}
+	// The session's own hint: no confirmation.
 	login(t, b, authorizeURL(tn, nil), alice)
-	u, err = b.Logout(ctx, tn.URL()+"/oidc/logout?id_token_hint="+idt+"&post_logout_redirect_uri="+DefaultApplication().LogoutURLs[0]+"&state=xyz")
-	if err != nil || u.Query().Get("state") != "xyz" {
-		t.Fatalf("oidc logout: %v %v", u, err)
+	fresh = exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
+	u, err = b.Logout(ctx, hint(fresh))
+	if err != nil || u.Query().Get("state") != "xyz" || len(b.Pages) != 0 {
+		t.Fatalf("oidc logout: %v %v pages %v", u, err, b.Pages)
 	}
 	if b.HasSession() {
 		t.Error("session survived /oidc/logout")

@@ -10,7 +10,7 @@ type link struct{ Href, Text string }
 type option struct{ Value, Text string }
 
 type pageData struct {
-	Page       string // login, social, otp, error, ciba, logout
+	Page       string // login, social, otp, error, ciba, logout, logout-confirm, logout-declined
 	Title      string
 	State      string
 	Email      string
@@ -64,6 +64,13 @@ input,select{padding:.5rem}button{padding:.6rem;background:#635dff;color:#fff;bo
 <input id="code" name="code" inputmode="numeric" pattern="[0-9]{6}" autocomplete="one-time-code" required>
 <button type="submit">Continue</button>
 </form>
+{{else if eq .Page "consent"}}
+<p>The application asks for access to your account: <span id="scopes">{{.Email}}</span>.</p>
+<form method="post" action="/u/consent">
+<input type="hidden" name="state" value="{{.State}}">
+<button type="submit" name="action" value="accept">Accept</button>
+<button type="submit" name="action" value="deny">Decline</button>
+</form>
 {{else if eq .Page "ciba"}}
 {{if .CIBA}}<table><tr><th>User</th><th>Binding message</th><th>Scope</th><th></th></tr>
 {{range .CIBA}}<tr><td>{{.UserID}}</td><td>{{.BindingMessage}}</td><td>{{.Scope}}</td><td>
@@ -79,6 +86,18 @@ input,select{padding:.5rem}button{padding:.6rem;background:#635dff;color:#fff;bo
 <p id="code">{{.Error}}</p>
 {{else if eq .Page "logout"}}
 <p>You are logged out.</p>
+{{else if eq .Page "logout-confirm"}}
+<p>Do you want to log out of this tenant?</p>
+<form method="post" action="/u/logout">
+<input type="hidden" name="state" value="{{.State}}">
+<button type="submit" name="action" value="accept">Yes, log me out</button>
+</form>
+<form method="post" action="/u/logout">
+<input type="hidden" name="state" value="{{.State}}">
+<button type="submit" name="action" value="deny">No, stay logged in</button>
+</form>
+{{else if eq .Page "logout-declined"}}
+<p>You are still logged in.</p>
 {{end}}
 </body></html>
 `))

@@ -142,6 +142,7 @@ func (t *Tenant) grantRefreshToken(app *Application, form url.Values) (map[strin
 	tr := tokenRequest{
 		app: app, user: &user, scopes: scopes, audience: fam.audience, sid: fam.sid,
 		authTime: fam.authTime, idClaims: api.idClaims, atClaims: api.atClaims, family: fam,
+		gty: GrantRefreshToken, // Auth0's profile: gty "refresh_token" after a refresh
 	}
 	switch {
 	case !t.cfg.RefreshTokenRotation:

@@ -60,7 +60,22 @@ type Tenant struct {
 	grantCalls              map[string]int
 	requests                int
 	usedJTIs                map[string]time.Time // client assertions seen, until their exp
+	opaque                  map[string]*opaqueToken
+	enrollments             map[string]*enrollment // pending MFA API enrollments by user id
+	limits                  map[string]*rateWindow
+	deliveries              []LogoutDelivery
+	deliveryFaults          map[string]*DeliveryFault
+	logouts                 map[string]*pendingLogout // /oidc/logout confirmations
+	deliveryClient          *http.Client
+	grants                  map[string][]string // consented scopes by "user client"
 }
+
+// maxCountedPaths bounds the per-path call counters; further paths are
+// counted together under otherPaths.
+const (
+	maxCountedPaths = 256
+	otherPaths      = "(other paths)"
+)
 
 // NewTenant starts a tenant for a test and closes it with t.Cleanup. It calls
 // t.Fatal if the tenant cannot start.
@@ -78,24 +93,34 @@ func NewTenant(t testing.TB, cfg Config) *Tenant {
 func Start(cfg Config) (*Tenant, error) {
 	cfg = cfg.withDefaults()
 	t := &Tenant{
-		cfg:           cfg,
-		done:          make(chan struct{}),
-		apps:          map[string]*Application{},
-		apis:          map[string]*API{},
-		conns:         map[string]Connection{},
-		sessions:      map[string]*session{},
-		txs:           map[string]*loginTx{},
-		codes:         map[string]*authCode{},
-		refreshTokens: map[string]*refreshToken{},
-		families:      map[string]*family{},
-		mfaTokens:     map[string]*mfaGrant{},
-		oobChallenges: map[string]*oobChallenge{},
-		pars:          map[string]*parRequest{},
-		ciba:          map[string]*cibaRequest{},
-		faults:        map[string]*Fault{},
-		calls:         map[string]int{},
-		grantCalls:    map[string]int{},
-		usedJTIs:      map[string]time.Time{},
+		cfg:            cfg,
+		done:           make(chan struct{}),
+		apps:           map[string]*Application{},
+		apis:           map[string]*API{},
+		conns:          map[string]Connection{},
+		sessions:       map[string]*session{},
+		txs:            map[string]*loginTx{},
+		codes:          map[string]*authCode{},
+		refreshTokens:  map[string]*refreshToken{},
+		families:       map[string]*family{},
+		mfaTokens:      map[string]*mfaGrant{},
+		oobChallenges:  map[string]*oobChallenge{},
+		pars:           map[string]*parRequest{},
+		ciba:           map[string]*cibaRequest{},
+		faults:         map[string]*Fault{},
+		calls:          map[string]int{},
+		grantCalls:     map[string]int{},
+		usedJTIs:       map[string]time.Time{},
+		opaque:         map[string]*opaqueToken{},
+		enrollments:    map[string]*enrollment{},
+		limits:         map[string]*rateWindow{},
+		deliveryFaults: map[string]*DeliveryFault{},
+		logouts:        map[string]*pendingLogout{},
+		grants:         map[string][]string{},
+		deliveryClient: cfg.BackChannelLogoutClient,
+	}
+	if t.deliveryClient == nil {
+		t.deliveryClient = newDeliveryClient(cfg.BackChannelLogoutCAs)
 	}
 	for i := range cfg.Applications {
 		a := &cfg.Applications[i]
@@ -113,6 +138,9 @@ func Start(cfg Config) (*Tenant, error) {
 			}
 		default:
 			return nil, fmt.Errorf("auth0test: application %q: unsupported token endpoint auth method %q", a.ClientID, a.TokenEndpointAuthMethod)
+		}
+		if err := checkBackChannelURLs(*a); err != nil {
+			return nil, err
 		}
 		switch a.IDTokenAlg {
 		case "RS256":
@@ -171,6 +199,12 @@ func Start(cfg Config) (*Tenant, error) {
 	t.pool = pool
 	t.domain = ln.Addr().String()
 	t.url = "https://" + t.domain
+	// The MFA API's audience (Auth0 defines it on every tenant): tokens for it
+	// enroll, list and remove the user's authenticators.
+	if _, ok := t.apis[t.mfaAudience()]; !ok {
+		t.apis[t.mfaAudience()] = &API{Identifier: t.mfaAudience(), SigningAlg: "RS256",
+			Scopes: []string{"enroll", "read:authenticators", "remove:authenticators"}, AccessTokenLifetime: mfaTokenLifetime}
+	}
 	t.handler = t.routes()
 	t.srv = &http.Server{
 		Handler:           t,
@@ -250,13 +284,19 @@ func (t *Tenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		grant = grantTypeOf(r)
 	}
 	t.mu.Lock()
-	t.calls[path]++
+	counted := path
+	if _, known := t.calls[path]; !known && len(t.calls) >= maxCountedPaths {
+		counted = otherPaths // random paths must not grow the counters without bound
+	}
+	t.calls[counted]++
+	var expired []session
 	if t.requests++; t.requests%sweepEvery == 0 {
-		t.sweepLocked(t.cfg.Now())
+		expired = t.sweepLocked(t.cfg.Now())
 	}
 	if grant != "" {
 		t.grantCalls[grant]++
 	}
+	withinLimit := t.rateLimitLocked(path, w.Header(), t.cfg.Now())
 	f, faulty := t.faults[path]
 	var fault Fault
 	if faulty {
@@ -269,7 +309,12 @@ func (t *Tenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t.mu.Unlock()
+	t.deliverLogouts(r, expired, InitiatorSessionExpired)
 	t.cfg.Logger.Debug("auth0test: request", "method", r.Method, "path", path)
+	if !withinLimit {
+		writeError(w, http.StatusTooManyRequests, "too_many_requests", "Global limit has been reached")
+		return
+	}
 	if faulty {
 		if fault.Delay > 0 {
 			timer := time.NewTimer(fault.Delay)
@@ -297,6 +342,9 @@ func (t *Tenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			body := fault.Body
 			if body == "" {
 				body = fmt.Sprintf(`{"error":"%s","error_description":"injected fault"}`, faultCode(fault.Status))
+			}
+			for k, v := range fault.Header {
+				w.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 			}
 			w.Header().Set("Content-Type", "application/json")
 			if fault.Status == http.StatusTooManyRequests && fault.RetryAfter > 0 {
@@ -329,6 +377,7 @@ func (t *Tenant) routes() http.Handler {
 	mux.HandleFunc("/u/login", t.handleLoginPage)
 	mux.HandleFunc("/u/social", t.handleSocialPage)
 	mux.HandleFunc("/u/mfa-otp-challenge", t.handleOTPPage)
+	mux.HandleFunc("/u/consent", t.handleConsentPage)
 	mux.HandleFunc("/oauth/token", t.handleToken)
 	mux.HandleFunc("/oauth/revoke", t.handleRevoke)
 	mux.HandleFunc("/oauth/par", t.handlePAR)
@@ -337,8 +386,11 @@ func (t *Tenant) routes() http.Handler {
 	mux.HandleFunc("/auth0test/ciba", t.handleCIBAPage)
 	mux.HandleFunc("/mfa/challenge", t.handleMFAChallenge)
 	mux.HandleFunc("/mfa/authenticators", t.handleMFAAuthenticators)
+	mux.HandleFunc("/mfa/authenticators/", t.handleMFAAuthenticator)
+	mux.HandleFunc("/mfa/associate", t.handleMFAAssociate)
 	mux.HandleFunc("/v2/logout", t.handleV2Logout)
 	mux.HandleFunc("/oidc/logout", t.handleOIDCLogout)
+	mux.HandleFunc("/u/logout", t.handleLogoutConfirm)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Not Found")
 	})

@@ -260,16 +260,21 @@ type tokenRequest struct {
 
 // grantedScopes filters requested scopes as Auth0 does: OIDC scopes, plus the
 // scopes the audience's API defines.
-func (t *Tenant) grantedScopes(requested []string, audience string) []string {
+func (t *Tenant) grantedScopes(requested []string, audience string, user *User) []string {
 	t.mu.Lock()
 	api := t.apis[audience]
 	t.mu.Unlock()
+	var perms []string
+	if user != nil {
+		perms = user.Permissions[audience]
+	}
 	var out []string
 	for _, s := range requested {
 		if slices.Contains(out, s) {
 			continue
 		}
-		if slices.Contains(oidcScopes, s) || (api != nil && slices.Contains(api.Scopes, s)) {
+		if slices.Contains(oidcScopes, s) || (api != nil && slices.Contains(api.Scopes, s) &&
+			(!api.RBAC || slices.Contains(perms, s))) {
 			out = append(out, s)
 		}
 	}
@@ -282,7 +287,7 @@ func (t *Tenant) issueTokens(tr tokenRequest) (map[string]any, string) {
 	now := t.cfg.Now()
 	scopes := tr.scopes
 	if !tr.m2m {
-		scopes = t.grantedScopes(tr.scopes, tr.audience)
+		scopes = t.grantedScopes(tr.scopes, tr.audience, tr.user)
 	}
 	t.mu.Lock()
 	key := t.current
@@ -317,7 +322,7 @@ func (t *Tenant) issueTokens(tr tokenRequest) (map[string]any, string) {
 	at["aud"] = aud
 	at["iat"] = now.Unix()
 	at["exp"] = now.Add(atLifetime).Unix()
-	at["jti"] = randomToken(16)
+	// Auth0's profile has no jti.
 	at["azp"] = tr.app.ClientID
 	if len(scopes) > 0 {
 		at["scope"] = strings.Join(scopes, " ")
@@ -325,8 +330,22 @@ func (t *Tenant) issueTokens(tr tokenRequest) (map[string]any, string) {
 	if tr.gty != "" {
 		at["gty"] = tr.gty
 	}
+	if api != nil && api.RBAC {
+		perms := []string{}
+		if tr.user != nil {
+			perms = append(perms, tr.user.Permissions[api.Identifier]...)
+		}
+		at["permissions"] = perms
+	}
+	var accessToken string
+	if tr.audience == "" {
+		// No audience: Auth0 issues an opaque token, good for /userinfo only.
+		accessToken = t.newOpaqueToken(at, now.Add(atLifetime))
+	} else {
+		accessToken = signJWT(key.priv, map[string]any{"alg": "RS256", "typ": "JWT", "kid": key.kid}, at)
+	}
 	resp := map[string]any{
-		"access_token": signJWT(key.priv, map[string]any{"alg": "RS256", "typ": "JWT", "kid": key.kid}, at),
+		"access_token": accessToken,
 		"token_type":   "Bearer",
 		"expires_in":   int64(atLifetime / time.Second),
 	}

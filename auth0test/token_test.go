@@ -181,7 +181,8 @@ func TestHS256Application(t *testing.T) {
 
 func TestRefreshWithoutRotation(t *testing.T) {
 	tn := NewTenant(t, Config{})
-	m := exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, map[string]string{"acr_values": MFAACR}), alice))
+	// max_age: the login's ID token has auth_time, and so do the refreshed ones.
+	m := exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, map[string]string{"acr_values": MFAACR, "max_age": "600"}), alice))
 	rt := m["refresh_token"].(string)
 	for i := 0; i < 2; i++ {
 		st, r := post(t, tn, "/oauth/token", refreshForm(rt))

@@ -470,8 +470,10 @@ func TestSalaryPageAnswersAPIChallenge(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(b.Pages) != 0 {
-				t.Errorf("tenant pages %v, want none (the SSO session has the MFA)", b.Pages)
+			// The step-up Action says allowRememberBrowser:false: the OTP page
+			// again, as on Auth0.
+			if !cmp.Equal(b.Pages, []string{"otp"}) {
+				t.Errorf("tenant pages %v, want [otp] (MFA each time acr_values asks)", b.Pages)
 			}
 			resp, body := a.get(d.url + "/callback?" + cb.RawQuery)
 			loc := resp.Header.Get("Location")

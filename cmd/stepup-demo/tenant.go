@@ -4,10 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"log/slog"
-	"slices"
 	"time"
 
-	"github.com/stepupauth/stepup"
 	"github.com/stepupauth/stepup/auth0test"
 )
 
@@ -48,49 +46,8 @@ func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger, 
 }
 
 // newDemoActions returns the embedded tenant's post-login Action: the two
-// Actions of the README's "Use your own tenant" run one after the other.
-//
-// 1. The documented step-up Action: MFA when acr_values asks for the
-// multi-factor class.
-//
-// 2. The claims Action: Auth0 puts no acr, amr or auth_time in access tokens
-// and refuses them as custom claims, so the Action copies them under the
-// namespace, where the API's Verifier reads them. An Action runs before the
-// MFA it requests, and the tokens are only issued once that MFA succeeded: a
-// login that requests MFA is therefore issued amr ["mfa"] and, as auth_time,
-// the time the Action ran (just before the one-time code was entered: never
-// later than the MFA). A login whose session already performed MFA copies
-// that MFA's time from event.authentication.methods (ActionEvent.Authentication),
-// as the README's JavaScript Action does on Auth0.
-func newDemoActions(namespace string, now func() time.Time) func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
-	return func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
-		// Action 1: step-up.
-		wantMFA := slices.Contains(ev.ACRValues, stepup.ACRMultiFactor)
-		if wantMFA {
-			api.RequireMFA() // api.multifactor.enable('any', {allowRememberBrowser: false})
-		}
-
-		// Action 2: copy the authentication level into the access token.
-		if ev.Protocol != auth0test.ProtocolOIDC {
-			return // refresh, CIBA and MFA-API tokens carry no amr: no claims
-		}
-		var mfaAt time.Time // when the session performed MFA, if it did
-		for _, m := range ev.Authentication {
-			if m.Name == "mfa" && m.Timestamp.After(mfaAt) {
-				mfaAt = m.Timestamp
-			}
-		}
-		authTime := mfaAt
-		if authTime.IsZero() {
-			if !wantMFA {
-				return // no MFA: nothing to copy; the API refuses such tokens
-			}
-			authTime = now() // the MFA this Action requests follows it
-		}
-		if wantMFA {
-			api.SetAccessTokenClaim(namespace+"acr", stepup.ACRMultiFactor)
-		}
-		api.SetAccessTokenClaim(namespace+"amr", []string{"mfa"})
-		api.SetAccessTokenClaim(namespace+"auth_time", authTime.Unix())
-	}
+// Actions of the README's "Use your own tenant" (the documented step-up Action
+// and the claims Action), as auth0test.ClaimsAction ships them.
+func newDemoActions(namespace string, now func() time.Time) auth0test.ActionFunc {
+	return auth0test.ClaimsAction(namespace, now)
 }

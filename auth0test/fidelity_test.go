@@ -1,0 +1,458 @@
+package auth0test
+
+// Fidelity: each test asserts one documented Auth0 behaviour, with its source,
+// so that a change that drifts from Auth0 fails here. Sources: [DOCS] Auth0's
+// documentation (auth0.com/docs/...), [GA] github.com/auth0/go-auth0 and its
+// recorded HTTP fixtures, [SPEC] the OpenID/IETF specification named. Facts
+// and the audit they come from: ../shared/AUTH0-FACTS.md.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func discovery(t *testing.T, tn *Tenant) map[string]any {
+	t.Helper()
+	resp, err := tn.Client().Get(tn.URL() + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]any
+	if err := decodeJSON(resp, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// [DOCS secure/multi-factor-authentication/customize-mfa] With
+// allowRememberBrowser: false, the user "is prompted for MFA each time".
+// Remember-browser is the Action's choice: Config.AllowRememberBrowser.
+func TestFidelityMFAEachTime(t *testing.T) {
+	for _, tc := range []struct {
+		cfg    Config
+		action ActionFunc
+		second []string
+	}{
+		{Config{}, nil, []string{"otp"}},
+		{Config{AllowRememberBrowser: true}, nil, nil},
+		{Config{AllowRememberBrowser: true}, StepUpAction, []string{"otp"}}, // the Action's own enable() never remembers
+	} {
+		tc.cfg.Action = tc.action
+		tn := NewTenant(t, tc.cfg)
+		b := tn.NewBrowser()
+		stepUp := authorizeURL(tn, map[string]string{"acr_values": MFAACR})
+		login(t, b, stepUp, alice)
+		if !cmp.Equal(b.Pages, []string{"login", "otp"}) {
+			t.Errorf("%+v: first step-up pages %v", tc.cfg.AllowRememberBrowser, b.Pages)
+		}
+		login(t, b, stepUp, alice)
+		if !cmp.Equal(b.Pages, tc.second) {
+			t.Errorf("remember %v, action %v: second step-up pages %v, want %v", tc.cfg.AllowRememberBrowser, tc.action != nil, b.Pages, tc.second)
+		}
+	}
+}
+
+// [DOCS authenticate/login/max-age-reauthentication] auth_time is returned with
+// max_age / prompt=login; users report it absent otherwise (auth0-spa-js#719).
+func TestFidelityAuthTimeOnlyWhenAsked(t *testing.T) {
+	clk := newClock()
+	tn := NewTenant(t, Config{Now: clk.Now})
+	for _, tc := range []struct {
+		params map[string]string
+		want   bool
+	}{{nil, false}, {map[string]string{"acr_values": MFAACR}, false},
+		{map[string]string{"max_age": "300"}, true}, {map[string]string{"prompt": "login"}, true}} {
+		id := claimsOf(t, exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, tc.params), alice))["id_token"].(string))
+		if _, got := id["auth_time"]; got != tc.want {
+			t.Errorf("%v: auth_time present %v, want %v", tc.params, got, tc.want)
+		}
+	}
+}
+
+// [DOCS secure/tokens/json-web-tokens/json-web-key-sets] clients cache the JWKS
+// (5–10 minutes) and refetch on an unknown kid: the endpoint is cacheable.
+func TestFidelityJWKSCacheable(t *testing.T) {
+	tn := NewTenant(t, Config{})
+	resp, err := tn.Client().Get(tn.URL() + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Cache-Control"); got != JWKSCacheControl || strings.Contains(got, "no-store") {
+		t.Errorf("JWKS Cache-Control = %q, want %q", got, JWKSCacheControl)
+	}
+	if resp.Header.Get("Pragma") != "" {
+		t.Errorf("JWKS Pragma = %q", resp.Header.Get("Pragma"))
+	}
+}
+
+// [DOCS secure/tokens/access-tokens/access-token-profiles, get-access-tokens]
+// Auth0's profile: iss, sub, aud [api, userinfo], azp, exp, iat, scope; no jti;
+// gty for client-credentials and refresh_token grants; permissions with RBAC's
+// "add permissions in the access token"; no audience: an opaque token.
+func TestFidelityAccessTokenProfile(t *testing.T) {
+	const api = "https://payroll.example"
+	users := DefaultUsers()
+	users[0].Permissions = map[string][]string{api: {"read:payroll"}}
+	tn := NewTenant(t, Config{Users: users, APIs: []API{{Identifier: api, Scopes: []string{"read:payroll", "write:payroll"}, RBAC: true}}})
+	m := exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, map[string]string{
+		"audience": api, "scope": "openid offline_access read:payroll write:payroll"}), alice))
+	at := verifiedClaims(t, tn, m["access_token"].(string))
+	if _, ok := at["jti"]; ok {
+		t.Error("access token has a jti")
+	}
+	if _, ok := at["gty"]; ok {
+		t.Errorf("authorization-code access token gty = %v", at["gty"])
+	}
+	if !cmp.Equal(at["aud"], []any{api, tn.Issuer() + "userinfo"}) || at["azp"] != DefaultApplication().ClientID {
+		t.Errorf("aud %v azp %v", at["aud"], at["azp"])
+	}
+	// RBAC: scopes limited to the user's permissions, which the token lists.
+	if at["scope"] != "openid offline_access read:payroll" || !cmp.Equal(at["permissions"], []any{"read:payroll"}) {
+		t.Errorf("RBAC: scope %q permissions %v", at["scope"], at["permissions"])
+	}
+	_, r := post(t, tn, "/oauth/token", refreshForm(m["refresh_token"].(string)))
+	if rat := claimsOf(t, r["access_token"].(string)); rat["gty"] != "refresh_token" {
+		t.Errorf("refreshed access token gty = %v, want refresh_token", rat["gty"])
+	}
+	// No audience: opaque.
+	m = exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice))
+	if tok := m["access_token"].(string); strings.Count(tok, ".") == 2 {
+		t.Errorf("access token without audience is a JWT: %s", tok)
+	}
+	app := DefaultApplication()
+	_, cc := post(t, tn, "/oauth/token", url.Values{"grant_type": {GrantClientCredentials}, "client_id": {app.ClientID},
+		"client_secret": {app.ClientSecret}, "audience": {api}})
+	if c := claimsOf(t, cc["access_token"].(string)); c["gty"] != "client-credentials" {
+		t.Errorf("client-credentials gty = %v", c["gty"])
+	}
+}
+
+// [DOCS api/authentication/multi-factor-authentication; GA recordings TestMFA*]
+// challenge for an unenrolled user: 400; OOB rejection: 400 access_denied "MFA
+// Authorization rejected."; mfa_required carries mfa_token and
+// mfa_requirements [DOCS use-refresh-tokens], except in some Action flows
+// (Auth0 support article): Config.MFARequiredWithoutToken.
+func TestFidelityMFAAPI(t *testing.T) {
+	tn := NewTenant(t, Config{})
+	app := DefaultApplication()
+	bobTok, _ := tn.NewMFAToken(app.ClientID, BobEmail, "openid", "")
+	st, m := post(t, tn, "/mfa/challenge", url.Values{"client_id": {app.ClientID}, "client_secret": {app.ClientSecret},
+		"mfa_token": {bobTok}, "challenge_type": {"otp"}})
+	if st != http.StatusBadRequest {
+		t.Errorf("unenrolled challenge: %d %v, want 400", st, m)
+	}
+	tok, _ := tn.NewMFAToken(app.ClientID, AliceEmail, "openid", "")
+	_, ch := post(t, tn, "/mfa/challenge", url.Values{"client_id": {app.ClientID}, "client_secret": {app.ClientSecret},
+		"mfa_token": {tok}, "challenge_type": {"oob"}})
+	if err := tn.DenyOOB(ch["oob_code"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	st, m = post(t, tn, "/oauth/token", url.Values{"grant_type": {GrantMFAOOB}, "client_id": {app.ClientID},
+		"client_secret": {app.ClientSecret}, "mfa_token": {tok}, "oob_code": {ch["oob_code"].(string)}})
+	if st != 400 || m["error"] != "access_denied" || m["error_description"] != "MFA Authorization rejected." {
+		t.Errorf("OOB rejected: %d %v", st, m)
+	}
+	for _, without := range []bool{false, true} {
+		tn := NewTenant(t, Config{MFARequiredWithoutToken: without, Action: func(ev *ActionEvent, api *ActionAPI) {
+			if ev.Protocol == ProtocolRefreshToken {
+				api.RequireMFA()
+			}
+		}})
+		rt := exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice))["refresh_token"].(string)
+		st, m := post(t, tn, "/oauth/token", refreshForm(rt))
+		_, hasTok := m["mfa_token"]
+		_, hasReq := m["mfa_requirements"]
+		if st != 403 || m["error"] != "mfa_required" || hasTok == without || hasReq == without {
+			t.Errorf("MFARequiredWithoutToken=%v: %d %v", without, st, m)
+		}
+	}
+}
+
+// [DOCS add-an-authenticator, manage-authenticator-factors-mfa-api; GA
+// authentication/mfa.go] /mfa/associate → secret, barcode_uri, recovery_codes
+// on the first enrollment; confirmed with the mfa-otp grant; DELETE → 204.
+// (goauth0_test.go drives the same through go-auth0.)
+func TestFidelityMFAEnrollment(t *testing.T) {
+	tn := NewTenant(t, Config{})
+	app := DefaultApplication()
+	tok, _ := tn.NewMFAToken(app.ClientID, BobEmail, "openid", "")
+	req, _ := http.NewRequest(http.MethodPost, tn.URL()+"/mfa/associate", strings.NewReader(
+		`{"client_id":"`+app.ClientID+`","client_secret":"`+app.ClientSecret+`","authenticator_types":["otp"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := tn.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	decodeJSON(resp, &m)
+	if resp.StatusCode != 200 || m["authenticator_type"] != "otp" || m["secret"] == nil || m["barcode_uri"] == nil || m["recovery_codes"] == nil {
+		t.Fatalf("associate: %d %v", resp.StatusCode, m)
+	}
+	// Not confirmed yet: bob still has no factor.
+	if u, _ := tn.User(BobEmail); u.TOTPSecret != "" {
+		t.Error("associate enrolled without confirmation")
+	}
+	st, r := post(t, tn, "/oauth/token", url.Values{"grant_type": {GrantMFAOTP}, "client_id": {app.ClientID},
+		"client_secret": {app.ClientSecret}, "mfa_token": {tok}, "otp": {TOTP(m["secret"].(string), tn.Now())}})
+	if st != 200 || r["access_token"] == nil {
+		t.Fatalf("confirm: %d %v", st, r)
+	}
+	// An enrolled user's mfa_token may no longer associate: Auth0 wants an
+	// access token for the MFA API audience then.
+	tok2, _ := tn.NewMFAToken(app.ClientID, BobEmail, "openid", "")
+	req, _ = http.NewRequest(http.MethodPost, tn.URL()+"/mfa/associate", strings.NewReader(
+		url.Values{"client_id": {app.ClientID}, "client_secret": {app.ClientSecret}, "authenticator_types": {"otp"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+tok2)
+	resp, err = tn.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == 200 {
+		t.Error("an enrolled user's mfa_token associated another authenticator")
+	}
+}
+
+// [DOCS configure-applications-with-oidc-discovery, log-users-out-of-auth0,
+// back-channel-logout, authorization-code-flow-with-par] Discovery advertises
+// end_session_endpoint, PAR, CIBA, back-channel logout and acr_values_supported
+// only where enabled.
+func TestFidelityDiscoveryOnlyWhenEnabled(t *testing.T) {
+	keys := []string{"end_session_endpoint", "pushed_authorization_request_endpoint", "backchannel_authentication_endpoint",
+		"backchannel_logout_supported", "acr_values_supported", "authorization_response_iss_parameter_supported"}
+	tn := NewTenant(t, Config{})
+	d := discovery(t, tn)
+	for _, k := range keys {
+		if _, ok := d[k]; ok {
+			t.Errorf("default tenant advertises %s", k)
+		}
+	}
+	// [DOCS configure-applications-with-oidc-discovery] issuer with a trailing slash.
+	if d["issuer"] != "https://"+tn.Domain()+"/" {
+		t.Errorf("issuer %v", d["issuer"])
+	}
+	app := DefaultApplication()
+	app.BackChannelLogoutURLs = []string{"https://rp.example/bcl"}
+	d = discovery(t, NewTenant(t, Config{EndSessionDiscovery: true, PAR: true, CIBA: true, ACRValuesSupported: []string{MFAACR},
+		IssuerInAuthorizationResponse: true, Applications: []Application{app}}))
+	for _, k := range keys {
+		if _, ok := d[k]; !ok {
+			t.Errorf("enabled tenant does not advertise %s", k)
+		}
+	}
+}
+
+// [DOCS authenticate/login/logout/redirect-users-after-logout] /v2/logout:
+// returnTo checked against the application's Allowed Logout URLs with
+// client_id, the tenant's without; no returnTo → the first allowed URL; query
+// and hash ignored when matching.
+func TestFidelityV2Logout(t *testing.T) {
+	ctx := context.Background()
+	tn := NewTenant(t, Config{LogoutURLs: []string{"https://tenant.example/bye"}})
+	app := DefaultApplication()
+	for _, tc := range []struct {
+		query string
+		want  string // "" : an error page
+	}{
+		{"client_id=" + app.ClientID, app.LogoutURLs[0]},
+		{"client_id=" + app.ClientID + "&returnTo=" + url.QueryEscape(app.LogoutURLs[0]+"?x=1"), app.LogoutURLs[0] + "?x=1"},
+		{"returnTo=" + url.QueryEscape("https://tenant.example/bye"), "https://tenant.example/bye"},
+		{"", "https://tenant.example/bye"},
+		{"returnTo=" + url.QueryEscape(app.LogoutURLs[0]), ""},                     // an app's URL, without client_id
+		{"client_id=" + app.ClientID + "&returnTo=https://tenant.example/bye", ""}, // the tenant's, with client_id
+	} {
+		b := tn.NewBrowser()
+		login(t, b, authorizeURL(tn, nil), alice)
+		u, err := b.Logout(ctx, tn.URL()+"/v2/logout?"+tc.query)
+		var pe *PageError
+		switch {
+		case tc.want == "" && !errors.As(err, &pe):
+			t.Errorf("%s: %v %v, want an error page", tc.query, u, err)
+		case tc.want == "" && !b.HasSession():
+			t.Errorf("%s: a refused logout ended the session", tc.query)
+		case tc.want != "" && (err != nil || u == nil || u.String() != tc.want || b.HasSession()):
+			t.Errorf("%s: %v %v, want a redirect to %s and no session", tc.query, u, err, tc.want)
+		}
+	}
+}
+
+// [DOCS api/authentication/logout/oidc-logout] /oidc/logout: logout_hint must
+// be the sid of id_token_hint and client_id its aud; post_logout_redirect_uri
+// is checked against the application's Allowed Logout URLs; without a hint
+// the user confirms.
+func TestFidelityOIDCLogout(t *testing.T) {
+	ctx := context.Background()
+	app := DefaultApplication()
+	other := Application{ClientID: "other", ClientSecret: "s", CallbackURLs: []string{"https://o.example/cb"}, LogoutURLs: []string{"https://o.example/"}}
+	tn := NewTenant(t, Config{Applications: []Application{app, other}})
+	b := tn.NewBrowser()
+	idt := exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
+	sid := claimsOf(t, idt)["sid"].(string)
+	base := tn.URL() + "/oidc/logout?"
+	for _, q := range []url.Values{
+		{"id_token_hint": {idt}, "logout_hint": {"another-sid"}},
+		{"id_token_hint": {idt}, "client_id": {"other"}},
+		{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://evil.example/"}},
+		{"id_token_hint": {idt}, "post_logout_redirect_uri": {"https://o.example/"}}, // another app's URL
+		{"post_logout_redirect_uri": {app.LogoutURLs[0]}},                            // no application named
+	} {
+		var pe *PageError
+		if _, err := b.Logout(ctx, base+q.Encode()); !errors.As(err, &pe) || !b.HasSession() {
+			t.Errorf("%v: %v, want an error page and the session kept", q, err)
+		}
+	}
+	// No hint: the confirmation page.
+	u, err := b.Logout(ctx, base+url.Values{"client_id": {app.ClientID}, "post_logout_redirect_uri": {app.LogoutURLs[0]}}.Encode())
+	if err != nil || !cmp.Equal(b.Pages, []string{"logout-confirm"}) || u.String() != app.LogoutURLs[0] || b.HasSession() {
+		t.Errorf("no hint: %v %v pages %v", u, err, b.Pages)
+	}
+	// logout_hint = sid of id_token_hint, for the browser's session: no page.
+	idt = exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
+	sid = claimsOf(t, idt)["sid"].(string)
+	u, err = b.Logout(ctx, base+url.Values{"id_token_hint": {idt}, "logout_hint": {sid}, "client_id": {app.ClientID}}.Encode())
+	if err != nil || u != nil || len(b.Pages) != 1 || b.Pages[0] != "logout" || b.HasSession() {
+		t.Errorf("matching hints: %v %v pages %v", u, err, b.Pages)
+	}
+}
+
+// [DOCS get-started/authentication-and-authorization-flow/authorization-code-flow-with-par]
+// PAR: confidential clients only; 201 with expires_in 30.
+func TestFidelityPARConfidentialOnly(t *testing.T) {
+	public := Application{ClientID: "spa", TokenEndpointAuthMethod: "none", CallbackURLs: []string{"https://spa.example/cb"}}
+	tn := NewTenant(t, Config{Applications: []Application{DefaultApplication(), public}})
+	st, m := post(t, tn, "/oauth/par", url.Values{"client_id": {"spa"}, "response_type": {"code"}, "redirect_uri": {"https://spa.example/cb"}})
+	if st != http.StatusUnauthorized || m["error"] != "invalid_client" {
+		t.Errorf("public client PAR: %d %v", st, m)
+	}
+	app := DefaultApplication()
+	st, m = post(t, tn, "/oauth/par", url.Values{"client_id": {app.ClientID}, "client_secret": {app.ClientSecret},
+		"response_type": {"code"}, "redirect_uri": {app.CallbackURLs[0]}})
+	if st != http.StatusCreated || m["expires_in"] != float64(30) || !strings.HasPrefix(m["request_uri"].(string), "urn:ietf:params:oauth:request_uri:") {
+		t.Errorf("confidential client PAR: %d %v", st, m)
+	}
+}
+
+// [DOCS api/authentication (rate limits), troubleshoot/customer-support/operational-policies/rate-limit-policy]
+// 429 too_many_requests with X-RateLimit-Limit, -Remaining, -Reset.
+func TestFidelityRateLimits(t *testing.T) {
+	clk := newClock()
+	tn := NewTenant(t, Config{Now: clk.Now, RateLimits: map[string]RateLimit{"/userinfo": {Limit: 2, Window: time.Minute}}})
+	get := func() *http.Response {
+		resp, err := tn.Client().Get(tn.URL() + "/userinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	reset := strconv.FormatInt(clk.Now().Add(time.Minute).Unix(), 10)
+	for i, want := range []struct {
+		status    int
+		remaining string
+	}{{401, "1"}, {401, "0"}, {429, "0"}} {
+		resp := get()
+		h := resp.Header
+		if resp.StatusCode != want.status || h.Get("X-RateLimit-Limit") != "2" || h.Get("X-RateLimit-Remaining") != want.remaining || h.Get("X-RateLimit-Reset") != reset {
+			t.Errorf("request %d: %d limit %q remaining %q reset %q, want %d %s %s", i, resp.StatusCode,
+				h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Remaining"), h.Get("X-RateLimit-Reset"), want.status, want.remaining, reset)
+		}
+	}
+	clk.Advance(time.Minute)
+	if resp := get(); resp.StatusCode != 401 {
+		t.Errorf("after the window: %d", resp.StatusCode)
+	}
+	// A fault sets the same headers.
+	tn.InjectFault("/oauth/token", Fault{Status: 429, Times: 1, Header: RateLimitHeaders(100, 0, clk.Now().Add(time.Second))})
+	resp, err := tn.Client().PostForm(tn.URL()+"/oauth/token", url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("X-RateLimit-Limit") != "100" || resp.Header.Get("X-RateLimit-Remaining") != "0" {
+		t.Errorf("fault: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// [AUTH0-FACTS "Unknown client / callback URL mismatch"] an error page
+// (unauthorized_client, "Callback URL mismatch"), never a redirect.
+func TestFidelityAuthorizeErrorPage(t *testing.T) {
+	tn := NewTenant(t, Config{})
+	for _, p := range []map[string]string{{"client_id": "nope"}, {"redirect_uri": "https://evil.example/cb"}} {
+		resp, err := tn.NewBrowser().Client().Get(authorizeURL(tn, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+			t.Errorf("%v: %d to %q, want an error page", p, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	_, err := tn.Login(context.Background(), authorizeURL(tn, map[string]string{"redirect_uri": "https://evil.example/cb"}), alice)
+	var pe *PageError
+	if !errors.As(err, &pe) || pe.Code != "unauthorized_client" || !strings.HasPrefix(pe.Description, "Callback URL mismatch") {
+		t.Errorf("callback mismatch: %v", err)
+	}
+}
+
+// [GA recordings TestRevokeRefreshToken, TestLoginWithAuthCode*; DOCS
+// refresh-token-rotation] revoke 200 with an empty body; bad code 403
+// invalid_grant "Invalid authorization code"; reused refresh token 403
+// "Unknown or invalid refresh token."; a refreshed ID token has no amr [DOCS
+// configure-step-up-authentication-for-web-apps, "AMR claim exceptions"].
+func TestFidelityTokenEndpointErrors(t *testing.T) {
+	tn := NewTenant(t, Config{RefreshTokenRotation: true})
+	st, m := post(t, tn, "/oauth/token", codeForm("nope"))
+	if st != 403 || m["error"] != "invalid_grant" || m["error_description"] != "Invalid authorization code" {
+		t.Errorf("bad code: %d %v", st, m)
+	}
+	rt := exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, map[string]string{"acr_values": MFAACR}), alice))["refresh_token"].(string)
+	_, r := post(t, tn, "/oauth/token", refreshForm(rt))
+	if _, ok := claimsOf(t, r["id_token"].(string))["amr"]; ok {
+		t.Error("refreshed ID token has amr")
+	}
+	st, m = post(t, tn, "/oauth/token", refreshForm(rt))
+	if st != 403 || m["error_description"] != "Unknown or invalid refresh token." {
+		t.Errorf("reused refresh token: %d %v", st, m)
+	}
+	app := DefaultApplication()
+	resp := postNoRedirect(t, tn, "/oauth/revoke", url.Values{"client_id": {app.ClientID}, "client_secret": {app.ClientSecret}, "token": {rt}})
+	if resp.StatusCode != 200 || resp.ContentLength > 0 {
+		t.Errorf("revoke: %d, %d bytes", resp.StatusCode, resp.ContentLength)
+	}
+}
+
+// [DOCS authenticate/login/logout/back-channel-logout; SPEC OpenID Connect
+// Back-Channel Logout 1.0 §2.4] the logout token: iss, aud (client_id), iat,
+// jti, events {backchannel-logout: {}}, sid, sub, never a nonce
+// (backchannel_logout_test.go asserts the whole token and the initiators).
+func TestFidelityLogoutToken(t *testing.T) {
+	r := newRP(t)
+	tn := bclTenant(t, r, LogoutInitiators{}, nil)
+	login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice)
+	tn.EndSession(tn.SessionIDs(AliceEmail)[0])
+	got := r.received()
+	if len(got) != 1 {
+		t.Fatalf("%d logout tokens", len(got))
+	}
+	c := claimsOf(t, got[0])
+	var keys []string
+	for k := range c {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"aud", "events", "exp", "iat", "iss", "jti", "sid", "sub"}; !cmp.Equal(keys, want) {
+		t.Errorf("logout token claims %v, want %v", keys, want)
+	}
+}
