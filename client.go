@@ -189,9 +189,10 @@ type Config struct {
 type CookieConfig struct {
 	// Session is the session cookie's name. Default: "stepup_session".
 	Session string
-	// Binding is the cookie that binds authorization transactions to the
-	// browser that started them. Default: "stepup_binding".
-	Binding string
+	// Transaction names the cookies that carry pending authorizations, one
+	// per login in progress: "<Transaction>_<8 characters>" (see
+	// Client.TransactionCookieName). Default: "stepup_tx".
+	Transaction string
 }
 
 // Client is a relying party of one Auth0 application: it builds
@@ -222,7 +223,6 @@ type Client struct {
 
 	secure        bool
 	sessionCookie string
-	bindingCookie string
 
 	closeOnce sync.Once
 }
@@ -406,20 +406,23 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Cookie.Session == "" {
 		cfg.Cookie.Session = "stepup_session"
 	}
-	if cfg.Cookie.Binding == "" {
-		cfg.Cookie.Binding = "stepup_binding"
+	if cfg.Cookie.Transaction == "" {
+		cfg.Cookie.Transaction = "stepup_tx"
 	}
-	for _, n := range []string{cfg.Cookie.Session, cfg.Cookie.Binding} {
+	for _, n := range []string{cfg.Cookie.Session, cfg.Cookie.Transaction} {
 		if !validCookieName(n) || strings.HasPrefix(n, "__") {
 			return nil, bad("cookie name %q is not a valid cookie name (letters, digits, - and _; no __ prefix: the Client adds __Host- itself on https)", n)
 		}
 	}
-	if cfg.Cookie.Session == cfg.Cookie.Binding {
-		return nil, bad("Cookie.Session and Cookie.Binding must differ")
+	if len(cfg.Cookie.Transaction) > 32 {
+		return nil, bad("Cookie.Transaction %q is longer than 32 bytes (each transaction cookie's name adds 9)", cfg.Cookie.Transaction)
 	}
-	c.sessionCookie, c.bindingCookie = cfg.Cookie.Session, cfg.Cookie.Binding
+	if strings.HasPrefix(cfg.Cookie.Session, cfg.Cookie.Transaction+"_") || cfg.Cookie.Session == cfg.Cookie.Transaction {
+		return nil, bad("Cookie.Session must differ from Cookie.Transaction and not start with it and \"_\"")
+	}
+	c.sessionCookie = cfg.Cookie.Session
 	if c.secure {
-		c.sessionCookie, c.bindingCookie = "__Host-"+c.sessionCookie, "__Host-"+c.bindingCookie
+		c.sessionCookie = "__Host-" + c.sessionCookie
 	}
 
 	// Store and sealing keys.

@@ -125,13 +125,13 @@ func ExampleClient_Exchange() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// The browser goes to ar.URL with ar.Binding in a cookie; the tenant
+	// The browser goes to ar.URL with its transaction cookie (ar.Cookie()); the tenant
 	// sends it back to the callback with a code and the state.
 	callback, err := tenant.Login(ctx, ar.URL, auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword})
 	if err != nil {
 		log.Fatal(err)
 	}
-	login, err := client.Exchange(ctx, callback.Query(), ar.Binding)
+	login, err := client.Exchange(ctx, callback.Query(), ar.Transaction)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func ExampleClient_Exchange() {
 	fmt.Println("export allowed:", client.CheckSession(job, stepup.MFA.WithMaxAge(5*time.Minute)) == nil)
 
 	// A replay of the same callback finds nothing.
-	_, err = client.Exchange(ctx, callback.Query(), ar.Binding)
+	_, err = client.Exchange(ctx, callback.Query(), ar.Transaction)
 	fmt.Println("replay:", errors.Is(err, stepup.ErrTransactionNotFound))
 	// Output:
 	// acr: http://schemas.openid.net/pape/policies/2007/06/multi-factor
@@ -180,7 +180,7 @@ func ExampleStepUpError() {
 
 	ar, _ := client.AuthorizeURL(ctx, stepup.AuthorizeOptions{Policy: stepup.MFA})
 	callback, _ := tenant.Login(ctx, ar.URL, auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword})
-	_, err = client.Exchange(ctx, callback.Query(), ar.Binding)
+	_, err = client.Exchange(ctx, callback.Query(), ar.Transaction)
 
 	var se *stepup.StepUpError
 	if errors.As(err, &se) {

@@ -151,7 +151,7 @@ func BenchmarkReplicaLoadSession(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				login, err := c.Exchange(ctx, cb.Query(), ar.Binding)
+				login, err := c.Exchange(ctx, cb.Query(), ar.Transaction)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -83,8 +83,8 @@ func TestRedirectParameters(t *testing.T) {
 			case !tc.stepUp && (hasACR || q.Has("max_age")):
 				t.Errorf("a plain login sends acr_values %q, max_age %q", acr, q.Get("max_age"))
 			}
-			if a.cookie(d.url, "stepup_binding") == "" {
-				t.Error("no binding cookie set with the redirect")
+			if !slices.ContainsFunc(a.c.Jar.Cookies(mustURL(d.url)), func(c *http.Cookie) bool { return strings.HasPrefix(c.Name, "stepup_tx_") }) {
+				t.Error("no transaction cookie set with the redirect")
 			}
 		})
 	}

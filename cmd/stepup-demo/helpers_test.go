@@ -239,3 +239,11 @@ var bob = auth0test.Credentials{Email: auth0test.BobEmail, Password: auth0test.B
 
 // newClock returns a fake clock that tests move, starting now.
 func newClock() *storetest.Clock { return storetest.NewClock(time.Now()) }
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
