@@ -3,6 +3,7 @@ package stepup
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -14,8 +15,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/oauth2"
 )
 
 // ErrInvalidAuthorizeOptions: AuthorizeOptions that cannot be sent, such as a
@@ -242,7 +241,12 @@ func checkAuthorizeOptions(opts *AuthorizeOptions, policy *Policy) error {
 	if opts.MaxAge != nil && (*opts.MaxAge < 0 || *opts.MaxAge > maxMaxAge) {
 		return invalid("MaxAge", fmt.Errorf("%s is negative or above %s", *opts.MaxAge, maxMaxAge))
 	}
-	for _, p := range []*Policy{&opts.Policy, policy} {
+	if opts.Policy.MaxAge < 0 {
+		return invalid("Policy.MaxAge", fmt.Errorf("%s is negative", opts.Policy.MaxAge))
+	}
+	// The policy sent (opts.Policy as adapted to the connection) is what
+	// travels; opts.Policy itself goes nowhere else.
+	for _, p := range []*Policy{policy} {
 		if p.MaxAge < 0 || p.MaxAge > maxMaxAge {
 			return invalid("Policy.MaxAge", fmt.Errorf("%s is negative or above %s", p.MaxAge, maxMaxAge))
 		}
@@ -298,11 +302,12 @@ func checkScopeList(vs []string) error {
 		return fmt.Errorf("%d values, at most %d", len(vs), maxScopes)
 	}
 	for _, s := range vs {
-		if s == "" || len(s) > maxScopeLen || strings.ContainsAny(s, " \t\r\n\x00") {
-			return fmt.Errorf("%s is not a token of 1 to %d bytes without spaces", clip(s), maxScopeLen)
+		bad := s == "" || len(s) > maxScopeLen
+		for i := 0; i < len(s) && !bad; i++ {
+			bad = s[i] <= 0x20 || s[i] == 0x7f
 		}
-		if err := checkText(s, maxScopeLen); err != nil {
-			return err
+		if bad || !utf8.ValidString(s) {
+			return fmt.Errorf("%s is not a token of 1 to %d bytes of UTF-8 without spaces or control characters", clip(s), maxScopeLen)
 		}
 	}
 	return nil
@@ -340,7 +345,14 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 	state := base64.RawURLEncoding.EncodeToString(random[:32])
 	copy(rec.Nonce[:], random[32:])
 	copy(rec.Verifier[:], random[32+txRawLen:])
-	nonce, verifier := rec.nonce(), rec.verifier()
+	// The nonce and the PKCE S256 challenge (RFC 7636: base64url of the
+	// SHA-256 of the verifier's base64url form, as
+	// oauth2.S256ChallengeFromVerifier) are built on the stack.
+	var nonce, verifier, challenge [43]byte
+	base64.RawURLEncoding.Encode(nonce[:], rec.Nonce[:])
+	base64.RawURLEncoding.Encode(verifier[:], rec.Verifier[:])
+	sum := sha256.Sum256(verifier[:])
+	base64.RawURLEncoding.Encode(challenge[:], sum[:])
 
 	var maxAge string
 	switch {
@@ -354,8 +366,8 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 
 	// The query is written by hand, in one buffer: this is the hot path of
 	// every login (x/oauth2's AuthCodeURL costs a map and a sort per call).
-	q := make([]byte, 0, 640)
-	q = append(q, c.authURL...)
+	bp := scratch.Get().(*[]byte)
+	q := append((*bp)[:0], c.authURL...)
 	q = append(q, '?')
 	q = appendParam(q, "response_type", "code")
 	q = appendParam(q, "client_id", c.cfg.ClientID)
@@ -371,10 +383,14 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 			q = appendEscaped(q, sc)
 		}
 	}
-	q = appendParam(q, "state", state)
-	q = appendParam(q, "nonce", nonce)
-	q = appendParam(q, "code_challenge", oauth2.S256ChallengeFromVerifier(verifier))
-	q = appendParam(q, "code_challenge_method", "S256")
+	// state, nonce and challenge are base64url: nothing to escape.
+	q = append(q, "&state="...)
+	q = append(q, state...)
+	q = append(q, "&nonce="...)
+	q = append(q, nonce[:]...)
+	q = append(q, "&code_challenge="...)
+	q = append(q, challenge[:]...)
+	q = append(q, "&code_challenge_method=S256"...)
 	if len(policy.ACR) > 0 {
 		q = append(q, "&acr_values="...)
 		for i, v := range policy.ACR {
@@ -398,6 +414,10 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 		}
 	}
 	u := string(q)
+	if cap(q) <= 8192 {
+		*bp = q[:0]
+		scratch.Put(bp)
+	}
 
 	value := c.sealTx(state, &rec)
 	if len(value) > maxTxCookieValue {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -91,17 +92,10 @@ const (
 //
 // where str is a uvarint length and the bytes, and list a uvarint count and
 // that many str.
-func encodeTx(r *txRecord) []byte {
-	n := 2 + 2*txRawLen + 3*binary.MaxVarintLen64
-	for _, s := range []string{r.Policy.Name, r.Issuer, r.Connection, r.ReturnTo, r.Audience} {
-		n += binary.MaxVarintLen64 + len(s)
-	}
-	for _, l := range [][]string{r.Policy.ACR, r.Policy.AMR, r.Policy.Scopes} {
-		for _, s := range l {
-			n += binary.MaxVarintLen64 + len(s)
-		}
-	}
-	b := make([]byte, 0, n)
+func encodeTx(r *txRecord) []byte { return appendTx(nil, r) }
+
+// appendTx appends the payload encodeTx makes to b.
+func appendTx(b []byte, r *txRecord) []byte {
 	var flags byte
 	if r.Silent {
 		flags |= 1
@@ -260,20 +254,42 @@ func decodeTx(data []byte) (*txRecord, error) {
 	return r, nil
 }
 
-// txAAD binds a sealed transaction to its state and expiry.
-func txAAD(state, exp string) []byte {
-	return []byte("stepup/tx/v1\x00" + state + "\x00" + exp)
+// appendTxAAD appends the additional data that binds a sealed transaction
+// to its state and expiry.
+func appendTxAAD(b []byte, state, exp string) []byte {
+	b = append(b, "stepup/tx/v1\x00"...)
+	b = append(b, state...)
+	b = append(b, 0)
+	return append(b, exp...)
 }
 
-// sealTx makes the transaction cookie's value for state.
+// sealTx makes the transaction cookie's value for state. It is on the path
+// of every redirect to the tenant: the payload, the additional data and the
+// base64 are built in buffers on the stack, and the value is the one string
+// allocated here besides the seal's own blob.
 func (c *Client) sealTx(state string, r *txRecord) string {
-	exp := strconv.FormatInt(r.Expires, 10)
-	blob := c.ring.seal(encodeTx(r), txAAD(state, exp))
-	out := make([]byte, 0, len(exp)+1+base64.RawURLEncoding.EncodedLen(len(blob)))
-	out = append(out, exp...)
+	var expBuf [20]byte
+	exp := strconv.AppendInt(expBuf[:0], r.Expires, 10)
+	// The AEAD is an interface: what it is given escapes, so the payload
+	// and the additional data share one pooled buffer.
+	bp := scratch.Get().(*[]byte)
+	pt := appendTx((*bp)[:0], r)
+	aad := appendTxAAD(pt[len(pt):], state, string(exp))
+	blob := c.ring.seal(pt, aad)
+	if cap(aad) <= 8192 {
+		*bp = aad[:0:cap(aad)]
+		scratch.Put(bp)
+	}
+	var outBuf [1024]byte
+	out := append(outBuf[:0], exp...)
 	out = append(out, '.')
 	return string(base64.RawURLEncoding.AppendEncode(out, blob))
 }
+
+// scratch holds buffers for the hot path of AuthorizeURL (the query and
+// the transaction's payload), each back in the pool once its content is
+// copied out.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // txCookieExpiry reads the visible expiry of a transaction cookie's value
 // (not authenticated until openTx): ok is false for a malformed value.
@@ -307,7 +323,7 @@ func (c *Client) openTx(state, value string) (*txRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: malformed transaction cookie", ErrTransactionNotFound)
 	}
-	pt, err := c.ring.open(blob, txAAD(state, value[:strings.IndexByte(value, '.')]))
+	pt, err := c.ring.open(blob, appendTxAAD(nil, state, value[:strings.IndexByte(value, '.')]))
 	if err != nil {
 		return nil, fmt.Errorf("%w: the transaction cookie is not this state's: %w", ErrStateMismatch, err)
 	}
@@ -323,16 +339,21 @@ func (c *Client) openTx(state, value string) (*txRecord, error) {
 // transaction of state (see AuthorizeRequest.Cookie): a hand-written
 // callback reads it and gives its value to Exchange.
 func (c *Client) TransactionCookieName(state string) string {
-	h := sha256.Sum256([]byte("stepup tx cookie\x00" + state))
-	return c.txCookiePrefix() + base64.RawURLEncoding.EncodeToString(h[:6])
+	const label = "stepup tx cookie\x00"
+	var in [len(label) + 64]byte
+	h := sha256.Sum256(append(append(in[:0], label...), state...))
+	var name [64]byte
+	n := append(name[:0], c.txCookiePrefix()...)
+	return string(base64.RawURLEncoding.AppendEncode(n, h[:6]))
 }
 
+// txCookiePrefix is what every transaction cookie's name starts with:
+// "[__Host-]<Config.Cookie.Transaction>_".
 func (c *Client) txCookiePrefix() string {
-	prefix := c.cfg.Cookie.Transaction + "_"
 	if c.secure {
-		prefix = "__Host-" + prefix
+		return "__Host-" + c.cfg.Cookie.Transaction + "_"
 	}
-	return prefix
+	return c.cfg.Cookie.Transaction + "_"
 }
 
 // transactionFromRequest returns the value of r's transaction cookie for
