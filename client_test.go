@@ -797,7 +797,7 @@ func TestReturnPathIsLocal(t *testing.T) {
 	}
 }
 
-// Parallel logins in two tabs of one browser share its binding cookie: both complete.
+// Parallel logins in two tabs of one browser, each with its own transaction cookie: both complete.
 func TestTwoTabs(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	u := h.alice()

@@ -151,7 +151,7 @@ func (d *txReader) uvarint(what string) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	if n <= 0 || (n > 1 && d.b[n-1] == 0) { // overflow, or not the shortest form: one encoding per record
 		d.fail(what)
 		return 0
 	}

@@ -74,6 +74,7 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add([]byte{2, 0})
 	f.Add(bytes.Replace(good, []byte("/a?b=c"), []byte("//evil"), 1))
 	f.Add(bytes.Replace(good, []byte("google-oauth2"), []byte("google oauth2"), 1))
+	f.Add(append(append(bytes.Clone(good[:66]), 0x80, 0x00), good[67:]...)) // an overlong varint
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := decodeTx(data)
 		if err != nil {

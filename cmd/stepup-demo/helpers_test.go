@@ -229,7 +229,7 @@ func (a *agent) signIn(b *auth0test.Browser, base, path, callbackBase string, cr
 		a.t.Fatalf("login at the tenant: %v (pages %v)", err, b.Pages)
 	}
 	// Cookies are not isolated by port: replicas on one host see the
-	// binding cookie, as replicas behind one load balancer would.
+	// transaction cookie, as replicas behind one load balancer would.
 	resp, body := a.get(callbackBase + "/callback?" + cb.RawQuery)
 	return resp, body, cb
 }
