@@ -136,8 +136,9 @@ type Config struct {
 	// auth_time). Default: 60 s (Auth0's). A negative value means none.
 	Leeway time.Duration
 
-	// TransactionTTL bounds the time between AuthorizeURL and the callback.
-	// Default: 10 minutes.
+	// TransactionTTL bounds the time between AuthorizeURL and the callback:
+	// the transaction cookie's Max-Age and the expiry sealed in it, and the
+	// longest a callback's single-use marker is kept. Default: 10 minutes.
 	TransactionTTL time.Duration
 	// SessionIdleTimeout ends a session that served no request for this
 	// long. Default: 30 minutes. Activity extends it in steps of at most a

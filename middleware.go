@@ -78,8 +78,14 @@ func (c *Client) challenge(w http.ResponseWriter, r *http.Request, eff Policy, s
 	if s != nil {
 		// The hint routes the browser only: eff, adapted to the connection
 		// sub names, is sent as is (not re-adapted to the hint's name).
-		opts.Connection = s.connectionHint
-		opts.LoginHint = s.Email
+		// Only hints: one that is over its bound (a record from before the
+		// bounds) is dropped rather than failing the step-up.
+		if checkConnection(s.connectionHint) == nil {
+			opts.Connection = s.connectionHint
+		}
+		if checkText(s.Email, maxLoginHintLen) == nil {
+			opts.LoginHint = s.Email
+		}
 	}
 	opts.Policy = eff
 	if !isBrowserNavigation(r) {
@@ -281,10 +287,12 @@ func (c *Client) sessionFromCookie(ctx context.Context, r *http.Request) (*Sessi
 	return c.LoadSession(ctx, ck.Value)
 }
 
-// Bounds of what fail logs of a request.
+// Bounds of what fail logs of a request, and of the message
+// DefaultErrorHandler shows.
 const (
-	maxLoggedPath  = 256
-	maxLoggedError = 1024
+	maxLoggedPath       = 256
+	maxLoggedError      = 1024
+	maxErrorPageMessage = 512
 )
 
 func (c *Client) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -347,10 +355,11 @@ func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500:
 		msg = "Sign-in failed because of an error on our side."
 	default:
-		msg = err.Error()
-		if len(msg) > 400 { // error_description comes from the callback's URL: keep it short
-			msg = msg[:400] + "…"
-		}
+		// Browser-controlled parts are bounded where the error is built
+		// (an AuthorizeError from Exchange is at most ~500 bytes), so the
+		// page shows what the log says; this bound, on a character
+		// boundary, only catches errors built elsewhere.
+		msg = truncateUTF8(err.Error(), maxErrorPageMessage)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

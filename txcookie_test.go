@@ -299,6 +299,9 @@ func TestAuthorizeErrorBounded(t *testing.T) {
 	if logs.Len() > 2048 || !strings.Contains(logs.String(), "éé") {
 		t.Errorf("log of %d bytes: want the bounded description", logs.Len())
 	}
+	if !strings.Contains(w.Body.String(), ae.Description) || !strings.Contains(logs.String(), ae.Description) {
+		t.Errorf("the page and the log do not both show the description the error holds:\npage %q\nlog %q", w.Body.String(), logs.String())
+	}
 	if cs.writes() != 0 {
 		t.Errorf("an error callback wrote %d records", cs.writes())
 	}
