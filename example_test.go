@@ -65,7 +65,8 @@ func Example() {
 }
 
 // AuthorizeURL with a policy sends its acr_values and max_age; the
-// transaction is saved in the store, to be taken once by Exchange.
+// transaction goes with the browser in its cookie (nothing is stored), to be
+// completed once by Exchange.
 func ExampleClient_AuthorizeURL() {
 	client, err := stepup.New(context.Background(), stepup.Config{
 		Domain:       "fabrikam.eu.auth0.com",
@@ -93,12 +94,15 @@ func ExampleClient_AuthorizeURL() {
 	fmt.Println("max_age:", q.Get("max_age"))
 	fmt.Println("connection:", q.Get("connection"))
 	fmt.Println("code_challenge_method:", q.Get("code_challenge_method"))
+	ck := ar.Cookie()
+	fmt.Println("cookie:", ck.Name == client.TransactionCookieName(ar.State), ck.HttpOnly, ck.Secure, ck.SameSite == http.SameSiteLaxMode, ck.MaxAge)
 	// Output:
 	// fabrikam.eu.auth0.com/authorize
 	// acr_values: http://schemas.openid.net/pape/policies/2007/06/multi-factor
 	// max_age: 300
 	// connection: google-oauth2
 	// code_challenge_method: S256
+	// cookie: true true true true 600
 }
 
 // Exchange completes the authorization the browser brought back, and
