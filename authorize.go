@@ -542,6 +542,8 @@ func checkReturnTo(p string) error {
 	return nil
 }
 
+var errCorruptRecord = errors.New("stepup: store record is corrupt or of an unknown version")
+
 // appendParam appends "&k=v" with v escaped as in a query.
 func appendParam(b []byte, k, v string) []byte {
 	if b[len(b)-1] != '?' {

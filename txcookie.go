@@ -128,8 +128,6 @@ func appendTxList(b []byte, l []string) []byte {
 	return b
 }
 
-var errCorruptRecord = errors.New("stepup: store record is corrupt or of an unknown version")
-
 // errCorruptTx: a transaction payload that opened (so the Client sealed it)
 // but does not decode: a payload of another version, or a bug.
 var errCorruptTx = errors.New("stepup: transaction cookie is corrupt or of an unknown version")
