@@ -180,6 +180,8 @@ func TestAuthorizeURLRejects(t *testing.T) {
 		{"extra value with control", AuthorizeOptions{Extra: url.Values{"screen_hint": {"a\x00"}}}},
 		{"audience over 512", AuthorizeOptions{Audience: "https://" + strings.Repeat("a", 512)}},
 		{"33 scopes", AuthorizeOptions{Scopes: strings.Fields(strings.Repeat("s ", 33))}},
+		{"transaction over a cookie", AuthorizeOptions{ReturnTo: "/" + strings.Repeat("r", 2000),
+			Policy: Policy{ACR: strings.Fields(strings.Repeat("urn:"+strings.Repeat("a", 200)+" ", 8))}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
