@@ -226,7 +226,7 @@ const RetryParam = "stepup_retry"
 // handler then runs again and repeats its API call with the new token, which
 // the callback stored in the session under the audience. It is what
 // RequireStepUp does for pages, for a handler to call. On success it has
-// written the redirect (302, and the binding cookie) and returns nil; on
+// written the redirect (302, and the transaction cookie) and returns nil; on
 // error it has written nothing.
 //
 // The return path is opts.ReturnTo when set, else the request's own path and

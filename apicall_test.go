@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/stepupauth/stepup/store"
 	"golang.org/x/oauth2"
 )
 
@@ -327,15 +326,7 @@ func txOf(t *testing.T, c *Client, w *httptest.ResponseRecorder) (*url.URL, *txR
 	if err != nil || loc.Path != "/authorize" {
 		t.Fatalf("Location %q, want the tenant's /authorize", w.Header().Get("Location"))
 	}
-	data, err := c.store.Get(context.Background(), c.txKey(loc.Query().Get("state")))
-	if err != nil {
-		t.Fatalf("transaction: %v", err)
-	}
-	tx, err := decodeTx(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc, tx
+	return loc, txOfResponse(t, c, w, loc.Query().Get("state"))
 }
 
 func TestStepUp(t *testing.T) {
@@ -367,8 +358,8 @@ func TestStepUp(t *testing.T) {
 	if tx.Audience != apiAudience || !slices.Equal(tx.Policy.ACR, []string{ACRMultiFactor}) || tx.MaxAge != 600 {
 		t.Errorf("transaction %+v", tx)
 	}
-	if !slices.ContainsFunc(w.Result().Cookies(), func(ck *http.Cookie) bool { return ck.Name == c.bindingCookie }) {
-		t.Error("no binding cookie")
+	if !slices.ContainsFunc(w.Result().Cookies(), func(ck *http.Cookie) bool { return ck.Name == c.TransactionCookieName(q.Get("state")) }) {
+		t.Error("no transaction cookie")
 	}
 	retry := tx.ReturnTo
 	// The login the step-up brought: the session goes on with a new cookie.
@@ -503,13 +494,16 @@ func TestStepUp(t *testing.T) {
 			t.Errorf("StepUp: %v (wrote %d %v), want ErrInvalidAuthorizeOptions and nothing written", err, w.Code, w.Header())
 		}
 	})
-	t.Run("store down: returned, nothing written", func(t *testing.T) {
+	t.Run("store down: the step-up starts without it", func(t *testing.T) {
 		cs.failing.Store(true)
 		defer cs.failing.Store(false)
+		calls := cs.writes() + cs.gets.Load()
 		w := httptest.NewRecorder()
-		err := c.StepUp(w, stepUpRequest("GET", "/report", alice), opts)
-		if !errors.Is(err, store.ErrUnavailable) || ErrorStatus(err) != http.StatusServiceUnavailable || len(w.Header()) != 0 {
-			t.Errorf("StepUp: %v (wrote %v), want store.ErrUnavailable and nothing written", err, w.Header())
+		if err := c.StepUp(w, stepUpRequest("GET", "/report", alice), opts); err != nil || w.Code != http.StatusFound {
+			t.Errorf("StepUp: %v (%d), want a redirect: the transaction is a cookie", err, w.Code)
+		}
+		if n := cs.writes() + cs.gets.Load() - calls; n != 0 {
+			t.Errorf("%d store calls, want none", n)
 		}
 	})
 }

@@ -2,26 +2,52 @@ package stepup
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/oauth2"
+	"unicode/utf8"
 )
 
 // ErrInvalidAuthorizeOptions: AuthorizeOptions that cannot be sent, such as a
-// ReturnTo that is not a local path or Extra parameters that would override
-// the security parameters. The message says which.
+// ReturnTo that is not a local path, a parameter over its bound, or Extra
+// parameters that would override the security parameters. The message says
+// which (quoting at most 64 bytes of the value). The middleware answers it
+// with 400; nothing is stored.
 var ErrInvalidAuthorizeOptions = errors.New("stepup: invalid authorize options")
 
+// Bounds of what an authorization request carries. Most of it can come from
+// a browser (LoginHandler's query, a page's URL), and all of it travels in
+// the transaction cookie: each is checked before anything is built.
+const (
+	maxConnectionLen   = 128  // Auth0: a connection name is at most 128 characters
+	maxLoginHintLen    = 320  // an email address (254) or an iss_sub JSON hint
+	maxOrganizationLen = 50   // Auth0: organization names are at most 50 characters, ids ~20
+	maxInvitationLen   = 64   // Auth0's invitation tickets are 32 characters
+	maxReturnToLen     = 2048 // as checkReturnTo
+	maxAudienceLen     = 512
+	maxPromptLen       = 64
+	maxScopes          = 32
+	maxScopeLen        = 256
+	maxPolicyNameLen   = 256 + 1 + maxConnectionLen // with PolicyFor's "@connection"
+	maxExtraParams     = 16
+	maxExtraNameLen    = 64
+	maxExtraValueLen   = 512
+	maxExtraTotal      = 2048
+)
+
 // AuthorizeOptions shape one authorization request. The zero value asks for a
-// plain login with the Config's scopes and audience.
+// plain login with the Config's scopes and audience. Every field is bounded
+// (the browser controls several of them); over a bound, AuthorizeURL fails
+// with ErrInvalidAuthorizeOptions.
 type AuthorizeOptions struct {
 	// Connection sends the user straight to this identity provider (e.g.
 	// "google-oauth2", "Username-Password-Authentication"), skipping Auth0's
@@ -29,54 +55,76 @@ type AuthorizeOptions struct {
 	// Policy (see Client.PolicyFor) for this request only: the browser
 	// controls the request, so the session answers to the connection the ID
 	// token's sub names (Session.Connection), whatever was requested.
+	// Auth0's name rule applies: 1 to 128 ASCII letters, digits and "-",
+	// starting and ending with a letter or digit.
 	Connection string
 	// Policy is what the login must satisfy: its ACR values are sent as
 	// acr_values and its MaxAge as max_age, and Exchange checks the result
-	// against it.
+	// against it. At most 32 ACR, AMR and scope values of at most 256
+	// bytes each; a Name of at most 256 bytes.
 	Policy Policy
 	// Prompt is sent as prompt: "login" forces re-authentication, "none"
 	// is silent authentication (its tokens never change a session's
-	// step-up evidence).
+	// step-up evidence). At most 64 bytes.
 	Prompt string
 	// MaxAge, when not nil, is sent as max_age instead of Policy.MaxAge.
 	// A pointer to 0 forces re-authentication.
 	MaxAge *time.Duration
-	// LoginHint pre-fills the login page (an email address).
+	// LoginHint pre-fills the login page (an email address): at most 320
+	// bytes of UTF-8 without control characters.
 	LoginHint string
 	// Audience is the API the access token is for. Default: Config.Audience.
+	// At most 512 bytes.
 	Audience string
-	// Scopes are requested besides Config.Scopes ("openid" is always sent).
+	// Scopes are requested besides Config.Scopes ("openid" is always sent):
+	// at most 32, each at most 256 bytes without spaces.
 	Scopes []string
-	// Organization is an Auth0 organization id or name.
+	// Organization is an Auth0 organization id ("org_...") or name: 1 to 50
+	// ASCII letters, digits, "-" and "_".
 	Organization string
 	// ReturnTo is the local path the callback redirects to, such as
 	// "/reports?y=2026". It must start with a single "/" (no scheme, no
-	// host, no backslash): an absolute URL would be an open redirect.
-	// Default: Config.DefaultReturnTo.
+	// host, no backslash): an absolute URL would be an open redirect. At
+	// most 2048 bytes. Default: Config.DefaultReturnTo.
 	ReturnTo string
-	// Binding is the browser binding to reuse: the value of the binding
-	// cookie when the browser already has one, so that logins started in
-	// several tabs all stay valid. Empty or malformed: a new one is made.
-	Binding string
 	// Extra parameters for /authorize (e.g. screen_hint, ui_locales,
-	// invitation). They cannot set a parameter the Client sets itself.
+	// invitation). They cannot set a parameter the Client sets itself. At
+	// most 16 values; names of at most 64 bytes of letters, digits, "_",
+	// "-" and "."; values of at most 512 bytes (invitation: 1 to 64
+	// letters, digits, "-" and "_"), 2048 bytes in all, no control
+	// characters.
 	Extra url.Values
 }
 
-// AuthorizeRequest is an authorization request ready to be sent.
+// AuthorizeRequest is an authorization request ready to be sent: the URL to
+// send the browser to and the transaction cookie that must go with it.
 type AuthorizeRequest struct {
 	// URL is where to send the browser (a 302 to it).
 	URL string
 	// State identifies the transaction in the callback.
 	State string
-	// Binding ties the transaction to this browser: store it in a cookie
-	// (HttpOnly, SameSite=Lax; the middleware uses the binding cookie) and
-	// give it back to Exchange with the callback.
-	Binding string
+	// Transaction is the pending authorization (nonce, PKCE verifier, the
+	// policy and max_age sent, connection, return path, audience, expiry),
+	// sealed with the Client's key ring and bound to State: the value of
+	// the cookie Cookie returns. Nothing of it is in the Store. Give it back
+	// to Exchange with the callback.
+	Transaction string
 	// Policy is the effective policy the callback will be checked against.
 	Policy Policy
 	// ExpiresAt is when the transaction expires.
 	ExpiresAt time.Time
+
+	cookie http.Cookie
+}
+
+// Cookie returns the transaction cookie to set with the redirect to URL
+// (named by Client.TransactionCookieName(State); HttpOnly, SameSite=Lax,
+// Path=/, Max-Age Config.TransactionTTL, Secure with the __Host- prefix on
+// https). Client.SetTransactionCookie sets it and bounds how many a browser
+// keeps.
+func (ar *AuthorizeRequest) Cookie() *http.Cookie {
+	ck := ar.cookie
+	return &ck
 }
 
 // reservedParams are set by the Client and may not come from Extra.
@@ -90,75 +138,222 @@ var reservedParams = map[string]bool{
 }
 
 // AuthorizeURL starts an authorization: it makes a 256-bit state and nonce
-// and a PKCE S256 verifier, saves them with the requested policy, the
-// connection, the return path and a hash of the browser binding as one
-// record in the Store (one write, expiring after Config.TransactionTTL), and
-// returns the URL to send the browser to. With Config.UsePAR, the parameters
-// are first posted to the tenant's /oauth/par.
+// and a PKCE S256 verifier, seals them with the requested policy, the
+// connection and the return path into the transaction cookie
+// (AuthorizeRequest.Cookie, bound to the state), and returns the URL to send
+// the browser to. It writes nothing to the Store: an anonymous visitor costs
+// none of it, and only the browser holding the cookie can complete the
+// transaction (Exchange). With Config.UsePAR, the parameters are first
+// posted to the tenant's /oauth/par (still nothing stored). Options over
+// their bounds fail with ErrInvalidAuthorizeOptions.
 func (c *Client) AuthorizeURL(ctx context.Context, opts AuthorizeOptions) (*AuthorizeRequest, error) {
 	return c.authorizeURL(ctx, opts, c.PolicyFor(opts.Policy, opts.Connection))
+}
+
+// clip quotes at most 64 bytes of a value for an error message: the value may
+// come from a browser, and the message reaches logs and error pages.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return strconv.Quote(s)
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// checkConnection applies Auth0's rule for connection names.
+func checkConnection(s string) error {
+	if s == "" || len(s) > maxConnectionLen {
+		return fmt.Errorf("%s is not 1 to %d characters", clip(s), maxConnectionLen)
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		alnum := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9'
+		if !alnum && (ch != '-' || i == 0 || i == len(s)-1) {
+			return fmt.Errorf("%s is not a connection name (letters, digits and inner \"-\")", clip(s))
+		}
+	}
+	return nil
+}
+
+// checkName accepts 1 to max ASCII letters, digits and the bytes of extra.
+func checkName(s string, max int, extra string) error {
+	if s == "" || len(s) > max {
+		return fmt.Errorf("%s is not 1 to %d characters", clip(s), max)
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte(extra, ch) >= 0) {
+			return fmt.Errorf("%s holds %q (allowed: letters, digits and %q)", clip(s), ch, extra)
+		}
+	}
+	return nil
+}
+
+// checkText accepts at most max bytes of UTF-8 without control characters.
+func checkText(s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%s is longer than %d bytes", clip(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not UTF-8", clip(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return fmt.Errorf("%s contains a control character", clip(s))
+		}
+	}
+	return nil
+}
+
+// checkAuthorizeOptions bounds everything opts carries (see AuthorizeOptions).
+func checkAuthorizeOptions(opts *AuthorizeOptions, policy *Policy) error {
+	invalid := func(field string, err error) error {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidAuthorizeOptions, field, err)
+	}
+	if opts.ReturnTo != "" {
+		if err := checkReturnTo(opts.ReturnTo); err != nil {
+			return invalid("ReturnTo", err)
+		}
+	}
+	if opts.Connection != "" {
+		if err := checkConnection(opts.Connection); err != nil {
+			return invalid("Connection", err)
+		}
+	}
+	if opts.Organization != "" {
+		if err := checkName(opts.Organization, maxOrganizationLen, "-_"); err != nil {
+			return invalid("Organization", err)
+		}
+	}
+	if err := checkText(opts.LoginHint, maxLoginHintLen); err != nil {
+		return invalid("LoginHint", err)
+	}
+	if err := checkText(opts.Audience, maxAudienceLen); err != nil {
+		return invalid("Audience", err)
+	}
+	if err := checkText(opts.Prompt, maxPromptLen); err != nil {
+		return invalid("Prompt", err)
+	}
+	if opts.MaxAge != nil && (*opts.MaxAge < 0 || *opts.MaxAge > maxMaxAge) {
+		return invalid("MaxAge", fmt.Errorf("%s is negative or above %s", *opts.MaxAge, maxMaxAge))
+	}
+	if opts.Policy.MaxAge < 0 {
+		return invalid("Policy.MaxAge", fmt.Errorf("%s is negative", opts.Policy.MaxAge))
+	}
+	// The policy sent (opts.Policy as adapted to the connection) is what
+	// travels; opts.Policy itself goes nowhere else.
+	for _, p := range []*Policy{policy} {
+		if p.MaxAge < 0 || p.MaxAge > maxMaxAge {
+			return invalid("Policy.MaxAge", fmt.Errorf("%s is negative or above %s", p.MaxAge, maxMaxAge))
+		}
+		if err := checkText(p.Name, maxPolicyNameLen); err != nil {
+			return invalid("Policy.Name", err)
+		}
+		for _, l := range []struct {
+			name string
+			vs   []string
+		}{{"Policy.ACR", p.ACR}, {"Policy.AMR", p.AMR}, {"Policy.Scopes", p.Scopes}} {
+			if err := checkScopeList(l.vs); err != nil {
+				return invalid(l.name, err)
+			}
+		}
+	}
+	if err := checkScopeList(opts.Scopes); err != nil {
+		return invalid("Scopes", err)
+	}
+	n, total := 0, 0
+	for k, vs := range opts.Extra {
+		if reservedParams[strings.ToLower(k)] {
+			return invalid("Extra", fmt.Errorf("must not set %s: use the AuthorizeOptions field or leave it to the Client", clip(k)))
+		}
+		if err := checkName(k, maxExtraNameLen, "-_."); err != nil {
+			return invalid("Extra", fmt.Errorf("parameter name %w", err))
+		}
+		for _, v := range vs {
+			n++
+			total += len(k) + len(v)
+			if n > maxExtraParams || total > maxExtraTotal {
+				return invalid("Extra", fmt.Errorf("more than %d values or %d bytes", maxExtraParams, maxExtraTotal))
+			}
+			var err error
+			if strings.EqualFold(k, "invitation") {
+				err = checkName(v, maxInvitationLen, "-_")
+			} else {
+				err = checkText(v, maxExtraValueLen)
+			}
+			if err != nil {
+				return invalid("Extra "+k, err)
+			}
+		}
+	}
+	return nil
+}
+
+// maxMaxAge bounds a max_age (a year: far above any sensible one, far below
+// an overflow of seconds rounding).
+const maxMaxAge = 366 * 24 * time.Hour
+
+func checkScopeList(vs []string) error {
+	if len(vs) > maxScopes {
+		return fmt.Errorf("%d values, at most %d", len(vs), maxScopes)
+	}
+	for _, s := range vs {
+		bad := s == "" || len(s) > maxScopeLen
+		for i := 0; i < len(s) && !bad; i++ {
+			bad = s[i] <= 0x20 || s[i] == 0x7f
+		}
+		if bad || !utf8.ValidString(s) {
+			return fmt.Errorf("%s is not a token of 1 to %d bytes of UTF-8 without spaces or control characters", clip(s), maxScopeLen)
+		}
+	}
+	return nil
 }
 
 // authorizeURL is AuthorizeURL sending policy, opts.Policy as already
 // adapted to a connection (opts.Connection is then only a routing hint).
 func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy Policy) (*AuthorizeRequest, error) {
-	invalid := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidAuthorizeOptions}, args...)...)
+	if err := checkAuthorizeOptions(&opts, &policy); err != nil {
+		return nil, err
 	}
 	returnTo := opts.ReturnTo
 	if returnTo == "" {
 		returnTo = c.cfg.DefaultReturnTo
-	} else if err := checkReturnTo(returnTo); err != nil {
-		return nil, invalid("ReturnTo: %v", err)
 	}
-	for k := range opts.Extra {
-		if reservedParams[strings.ToLower(k)] {
-			return nil, invalid("Extra must not set %q: use the AuthorizeOptions field or leave it to the Client", k)
-		}
-	}
-	if opts.MaxAge != nil && *opts.MaxAge < 0 {
-		return nil, invalid("MaxAge is negative")
-	}
-	if opts.Policy.MaxAge < 0 {
-		return nil, invalid("Policy.MaxAge is negative")
-	}
-	for _, s := range opts.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n") {
-			return nil, invalid("Scopes: %q is not a scope token", s)
-		}
-	}
-	for _, v := range []string{opts.Connection, opts.Prompt, opts.LoginHint, opts.Audience, opts.Organization} {
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return nil, invalid("a parameter contains a control character")
-		}
-	}
-
 	audience := opts.Audience
 	if audience == "" {
 		audience = c.cfg.Audience
 	}
-	binding := opts.Binding
-	if !isRandomToken(binding) {
-		binding = randomToken()
-	}
-	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	now := c.now()
-
-	challenge := oauth2.S256ChallengeFromVerifier(verifier)
 	rec := txRecord{
-		V:           txVersion,
-		Nonce:       nonce,
-		Verifier:    verifier,
-		BindingHash: bindingHash(binding),
-		Issuer:      c.issuer,
-		Policy:      policy,
-		MaxAge:      -1,
-		Connection:  opts.Connection,
-		ReturnTo:    returnTo,
-		Audience:    audience,
-		Silent:      opts.Prompt == "none",
-		Expires:     now.Add(c.cfg.TransactionTTL).Unix(),
+		Issuer:     c.issuer,
+		Policy:     policy,
+		MaxAge:     -1,
+		Connection: opts.Connection,
+		ReturnTo:   returnTo,
+		Audience:   audience,
+		Silent:     opts.Prompt == "none",
+		Expires:    now.Add(c.cfg.TransactionTTL).Unix(),
 	}
+	var random [32 + 2*txRawLen]byte
+	if _, err := rand.Read(random[:]); err != nil {
+		panic("stepup: crypto/rand failed: " + err.Error())
+	}
+	state := base64.RawURLEncoding.EncodeToString(random[:32])
+	copy(rec.Nonce[:], random[32:])
+	copy(rec.Verifier[:], random[32+txRawLen:])
+	// The nonce and the PKCE S256 challenge (RFC 7636: base64url of the
+	// SHA-256 of the verifier's base64url form, as
+	// oauth2.S256ChallengeFromVerifier) are built on the stack.
+	var nonce, verifier, challenge [43]byte
+	base64.RawURLEncoding.Encode(nonce[:], rec.Nonce[:])
+	base64.RawURLEncoding.Encode(verifier[:], rec.Verifier[:])
+	sum := sha256.Sum256(verifier[:])
+	base64.RawURLEncoding.Encode(challenge[:], sum[:])
+
 	var maxAge string
 	switch {
 	case opts.MaxAge != nil:
@@ -171,8 +366,8 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 
 	// The query is written by hand, in one buffer: this is the hot path of
 	// every login (x/oauth2's AuthCodeURL costs a map and a sort per call).
-	q := make([]byte, 0, 640)
-	q = append(q, c.authURL...)
+	bp := scratch.Get().(*[]byte)
+	q := append((*bp)[:0], c.authURL...)
 	q = append(q, '?')
 	q = appendParam(q, "response_type", "code")
 	q = appendParam(q, "client_id", c.cfg.ClientID)
@@ -188,10 +383,14 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 			q = appendEscaped(q, sc)
 		}
 	}
-	q = appendParam(q, "state", state)
-	q = appendParam(q, "nonce", nonce)
-	q = appendParam(q, "code_challenge", challenge)
-	q = appendParam(q, "code_challenge_method", "S256")
+	// state, nonce and challenge are base64url: nothing to escape.
+	q = append(q, "&state="...)
+	q = append(q, state...)
+	q = append(q, "&nonce="...)
+	q = append(q, nonce[:]...)
+	q = append(q, "&code_challenge="...)
+	q = append(q, challenge[:]...)
+	q = append(q, "&code_challenge_method=S256"...)
 	if len(policy.ACR) > 0 {
 		q = append(q, "&acr_values="...)
 		for i, v := range policy.ACR {
@@ -215,23 +414,25 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 		}
 	}
 	u := string(q)
+	if cap(q) <= 8192 {
+		*bp = q[:0]
+		scratch.Put(bp)
+	}
 
+	value := c.sealTx(state, &rec)
+	if len(value) > maxTxCookieValue {
+		return nil, fmt.Errorf("%w: the transaction is %d bytes sealed, over the %d a cookie may carry: shorten ReturnTo or the policy",
+			ErrInvalidAuthorizeOptions, len(value), maxTxCookieValue)
+	}
 	if c.cfg.UsePAR {
 		var err error
 		if u, err = c.pushAuthorizationRequest(ctx, u); err != nil {
 			return nil, err
 		}
 	}
-
-	data, err := encodeTx(&rec)
-	if err != nil {
-		return nil, err
-	}
-	sctx, done := c.storeContext(ctx)
-	if err := done(c.store.Set(sctx, c.txKey(state), data, c.cfg.TransactionTTL)); err != nil {
-		return nil, fmt.Errorf("stepup: saving the authorization transaction: %w", err)
-	}
-	return &AuthorizeRequest{URL: u, State: state, Binding: binding, Policy: policy, ExpiresAt: time.Unix(rec.Expires, 0)}, nil
+	ar := &AuthorizeRequest{URL: u, State: state, Transaction: value, Policy: policy, ExpiresAt: time.Unix(rec.Expires, 0)}
+	ar.cookie = c.txCookie(c.TransactionCookieName(state), value)
+	return ar, nil
 }
 
 // pushAuthorizationRequest posts the parameters of the authorization URL u to
@@ -313,105 +514,35 @@ func checkReturnTo(p string) error {
 	switch {
 	case p == "":
 		return errors.New("empty path")
-	case len(p) > 2048:
-		return errors.New("longer than 2048 bytes")
+	case len(p) > maxReturnToLen:
+		return fmt.Errorf("%s is longer than %d bytes", clip(p), maxReturnToLen)
 	case p[0] != '/':
-		return fmt.Errorf("%q is not a local path starting with /", p)
+		return fmt.Errorf("%s is not a local path starting with /", clip(p))
 	case len(p) > 1 && (p[1] == '/' || p[1] == '\\'):
-		return fmt.Errorf("%q would be read as another host", p)
+		return fmt.Errorf("%s would be read as another host", clip(p))
 	case strings.ContainsRune(p, '\\'):
-		return fmt.Errorf("%q contains a backslash", p)
+		return fmt.Errorf("%s contains a backslash", clip(p))
 	case strings.ContainsRune(p, '#'):
-		return fmt.Errorf("%q contains a fragment", p)
+		return fmt.Errorf("%s contains a fragment", clip(p))
 	}
 	for i := 0; i < len(p); i++ {
 		if p[i] < 0x21 || p[i] == 0x7f {
-			return fmt.Errorf("%q contains a space or control character", p)
+			return fmt.Errorf("%s contains a space or control character", clip(p))
 		}
 	}
 	u, err := url.Parse(p)
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
-		return fmt.Errorf("%q is not a local path", p)
+		return fmt.Errorf("%s is not a local path", clip(p))
 	}
 	// A percent-encoded slash or backslash right after the leading "/" is
 	// decoded by some servers and proxies into "//host".
 	if lp := strings.ToLower(p); strings.HasPrefix(lp, "/%2f") || strings.HasPrefix(lp, "/%5c") {
-		return fmt.Errorf("%q starts with an encoded slash", p)
+		return fmt.Errorf("%s starts with an encoded slash", clip(p))
 	}
 	return nil
 }
 
-// bindingHash is what a transaction keeps of the browser binding: enough to
-// compare, useless to a reader of the store.
-func bindingHash(binding string) []byte {
-	h := sha256.Sum256([]byte("stepup binding\x00" + binding))
-	return h[:]
-}
-
-func (c *Client) txKey(state string) string { return c.cfg.KeyPrefix + "tx:" + state }
-
-// txRecord is an authorization transaction as stored. Its encoding is JSON
-// with a version number, read back by decodeTx, a parser of untrusted input
-// (whoever can write to the store).
-type txRecord struct {
-	V           int    `json:"v"`
-	Nonce       string `json:"n"`
-	Verifier    string `json:"cv"`
-	BindingHash []byte `json:"b"`
-	Issuer      string `json:"iss"`
-	Policy      Policy `json:"p"`
-	// MaxAge is the max_age sent, in seconds; -1 when none was.
-	MaxAge     int64  `json:"ma"`
-	Connection string `json:"c,omitempty"`
-	ReturnTo   string `json:"r"`
-	Audience   string `json:"aud,omitempty"`
-	Silent     bool   `json:"s,omitempty"`
-	Expires    int64  `json:"exp"`
-}
-
-const txVersion = 1
-
-func encodeTx(r *txRecord) ([]byte, error) {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("stepup: encoding a transaction: %w", err)
-	}
-	return b, nil
-}
-
 var errCorruptRecord = errors.New("stepup: store record is corrupt or of an unknown version")
-
-func decodeTx(data []byte) (*txRecord, error) {
-	var r txRecord
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%w: transaction: %v", errCorruptRecord, err)
-	}
-	switch {
-	case r.V != txVersion:
-		return nil, fmt.Errorf("%w: transaction version %d", errCorruptRecord, r.V)
-	case !isRandomToken(r.Nonce):
-		return nil, fmt.Errorf("%w: transaction nonce", errCorruptRecord)
-	case len(r.Verifier) < 43 || len(r.Verifier) > 128:
-		return nil, fmt.Errorf("%w: transaction PKCE verifier", errCorruptRecord)
-	case len(r.BindingHash) != sha256.Size:
-		return nil, fmt.Errorf("%w: transaction binding", errCorruptRecord)
-	case r.Issuer == "":
-		return nil, fmt.Errorf("%w: transaction issuer", errCorruptRecord)
-	case r.MaxAge < -1:
-		return nil, fmt.Errorf("%w: transaction max_age", errCorruptRecord)
-	case r.Policy.MaxAge < 0:
-		return nil, fmt.Errorf("%w: transaction policy", errCorruptRecord)
-	case checkReturnTo(r.ReturnTo) != nil:
-		return nil, fmt.Errorf("%w: transaction return path", errCorruptRecord)
-	}
-	for i := 0; i < len(r.Verifier); i++ {
-		ch := r.Verifier[i]
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-._~", ch) >= 0) {
-			return nil, fmt.Errorf("%w: transaction PKCE verifier", errCorruptRecord)
-		}
-	}
-	return &r, nil
-}
 
 // appendParam appends "&k=v" with v escaped as in a query.
 func appendParam(b []byte, k, v string) []byte {

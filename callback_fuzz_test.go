@@ -37,42 +37,51 @@ func newFuzzClient(f *testing.F) *Client {
 }
 
 // FuzzCallback: the callback's query comes from whoever sends the browser to
-// it. In the fuzzed query, STATE stands for the state of a live transaction
-// and the binding argument's BINDING for that transaction's browser binding,
-// so the fuzzer reaches the checks past the store lookup. Exchange must never
-// panic, never succeed (the tenant is unreachable), and always say why with
-// one of its documented errors.
+// it, and the transaction cookie from the browser. In the fuzzed query,
+// STATE stands for the state of a live transaction; in the fuzzed cookie, TX
+// for that transaction's cookie value and OTHER for another transaction's,
+// so the fuzzer reaches the checks past the cookie's seal. Exchange must
+// never panic, never succeed (the tenant is unreachable), and always say why
+// with one of its documented errors; and whatever fails before the code is
+// tried writes nothing to the store.
 func FuzzCallback(f *testing.F) {
 	c := newFuzzClient(f)
-	for _, s := range []struct{ query, binding string }{
-		{"state=STATE&code=abc", "BINDING"},
-		{"state=STATE&code=abc&iss=https%3A%2F%2Ftenant.example%2F", "BINDING"},
-		{"state=STATE&code=abc&iss=https%3A%2F%2Fevil.example%2F", "BINDING"},
-		{"state=STATE&iss=a&iss=b", "BINDING"},
-		{"state=STATE&error=access_denied&error_description=nope", "BINDING"},
-		{"state=STATE&code=abc", "other"},
-		{"state=STATE&state=STATE", "BINDING"},
-		{"code=abc", "BINDING"},
+	for _, s := range []struct{ query, tx string }{
+		{"state=STATE&code=abc", "TX"},
+		{"state=STATE&code=abc&iss=https%3A%2F%2Ftenant.example%2F", "TX"},
+		{"state=STATE&code=abc&iss=https%3A%2F%2Fevil.example%2F", "TX"},
+		{"state=STATE&iss=a&iss=b", "TX"},
+		{"state=STATE&error=access_denied&error_description=nope", "TX"},
+		{"state=STATE&code=abc", "OTHER"},
+		{"state=STATE&code=abc", "TXx"},
+		{"state=STATE&code=abc", "1.TX"},
+		{"state=STATE&code=abc", ""},
+		{"state=STATE&state=STATE", "TX"},
+		{"code=abc", "TX"},
 		{"state=%ZZ", ""},
-		{"state=" + strings.Repeat("A", 43), "BINDING"},
+		{"state=" + strings.Repeat("A", 43), "TX"},
 	} {
-		f.Add(s.query, s.binding)
+		f.Add(s.query, s.tx)
 	}
-	f.Fuzz(func(t *testing.T, query, binding string) {
+	f.Fuzz(func(t *testing.T, query, txValue string) {
 		ctx := context.Background()
 		ar, err := c.AuthorizeURL(ctx, AuthorizeOptions{Policy: MFA})
 		if err != nil {
 			t.Fatal(err)
 		}
+		other, err := c.AuthorizeURL(ctx, AuthorizeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		query = strings.ReplaceAll(query, "STATE", ar.State)
-		binding = strings.ReplaceAll(binding, "BINDING", ar.Binding)
+		txValue = strings.ReplaceAll(strings.ReplaceAll(txValue, "OTHER", other.Transaction), "TX", ar.Transaction)
 		q, err := url.ParseQuery(query)
 		if err != nil {
 			return // net/http would not hand such a query to the handler either
 		}
-		login, err := c.Exchange(ctx, q, binding)
+		login, err := c.Exchange(ctx, q, txValue)
 		if err == nil {
-			t.Fatalf("Exchange(%q, %q) succeeded with an unreachable tenant: %+v", query, binding, login)
+			t.Fatalf("Exchange(%q, %q) succeeded with an unreachable tenant: %+v", query, txValue, login)
 		}
 		var ae *AuthorizeError
 		var te *TenantError
@@ -81,10 +90,19 @@ func FuzzCallback(f *testing.F) {
 			errors.Is(err, ErrStateMismatch), errors.Is(err, ErrIssuerMismatch),
 			errors.As(err, &ae), errors.As(err, &te):
 		default:
-			t.Fatalf("Exchange(%q, %q): undocumented error %v", query, binding, err)
+			t.Fatalf("Exchange(%q, %q): undocumented error %v", query, txValue, err)
 		}
 		if st := ErrorStatus(err); st < 400 {
 			t.Fatalf("ErrorStatus(%v) = %d, want an error status", err, st)
+		}
+		if txValue != ar.Transaction || q.Get("state") != ar.State {
+			// Not this transaction's own browser: the store must not have been touched.
+			if _, err := c.store.Get(ctx, c.usedKey(q.Get("state"), q.Get("code"))); err == nil {
+				t.Fatalf("Exchange(%q, %q) wrote a marker without the transaction's cookie", query, txValue)
+			}
+		}
+		if ae != nil && (len(ae.Code) > maxAuthorizeErrorCode+len("…") || len(ae.Description) > maxAuthorizeErrorDescr+len("…")) {
+			t.Fatalf("AuthorizeError not bounded: %d, %d bytes", len(ae.Code), len(ae.Description))
 		}
 	})
 }

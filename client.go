@@ -136,8 +136,9 @@ type Config struct {
 	// auth_time). Default: 60 s (Auth0's). A negative value means none.
 	Leeway time.Duration
 
-	// TransactionTTL bounds the time between AuthorizeURL and the callback.
-	// Default: 10 minutes.
+	// TransactionTTL bounds the time between AuthorizeURL and the callback:
+	// the transaction cookie's Max-Age and the expiry sealed in it, and the
+	// longest a callback's single-use marker is kept. Default: 10 minutes.
 	TransactionTTL time.Duration
 	// SessionIdleTimeout ends a session that served no request for this
 	// long. Default: 30 minutes. Activity extends it in steps of at most a
@@ -189,9 +190,10 @@ type Config struct {
 type CookieConfig struct {
 	// Session is the session cookie's name. Default: "stepup_session".
 	Session string
-	// Binding is the cookie that binds authorization transactions to the
-	// browser that started them. Default: "stepup_binding".
-	Binding string
+	// Transaction names the cookies that carry pending authorizations, one
+	// per login in progress: "<Transaction>_<8 characters>" (see
+	// Client.TransactionCookieName). Default: "stepup_tx".
+	Transaction string
 }
 
 // Client is a relying party of one Auth0 application: it builds
@@ -222,7 +224,6 @@ type Client struct {
 
 	secure        bool
 	sessionCookie string
-	bindingCookie string
 
 	closeOnce sync.Once
 }
@@ -406,20 +407,23 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Cookie.Session == "" {
 		cfg.Cookie.Session = "stepup_session"
 	}
-	if cfg.Cookie.Binding == "" {
-		cfg.Cookie.Binding = "stepup_binding"
+	if cfg.Cookie.Transaction == "" {
+		cfg.Cookie.Transaction = "stepup_tx"
 	}
-	for _, n := range []string{cfg.Cookie.Session, cfg.Cookie.Binding} {
+	for _, n := range []string{cfg.Cookie.Session, cfg.Cookie.Transaction} {
 		if !validCookieName(n) || strings.HasPrefix(n, "__") {
 			return nil, bad("cookie name %q is not a valid cookie name (letters, digits, - and _; no __ prefix: the Client adds __Host- itself on https)", n)
 		}
 	}
-	if cfg.Cookie.Session == cfg.Cookie.Binding {
-		return nil, bad("Cookie.Session and Cookie.Binding must differ")
+	if len(cfg.Cookie.Transaction) > 32 {
+		return nil, bad("Cookie.Transaction %q is longer than 32 bytes (each transaction cookie's name adds 9)", cfg.Cookie.Transaction)
 	}
-	c.sessionCookie, c.bindingCookie = cfg.Cookie.Session, cfg.Cookie.Binding
+	if strings.HasPrefix(cfg.Cookie.Session, cfg.Cookie.Transaction+"_") || cfg.Cookie.Session == cfg.Cookie.Transaction {
+		return nil, bad("Cookie.Session must differ from Cookie.Transaction and not start with it and \"_\"")
+	}
+	c.sessionCookie = cfg.Cookie.Session
 	if c.secure {
-		c.sessionCookie, c.bindingCookie = "__Host-"+c.sessionCookie, "__Host-"+c.bindingCookie
+		c.sessionCookie = "__Host-" + c.sessionCookie
 	}
 
 	// Store and sealing keys.

@@ -58,7 +58,7 @@ func TestNewInvalidConfig(t *testing.T) {
 		{"short sealing key", func(c *Config) { c.SealingKeys = [][]byte{[]byte("short")} }, "exactly 32 random bytes"},
 		{"shared store without sealing keys", func(c *Config) { c.SealingKeys = nil }, "SealingKeys is required"},
 		{"cookie with __Host-", func(c *Config) { c.Cookie.Session = "__Host-s" }, "not a valid cookie name"},
-		{"same cookie names", func(c *Config) { c.Cookie.Session, c.Cookie.Binding = "x", "x" }, "must differ"},
+		{"same cookie names", func(c *Config) { c.Cookie.Session, c.Cookie.Transaction = "x", "x" }, "must differ"},
 		{"negative connection max age", func(c *Config) {
 			c.ConnectionPolicies = map[string]Policy{"google-oauth2": MFA.WithMaxAge(-time.Second)}
 		}, "negative"},
@@ -164,8 +164,8 @@ func TestNewDefaultsAndCopy(t *testing.T) {
 	if c.authMethod != AuthClientSecretPost {
 		t.Errorf("auth method: got %q, want %q", c.authMethod, AuthClientSecretPost)
 	}
-	if c.sessionCookie != "__Host-stepup_session" || c.bindingCookie != "__Host-stepup_binding" || !c.secure {
-		t.Errorf("on https: cookies %q %q secure=%v, want __Host- names and Secure", c.sessionCookie, c.bindingCookie, c.secure)
+	if txc := c.TransactionCookieName(randomToken()); c.sessionCookie != "__Host-stepup_session" || !strings.HasPrefix(txc, "__Host-stepup_tx_") || !c.secure {
+		t.Errorf("on https: cookies %q %q secure=%v, want __Host- names and Secure", c.sessionCookie, txc, c.secure)
 	}
 	if got, want := c.cfg.LogoutReturnURL, "https://app.example.com/"; got != want {
 		t.Errorf("LogoutReturnURL: got %q, want %q", got, want)
@@ -288,7 +288,7 @@ func TestPrivateKeyJWTRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Exchange(ctx, url.Values{"state": {ar.State}, "code": {"the-code"}}, ar.Binding)
+	_, err = c.Exchange(ctx, url.Values{"state": {ar.State}, "code": {"the-code"}}, ar.Transaction)
 	var te *TenantError
 	if !errors.As(err, &te) || te.Code != "invalid_grant" || te.StatusCode != http.StatusForbidden {
 		t.Fatalf("Exchange: got %v, want the server's invalid_grant", err)

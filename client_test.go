@@ -28,14 +28,17 @@ func TestLoginGivesSession(t *testing.T) {
 	if q := loc.Query(); q.Get("acr_values") != "" || q.Get("max_age") != "" {
 		t.Errorf("a plain login asked for a step-up: %s", loc)
 	}
-	bind := u.cookies[h.c.bindingCookie]
-	if bind == nil || !bind.HttpOnly || bind.SameSite != http.SameSiteLaxMode {
-		t.Fatalf("binding cookie: %+v, want HttpOnly and SameSite=Lax", bind)
+	txc := u.cookies[h.c.TransactionCookieName(loc.Query().Get("state"))]
+	if txc == nil || !txc.HttpOnly || txc.SameSite != http.SameSiteLaxMode || txc.Path != "/" || txc.MaxAge != int(DefaultTransactionTTL/time.Second) {
+		t.Fatalf("transaction cookie: %+v, want HttpOnly, SameSite=Lax, Path=/ and Max-Age the transaction's TTL", txc)
 	}
 	cb := u.authorize(w)
 	w = u.callback(cb)
 	if w.Code != http.StatusFound || w.Header().Get("Location") != pathPrivate {
 		t.Fatalf("callback: %d to %q, want 302 to %s", w.Code, w.Header().Get("Location"), pathPrivate)
+	}
+	if u.cookies[txc.Name] != nil {
+		t.Error("the callback left its transaction cookie")
 	}
 	ck := u.cookies[h.c.sessionCookie]
 	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.MaxAge <= 0 {
@@ -165,7 +168,7 @@ func TestTenantIgnoringACRValuesIsNotAStepUp(t *testing.T) {
 
 	// The same through Exchange: a typed error with the cause.
 	ar, cb := h.startAuthorize(u.tb, aliceCreds, AuthorizeOptions{Policy: MFA})
-	_, err := h.c.Exchange(context.Background(), cb, ar.Binding)
+	_, err := h.c.Exchange(context.Background(), cb, ar.Transaction)
 	var se *StepUpError
 	if !errors.As(err, &se) || se.Reason != ReasonNotPerformed || se.Cause != ReasonACRMissing || !errors.Is(err, ErrStepUpRequired) {
 		t.Fatalf("got %v, want *StepUpError{ReasonNotPerformed, Cause: ReasonACRMissing}", err)
@@ -198,33 +201,56 @@ func TestCallbackFailures(t *testing.T) {
 		if w := u.callback(cb); w.Code != http.StatusFound {
 			t.Fatalf("first callback: %d", w.Code)
 		}
-		u2 := h.alice() // even the same browser state: replay
-		u2.cookies = map[string]*http.Cookie{h.c.bindingCookie: u.cookies[h.c.bindingCookie]}
-		w := u2.callback(cb)
+		// The browser's own replay: its transaction cookie is gone.
+		if w := u.callback(cb); w.Code != http.StatusBadRequest {
+			t.Fatalf("replay: %d, want 400", w.Code)
+		}
+		// Even with the transaction cookie kept (a copy taken before the
+		// callback), the marker refuses it, and sets no cookie.
+		ar, cb2 := h.startAuthorize(nil, aliceCreds, AuthorizeOptions{})
+		if _, err := h.c.Exchange(ctx, cb2, ar.Transaction); err != nil {
+			t.Fatal(err)
+		}
+		u2 := h.alice()
+		u2.cookies = map[string]*http.Cookie{ar.Cookie().Name: ar.Cookie()}
+		w := u2.callback(&url.URL{Path: "/callback", RawQuery: cb2.Encode()})
 		if w.Code != http.StatusBadRequest || len(w.Result().Cookies()) != 0 {
 			t.Fatalf("replay: %d, cookies %v; want 400 and no session", w.Code, w.Result().Cookies())
 		}
-		_, err := h.c.Exchange(ctx, cb.Query(), u.cookies[h.c.bindingCookie].Value)
+		_, err := h.c.Exchange(ctx, cb2, ar.Transaction)
 		check(t, err, ErrTransactionNotFound, http.StatusBadRequest)
 	})
 	t.Run("callback from another browser", func(t *testing.T) {
 		ar, cb := h.startAuthorize(nil, aliceCreds, AuthorizeOptions{})
-		_, err := h.c.Exchange(ctx, cb, randomToken())
-		check(t, err, ErrStateMismatch, http.StatusBadRequest)
-		// The transaction was taken: the right browser cannot use it either now.
-		_, err = h.c.Exchange(ctx, cb, ar.Binding)
+		writes := h.cs.writes()
+		_, err := h.c.Exchange(ctx, cb, "")
 		check(t, err, ErrTransactionNotFound, http.StatusBadRequest)
+		other, _ := h.c.AuthorizeURL(ctx, AuthorizeOptions{})
+		_, err = h.c.Exchange(ctx, cb, other.Transaction) // another transaction's cookie
+		check(t, err, ErrStateMismatch, http.StatusBadRequest)
+		if got := h.cs.writes() - writes; got != 0 {
+			t.Errorf("foreign callbacks wrote %d records, want none", got)
+		}
+		// Nothing was consumed: the right browser still completes it.
+		if _, err = h.c.Exchange(ctx, cb, ar.Transaction); err != nil {
+			t.Fatalf("the owner's callback after foreign ones: %v", err)
+		}
 
 		u := h.alice()
 		cb2 := u.authorize(u.get(pathPrivate))
 		thief := h.alice()
-		w := thief.callback(cb2) // no binding cookie
+		w := thief.callback(cb2) // no transaction cookie
 		if w.Code != http.StatusBadRequest || thief.cookies[h.c.sessionCookie] != nil {
 			t.Fatalf("foreign browser: %d, want 400 and no session", w.Code)
 		}
+		if w := u.callback(cb2); w.Code != http.StatusFound || u.cookies[h.c.sessionCookie] == nil {
+			t.Fatalf("the victim's callback after the thief's: %d, want 302 and a session", w.Code)
+		}
 	})
 	t.Run("unknown state", func(t *testing.T) {
-		_, err := h.c.Exchange(ctx, url.Values{"state": {randomToken()}, "code": {"x"}}, randomToken())
+		_, err := h.c.Exchange(ctx, url.Values{"state": {randomToken()}, "code": {"x"}}, "")
+		check(t, err, ErrTransactionNotFound, http.StatusBadRequest)
+		_, err = h.c.Exchange(ctx, url.Values{"state": {randomToken()}, "code": {"x"}}, randomToken())
 		check(t, err, ErrTransactionNotFound, http.StatusBadRequest)
 		_, err = h.c.Exchange(ctx, url.Values{"state": {"../../etc"}, "code": {"x"}}, randomToken())
 		check(t, err, ErrTransactionNotFound, http.StatusBadRequest)
@@ -234,7 +260,7 @@ func TestCallbackFailures(t *testing.T) {
 	t.Run("expired state", func(t *testing.T) {
 		ar, cb := h.startAuthorize(nil, aliceCreds, AuthorizeOptions{})
 		h.clock.Advance(DefaultTransactionTTL + time.Second)
-		_, err := h.c.Exchange(ctx, cb, ar.Binding)
+		_, err := h.c.Exchange(ctx, cb, ar.Transaction)
 		check(t, err, ErrTransactionNotFound, http.StatusBadRequest)
 	})
 	t.Run("access denied", func(t *testing.T) {
@@ -248,7 +274,7 @@ func TestCallbackFailures(t *testing.T) {
 			t.Fatalf("denied login: %d, want 403 and no session", w.Code)
 		}
 		ar, cb2 := h.startAuthorize(nil, u.creds, AuthorizeOptions{})
-		_, err := h.c.Exchange(ctx, cb2, ar.Binding)
+		_, err := h.c.Exchange(ctx, cb2, ar.Transaction)
 		var ae *AuthorizeError
 		if !errors.As(err, &ae) || ae.Code != "access_denied" || ae.Description != "no access for bob" {
 			t.Fatalf("got %v, want *AuthorizeError access_denied", err)
@@ -256,13 +282,13 @@ func TestCallbackFailures(t *testing.T) {
 	})
 	t.Run("code already redeemed", func(t *testing.T) {
 		ar, cb := h.startAuthorize(nil, aliceCreds, AuthorizeOptions{})
-		if _, err := h.c.Exchange(ctx, cb, ar.Binding); err != nil {
+		if _, err := h.c.Exchange(ctx, cb, ar.Transaction); err != nil {
 			t.Fatal(err)
 		}
-		// Same code, new transaction record (as if the store had been rolled back).
+		// Same code, new transaction (the marker names state and code).
 		ar2, _ := h.c.AuthorizeURL(ctx, AuthorizeOptions{})
 		cb.Set("state", ar2.State)
-		_, err := h.c.Exchange(ctx, cb, ar2.Binding)
+		_, err := h.c.Exchange(ctx, cb, ar2.Transaction)
 		var te *TenantError
 		if !errors.As(err, &te) || te.Code != "invalid_grant" || te.StatusCode != http.StatusForbidden || errors.Is(err, ErrTenantUnavailable) {
 			t.Fatalf("got %v, want *TenantError invalid_grant 403", err)
@@ -389,7 +415,7 @@ func TestForgedIDTokens(t *testing.T) {
 			h.tn.ForgeIDTokens(tc.forge)
 			defer h.tn.ForgeIDTokens(nil)
 			ar, cb := h.startAuthorize(tb, aliceCreds, AuthorizeOptions{Policy: tc.policy, MaxAge: tc.maxAge})
-			login, err := h.c.Exchange(ctx, cb, ar.Binding)
+			login, err := h.c.Exchange(ctx, cb, ar.Transaction)
 			if err == nil {
 				t.Fatalf("a forged ID token was accepted: %+v", login.IDToken)
 			}
@@ -430,7 +456,7 @@ func TestForgedIDTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Exchange(ctx, cb.Query(), ar.Binding)
+		_, err = c.Exchange(ctx, cb.Query(), ar.Transaction)
 		if !errors.Is(err, ErrTokenSignature) || !errors.Is(err, ErrInvalidToken) {
 			t.Fatalf("got %v, want ErrTokenSignature", err)
 		}
@@ -444,7 +470,7 @@ func TestForgedIDTokens(t *testing.T) {
 		}
 		cb.Set("iss", "https://evil.example/")
 		calls := h.tn.Calls("/oauth/token")
-		if _, err := h.c.Exchange(ctx, cb, ar.Binding); !errors.Is(err, ErrIssuerMismatch) {
+		if _, err := h.c.Exchange(ctx, cb, ar.Transaction); !errors.Is(err, ErrIssuerMismatch) {
 			t.Fatalf("got %v, want ErrIssuerMismatch", err)
 		}
 		if h.tn.Calls("/oauth/token") != calls {
@@ -456,7 +482,7 @@ func TestForgedIDTokens(t *testing.T) {
 func TestRequireIssuerParameter(t *testing.T) {
 	h := newHarness(t, harnessOpts{client: func(c *Config) { c.RequireIssuerParameter = true }})
 	ar, cb := h.startAuthorize(nil, aliceCreds, AuthorizeOptions{})
-	if _, err := h.c.Exchange(context.Background(), cb, ar.Binding); !errors.Is(err, ErrIssuerMismatch) {
+	if _, err := h.c.Exchange(context.Background(), cb, ar.Transaction); !errors.Is(err, ErrIssuerMismatch) {
 		t.Fatalf("callback without iss: got %v, want ErrIssuerMismatch", err)
 	}
 	h2 := newHarness(t, harnessOpts{tenant: auth0test.Config{IssuerInAuthorizationResponse: true},
@@ -478,9 +504,10 @@ func TestFailClosed(t *testing.T) {
 			t.Errorf("%s with the store down: %d, want 503", p, w.Code)
 		}
 	}
+	// Starting a login needs no store: the transaction is the cookie.
 	anon := h.alice()
-	if w := anon.get(pathPrivate); w.Code != http.StatusServiceUnavailable {
-		t.Errorf("starting a login with the store down: %d, want 503", w.Code)
+	if w := anon.get(pathPrivate); w.Code != http.StatusFound {
+		t.Errorf("starting a login with the store down: %d, want 302 to the tenant", w.Code)
 	}
 	h.cs.failing.Store(false)
 
@@ -493,7 +520,7 @@ func TestFailClosed(t *testing.T) {
 	}
 	ar, cb2 := h.startAuthorize(nil, aliceCreds, AuthorizeOptions{})
 	h.tn.InjectFault("/oauth/token", auth0test.Fault{Drop: true, Times: 1})
-	_, err := h.c.Exchange(context.Background(), cb2, ar.Binding)
+	_, err := h.c.Exchange(context.Background(), cb2, ar.Transaction)
 	var te *TenantError
 	if !errors.Is(err, ErrTenantUnavailable) || !errors.As(err, &te) || te.Endpoint != "/oauth/token" {
 		t.Errorf("dropped connection: got %v, want a *TenantError matching ErrTenantUnavailable", err)
@@ -503,7 +530,7 @@ func TestFailClosed(t *testing.T) {
 	h3 := newHarness(t, harnessOpts{})
 	h3.tn.InjectFault("/.well-known/jwks.json", auth0test.Fault{Status: http.StatusInternalServerError})
 	ar, cb3 := h3.startAuthorize(nil, aliceCreds, AuthorizeOptions{})
-	_, err = h3.c.Exchange(context.Background(), cb3, ar.Binding)
+	_, err = h3.c.Exchange(context.Background(), cb3, ar.Transaction)
 	if !errors.Is(err, ErrTenantUnavailable) || ErrorStatus(err) != http.StatusServiceUnavailable {
 		t.Errorf("JWKS down: got %v (status %d), want ErrTenantUnavailable and 503", err, ErrorStatus(err))
 	}
@@ -581,7 +608,7 @@ func TestSilentLoginKeepsStepUpEvidence(t *testing.T) {
 	h.clock.Advance(2 * time.Minute)
 	ctx := context.Background()
 	ar, cb := h.startAuthorize(u.tb, aliceCreds, AuthorizeOptions{Prompt: "none"})
-	login, err := h.c.Exchange(ctx, cb, ar.Binding)
+	login, err := h.c.Exchange(ctx, cb, ar.Transaction)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -745,10 +772,18 @@ func TestSecureCookiesOnHTTPS(t *testing.T) {
 		client: func(c *Config) { c.RedirectURL = "https://app.fabrikam.example/callback" },
 	})
 	u := h.alice()
-	if w := u.visit(pathPrivate); w.Code != http.StatusOK {
+	w := u.get(pathPrivate)
+	txName := h.c.TransactionCookieName(mustParse(t, w.Header().Get("Location")).Query().Get("state"))
+	txc := u.cookies[txName]
+	w = u.callback(u.authorize(w))
+	if w.Code != http.StatusFound {
 		t.Fatalf("login: %d", w.Code)
 	}
-	for _, name := range []string{"__Host-stepup_session", "__Host-stepup_binding"} {
+	u.cookies[txName] = txc
+	for _, name := range []string{"__Host-stepup_session", txName} {
+		if !strings.HasPrefix(name, "__Host-stepup_") {
+			t.Errorf("cookie name %q, want the __Host- prefix", name)
+		}
 		ck := u.cookies[name]
 		if ck == nil || !ck.Secure || !ck.HttpOnly || ck.Path != "/" || ck.Domain != "" || ck.SameSite != http.SameSiteLaxMode {
 			t.Errorf("%s: %+v, want Secure, HttpOnly, Path=/, no Domain, SameSite=Lax", name, ck)
@@ -769,7 +804,7 @@ func TestReturnPathIsLocal(t *testing.T) {
 	}
 }
 
-// Parallel logins in two tabs of one browser share its binding cookie: both complete.
+// Parallel logins in two tabs of one browser, each with its own transaction cookie: both complete.
 func TestTwoTabs(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	u := h.alice()
@@ -782,4 +817,13 @@ func TestTwoTabs(t *testing.T) {
 	if w := u.callback(cb1); w.Code != http.StatusFound {
 		t.Fatalf("tab 1: %d %s", w.Code, w.Body.String())
 	}
+}
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

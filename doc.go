@@ -48,10 +48,12 @@
 //
 // # Security properties
 //
-// Every authorization uses a 256-bit state and nonce and PKCE S256, and is
-// bound to the browser that started it (a binding cookie, compared in
-// constant time); its transaction is taken from the store atomically, so a
-// replayed or stolen callback finds nothing. The ID token is verified by this
+// Every authorization uses a 256-bit state and nonce and PKCE S256. Its
+// transaction travels with the browser that started it, in a cookie sealed
+// with the key ring and bound to the state (AuthorizeRequest.Cookie), so an
+// anonymous visitor writes nothing to the store and a stolen callback URL is
+// useless in another browser (it cancels nothing either); one set-if-absent
+// marker in the store makes each callback succeed once on any replica. The ID token is verified by this
 // package (signature with a JWKS cache that refetches on key rotation, iss,
 // aud, azp, exp, iat, sub, nonce, auth_time against max_age), and a token
 // response without an id_token is refused. Return paths are local only.

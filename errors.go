@@ -14,10 +14,13 @@ var (
 	// ErrInvalidToken matches every failure to validate an ID or access token.
 	ErrInvalidToken = errors.New("stepup: invalid token")
 	// ErrTransactionNotFound: the callback's state names no pending
-	// authorization: unknown, expired, or already used (a replay).
+	// authorization: the browser sent no transaction cookie for it (another
+	// browser, or an expired or dropped transaction), it expired, or the
+	// callback was already used (a replay).
 	ErrTransactionNotFound = errors.New("stepup: authorization transaction not found (unknown, expired or already used)")
-	// ErrStateMismatch: the callback came from another browser than the one
-	// that started the authorization (its binding cookie is missing or differs).
+	// ErrStateMismatch: the browser's transaction cookie for the callback's
+	// state does not open for that state (another transaction's, tampered,
+	// or sealed with a key the Client no longer has).
 	ErrStateMismatch = errors.New("stepup: callback does not belong to this browser")
 	// ErrIssuerMismatch: the authorization response's iss (RFC 9207) differs
 	// from the tenant's issuer, or is missing when it is required.

@@ -65,7 +65,8 @@ func Example() {
 }
 
 // AuthorizeURL with a policy sends its acr_values and max_age; the
-// transaction is saved in the store, to be taken once by Exchange.
+// transaction goes with the browser in its cookie (nothing is stored), to be
+// completed once by Exchange.
 func ExampleClient_AuthorizeURL() {
 	client, err := stepup.New(context.Background(), stepup.Config{
 		Domain:       "fabrikam.eu.auth0.com",
@@ -93,12 +94,15 @@ func ExampleClient_AuthorizeURL() {
 	fmt.Println("max_age:", q.Get("max_age"))
 	fmt.Println("connection:", q.Get("connection"))
 	fmt.Println("code_challenge_method:", q.Get("code_challenge_method"))
+	ck := ar.Cookie()
+	fmt.Println("cookie:", ck.Name == client.TransactionCookieName(ar.State), ck.HttpOnly, ck.Secure, ck.SameSite == http.SameSiteLaxMode, ck.MaxAge)
 	// Output:
 	// fabrikam.eu.auth0.com/authorize
 	// acr_values: http://schemas.openid.net/pape/policies/2007/06/multi-factor
 	// max_age: 300
 	// connection: google-oauth2
 	// code_challenge_method: S256
+	// cookie: true true true true 600
 }
 
 // Exchange completes the authorization the browser brought back, and
@@ -126,13 +130,13 @@ func ExampleClient_Exchange() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// The browser goes to ar.URL with ar.Binding in a cookie; the tenant
+	// The browser goes to ar.URL with its transaction cookie (ar.Cookie()); the tenant
 	// sends it back to the callback with a code and the state.
 	callback, err := tenant.Login(ctx, ar.URL, auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword})
 	if err != nil {
 		log.Fatal(err)
 	}
-	login, err := client.Exchange(ctx, callback.Query(), ar.Binding)
+	login, err := client.Exchange(ctx, callback.Query(), ar.Transaction)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -151,7 +155,7 @@ func ExampleClient_Exchange() {
 	fmt.Println("export allowed:", client.CheckSession(job, stepup.MFA.WithMaxAge(5*time.Minute)) == nil)
 
 	// A replay of the same callback finds nothing.
-	_, err = client.Exchange(ctx, callback.Query(), ar.Binding)
+	_, err = client.Exchange(ctx, callback.Query(), ar.Transaction)
 	fmt.Println("replay:", errors.Is(err, stepup.ErrTransactionNotFound))
 	// Output:
 	// acr: http://schemas.openid.net/pape/policies/2007/06/multi-factor
@@ -181,7 +185,7 @@ func ExampleStepUpError() {
 
 	ar, _ := client.AuthorizeURL(ctx, stepup.AuthorizeOptions{Policy: stepup.MFA})
 	callback, _ := tenant.Login(ctx, ar.URL, auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword})
-	_, err = client.Exchange(ctx, callback.Query(), ar.Binding)
+	_, err = client.Exchange(ctx, callback.Query(), ar.Transaction)
 
 	var se *stepup.StepUpError
 	if errors.As(err, &se) {

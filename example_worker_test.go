@@ -159,7 +159,7 @@ func workerExampleLogin(ctx context.Context, c *stepup.Client, tenant *auth0test
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := c.Exchange(ctx, cb.Query(), ar.Binding)
+	res, err := c.Exchange(ctx, cb.Query(), ar.Transaction)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,14 +2,14 @@ package stepup
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	"github.com/stepupauth/stepup/store"
 	"golang.org/x/oauth2"
 )
 
@@ -46,84 +46,144 @@ type LoginResult struct {
 	At time.Time
 }
 
+// Bounds of what a callback carries before it is used: Auth0's codes are
+// ~40 characters; an error's code and description are shown on the error
+// page and logged, so both are cut where the AuthorizeError is built and
+// the page and the log say the same.
+const (
+	maxCallbackCode        = 512
+	maxAuthorizeErrorCode  = 64
+	maxAuthorizeErrorDescr = 400
+)
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character, and
+// marks the cut.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 // Exchange completes an authorization from the callback's query parameters
-// and the browser binding (the binding cookie's value). It takes the
-// transaction from the store atomically (a replayed callback finds nothing:
-// ErrTransactionNotFound), checks that the callback comes from the browser
-// that started it (ErrStateMismatch), turns error=... into *AuthorizeError,
-// checks iss (RFC 9207; ErrIssuerMismatch), redeems the code with the PKCE
-// verifier (tenant errors are *TenantError), demands an id_token
-// (ErrMissingIDToken), verifies it (signature, iss, aud, azp, exp, iat, sub,
-// nonce, auth_time against max_age: errors match ErrInvalidToken), and checks
-// the login against the policy sent to the tenant (AuthorizeRequest.Policy;
-// see LoginResult.Policy for the one exception): a step-up the tenant did
-// not perform is a *StepUpError with Reason ReasonNotPerformed.
-func (c *Client) Exchange(ctx context.Context, callback url.Values, binding string) (*LoginResult, error) {
+// and transaction, the value of the browser's transaction cookie for the
+// callback's state (the cookie named Client.TransactionCookieName(state);
+// "" when the browser sent none). CallbackHandler does all of this; a
+// hand-written callback reads that cookie, calls Exchange, and expires the
+// cookie with Client.ClearTransactionCookie.
+//
+// First, before anything is written or consumed, it opens the transaction
+// for the state: no cookie (the callback reached another browser, or the
+// transaction expired) is ErrTransactionNotFound, a cookie that is not this
+// state's is ErrStateMismatch; a foreign browser that learnt the state thus
+// cancels nothing. It then checks the transaction's expiry and issuer and iss
+// (RFC 9207; ErrIssuerMismatch), turns error=... into *AuthorizeError (code
+// and description cut to 64 and 400 bytes), and makes the callback single
+// use with one Store SetNX of a small marker (kept for the transaction's
+// remaining life): a replay, on any replica, is ErrTransactionNotFound, and
+// of callbacks racing with one state and code exactly one goes on. It then
+// redeems the code with the PKCE verifier (tenant errors are *TenantError),
+// demands an id_token (ErrMissingIDToken), verifies it (signature, iss, aud,
+// azp, exp, iat, sub, nonce, auth_time against max_age: errors match
+// ErrInvalidToken), and checks the login against the policy sent to the
+// tenant (AuthorizeRequest.Policy; see LoginResult.Policy for the one
+// exception): a step-up the tenant did not perform is a *StepUpError with
+// Reason ReasonNotPerformed.
+func (c *Client) Exchange(ctx context.Context, callback url.Values, transaction string) (*LoginResult, error) {
+	login, _, err := c.exchange(ctx, callback, transaction)
+	return login, err
+}
+
+// exchange is Exchange; spent reports that the transaction can no longer
+// complete (the tenant redeemed its code, or it expired), so its cookie can
+// go. A failure anyone could cause by sending the user's browser to the
+// callback with the state (an error, a forged or replayed code) does not
+// spend it: the user's own callback must still succeed.
+func (c *Client) exchange(ctx context.Context, callback url.Values, transaction string) (_ *LoginResult, spent bool, _ error) {
 	state := callback.Get("state")
 	if state == "" {
-		return nil, fmt.Errorf("%w: no state parameter", ErrInvalidCallback)
+		return nil, false, fmt.Errorf("%w: no state parameter", ErrInvalidCallback)
 	}
 	if !isRandomToken(state) {
 		// Not a state this Client made: nothing to look up.
-		return nil, fmt.Errorf("%w: malformed state", ErrTransactionNotFound)
+		return nil, false, fmt.Errorf("%w: malformed state", ErrTransactionNotFound)
 	}
-	sctx, done := c.storeContext(ctx)
-	data, err := c.store.Take(sctx, c.txKey(state))
-	err = done(err)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrTransactionNotFound
+	if transaction == "" {
+		return nil, false, fmt.Errorf("%w: the browser sent no transaction cookie for this state (the callback reached another browser, or the transaction expired)", ErrTransactionNotFound)
 	}
+	tx, err := c.openTx(state, transaction)
 	if err != nil {
-		return nil, fmt.Errorf("stepup: taking the authorization transaction: %w", err)
-	}
-	tx, err := decodeTx(data)
-	if err != nil {
-		c.log.ErrorContext(ctx, "stepup: unreadable authorization transaction", "error", err)
-		return nil, fmt.Errorf("%w: %w", ErrTransactionNotFound, err)
+		return nil, false, err
 	}
 	now := c.now()
 	if now.Unix() >= tx.Expires {
-		return nil, fmt.Errorf("%w: expired", ErrTransactionNotFound)
-	}
-	if !isRandomToken(binding) || subtle.ConstantTimeCompare(bindingHash(binding), tx.BindingHash) != 1 {
-		return nil, ErrStateMismatch
+		return nil, true, fmt.Errorf("%w: expired", ErrTransactionNotFound)
 	}
 	if tx.Issuer != c.issuer {
-		return nil, fmt.Errorf("%w: the transaction was started for issuer %q", ErrIssuerMismatch, tx.Issuer)
+		return nil, true, fmt.Errorf("%w: the transaction was started for issuer %s", ErrIssuerMismatch, clip(tx.Issuer))
 	}
 	if iss, ok := callback["iss"]; ok {
 		if len(iss) != 1 || iss[0] != c.issuer {
-			return nil, fmt.Errorf("%w: got %q", ErrIssuerMismatch, strings.Join(iss, ","))
+			return nil, false, fmt.Errorf("%w: got %s", ErrIssuerMismatch, clip(strings.Join(iss, ",")))
 		}
 	} else if c.cfg.RequireIssuerParameter {
-		return nil, fmt.Errorf("%w: the callback has no iss parameter", ErrIssuerMismatch)
+		return nil, false, fmt.Errorf("%w: the callback has no iss parameter", ErrIssuerMismatch)
 	}
 	if code := callback.Get("error"); code != "" {
-		return nil, &AuthorizeError{Code: code, Description: callback.Get("error_description")}
+		// Not spent: anyone who learnt the state can send the browser here
+		// with an error, and the user's own callback must still work.
+		return nil, false, &AuthorizeError{Code: truncateUTF8(code, maxAuthorizeErrorCode),
+			Description: truncateUTF8(callback.Get("error_description"), maxAuthorizeErrorDescr)}
 	}
 	code := callback.Get("code")
 	if code == "" {
-		return nil, fmt.Errorf("%w: neither code nor error", ErrInvalidCallback)
+		return nil, false, fmt.Errorf("%w: neither code nor error", ErrInvalidCallback)
+	}
+	if len(code) > maxCallbackCode {
+		return nil, false, fmt.Errorf("%w: a code of %d bytes (at most %d)", ErrInvalidCallback, len(code), maxCallbackCode)
+	}
+
+	// Single use: the marker names the state and the code, so a replay of
+	// this callback fails everywhere, while a forged code sent to the
+	// user's browser (by someone who learnt the state) spends only itself:
+	// the tenant bound the real code to this transaction's PKCE challenge.
+	key := c.usedKey(state, code)
+	ttl := time.Unix(tx.Expires, 0).Sub(now)
+	sctx, done := c.storeContext(ctx)
+	fresh, err := c.store.SetNX(sctx, key, c.ring.sealRecord(key, []byte(strconv.FormatInt(tx.Expires, 10))), max(ttl, time.Second))
+	if err = done(err); err != nil {
+		return nil, false, fmt.Errorf("stepup: marking the authorization transaction used: %w", err)
+	}
+	if !fresh {
+		// Not spent either: the replay may be a forged one sent to the
+		// user's browser; a used real code already cleared the cookie.
+		return nil, false, fmt.Errorf("%w: this callback was already used", ErrTransactionNotFound)
 	}
 
 	opts, err := c.tokenAuthOptions()
 	if err != nil {
-		return nil, err
+		return nil, spent, err
 	}
-	opts = append(opts, oauth2.VerifierOption(tx.Verifier))
+	opts = append(opts, oauth2.VerifierOption(tx.verifier()))
 	tok, err := c.oauth.Exchange(c.httpContext(ctx), code, opts...)
 	if err != nil {
-		return nil, tokenError(err)
+		return nil, false, tokenError(err)
 	}
+	// The tenant redeemed the code it issued for this transaction: nothing
+	// more can complete it.
+	spent = true
 	// x/oauth2 computes Expiry with time.Now; use the Client's clock.
 	if tok.ExpiresIn > 0 {
 		tok.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
-		return nil, ErrMissingIDToken
+		return nil, spent, ErrMissingIDToken
 	}
-	check := idTokenCheck{Nonce: tx.Nonce}
+	check := idTokenCheck{Nonce: tx.nonce()}
 	if tx.MaxAge >= 0 {
 		check.MaxAge, check.CheckMaxAge = time.Duration(tx.MaxAge)*time.Second, true
 	}
@@ -134,7 +194,7 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, binding stri
 	defer cancel()
 	idt, err := c.idv.verify(vctx, raw, check)
 	if err != nil {
-		return nil, err
+		return nil, spent, err
 	}
 
 	login := &LoginResult{
@@ -164,17 +224,23 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, binding stri
 	if err := policy.Check(auth, now); err != nil {
 		var se *StepUpError
 		if !errors.As(err, &se) {
-			return nil, err
+			return nil, spent, err
 		}
 		alt := c.PolicyFor(tx.Policy, connectionKey(c.cfg.ConnectionPolicies, idt.Subject))
 		if connectionConsistent(tx.Connection, idt.Subject) || alt.Check(auth, now) != nil {
 			// Asking again would loop: the tenant was asked and did not do it.
-			return nil, &StepUpError{Policy: policy, Reason: ReasonNotPerformed, Cause: se.Reason, ACR: idt.ACR}
+			return nil, spent, &StepUpError{Policy: policy, Reason: ReasonNotPerformed, Cause: se.Reason, ACR: idt.ACR}
 		}
 		policy = alt
 	}
 	login.Policy = policy
-	return login, nil
+	return login, spent, nil
+}
+
+// usedKey names the single-use marker of a callback: a hash of its state and
+// code (neither is stored).
+func (c *Client) usedKey(state, code string) string {
+	return c.cfg.KeyPrefix + "used:" + shortHash("used callback", state+"\x00"+code)
 }
 
 // enterpriseStrategies are the providers whose user ids name their

@@ -74,7 +74,7 @@ func TestExchangeChecksThePolicySent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, harnessOpts{tenant: tc.tenant, client: func(cfg *Config) { cfg.ConnectionPolicies = tc.policies }})
 			ar, cb := h.startAuthorize(nil, aliceCreds, tc.opts)
-			res, err := h.c.Exchange(context.Background(), cb, ar.Binding)
+			res, err := h.c.Exchange(context.Background(), cb, ar.Transaction)
 			if tc.wantCause != nil {
 				var se *StepUpError
 				if !errors.As(err, &se) || se.Reason != ReasonNotPerformed || se.Cause != *tc.wantCause {

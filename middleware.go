@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/stepupauth/stepup/store"
 )
@@ -79,8 +78,14 @@ func (c *Client) challenge(w http.ResponseWriter, r *http.Request, eff Policy, s
 	if s != nil {
 		// The hint routes the browser only: eff, adapted to the connection
 		// sub names, is sent as is (not re-adapted to the hint's name).
-		opts.Connection = s.connectionHint
-		opts.LoginHint = s.Email
+		// Only hints: one that is over its bound (a record from before the
+		// bounds) is dropped rather than failing the step-up.
+		if checkConnection(s.connectionHint) == nil {
+			opts.Connection = s.connectionHint
+		}
+		if checkText(s.Email, maxLoginHintLen) == nil {
+			opts.LoginHint = s.Email
+		}
 	}
 	opts.Policy = eff
 	if !isBrowserNavigation(r) {
@@ -117,35 +122,37 @@ func (c *Client) sendToAuthorize(w http.ResponseWriter, r *http.Request, opts Au
 	return c.startAuthorize(w, r, opts, c.PolicyFor(opts.Policy, opts.Connection))
 }
 
-// startAuthorize is sendToAuthorize sending policy (see authorizeURL).
+// startAuthorize is sendToAuthorize sending policy (see authorizeURL): the
+// transaction goes into its cookie (SetTransactionCookie), nothing into the
+// Store.
 func (c *Client) startAuthorize(w http.ResponseWriter, r *http.Request, opts AuthorizeOptions, policy Policy) error {
-	if ck, err := r.Cookie(c.bindingCookie); err == nil {
-		opts.Binding = ck.Value
-	}
 	ar, err := c.authorizeURL(r.Context(), opts, policy)
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: c.bindingCookie, Value: ar.Binding, Path: "/",
-		MaxAge:   int(c.cfg.TransactionTTL / time.Second),
-		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode,
-	})
+	c.SetTransactionCookie(w, r, ar)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, ar.URL, http.StatusFound)
 	return nil
 }
 
-// LoginHandler starts a login: it redirects to the tenant's /authorize.
+// LoginHandler starts a login: it redirects to the tenant's /authorize with
+// a transaction cookie (AuthorizeURL; nothing is written to the Store).
 // Query parameters: return_to (a local path; default
-// Config.DefaultReturnTo) and connection (optional; the browser controls it,
-// so it only routes the login: the session's policy follows the ID token's
-// sub, see Session.Connection).
+// Config.DefaultReturnTo, also for one that is not a safe local path) and
+// connection (optional; the browser controls it, so it only routes the
+// login: the session's policy follows the ID token's sub, see
+// Session.Connection). A return_to over 2048 bytes, or a connection that is
+// not an Auth0 connection name (1 to 128 letters, digits and inner "-"), is
+// answered 400 (ErrInvalidAuthorizeOptions through Config.ErrorHandler).
 func (c *Client) LoginHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		opts := AuthorizeOptions{Connection: q.Get("connection"), ReturnTo: c.cfg.DefaultReturnTo}
-		if rt := q.Get("return_to"); rt != "" && checkReturnTo(rt) == nil {
+		if rt := q.Get("return_to"); len(rt) > maxReturnToLen {
+			c.fail(w, r, fmt.Errorf("%w: return_to is %d bytes, at most %d", ErrInvalidAuthorizeOptions, len(rt), maxReturnToLen))
+			return
+		} else if rt != "" && checkReturnTo(rt) == nil {
 			opts.ReturnTo = rt
 		}
 		c.redirectToAuthorize(w, r, opts)
@@ -153,17 +160,23 @@ func (c *Client) LoginHandler() http.Handler {
 }
 
 // CallbackHandler serves Config.RedirectURL: it completes the authorization
-// with Exchange, starts (or continues, rotating its cookie) the session, and
-// redirects to the login's return path. Any failure is answered through
-// Config.ErrorHandler, never with another redirect to the tenant: a step-up
-// the tenant did not perform does not loop.
+// with Exchange, given the request's transaction cookie for the callback's
+// state (a callback without it is a 400 that writes nothing), starts (or
+// continues, rotating its cookie) the session, and redirects to the login's
+// return path. The transaction cookie is expired once the transaction is
+// spent (its code redeemed, or expired); a failure that anyone who learnt
+// the state could cause (an error= callback, a forged or replayed code)
+// leaves it, so the user's own callback still succeeds. Any failure is
+// answered through Config.ErrorHandler, never with another redirect to the
+// tenant: a step-up the tenant did not perform does not loop.
 func (c *Client) CallbackHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var binding string
-		if ck, err := r.Cookie(c.bindingCookie); err == nil {
-			binding = ck.Value
+		q := r.URL.Query()
+		state := q.Get("state")
+		res, spent, err := c.exchange(r.Context(), q, c.transactionFromRequest(r, state))
+		if spent {
+			http.SetCookie(w, c.ClearTransactionCookie(state))
 		}
-		res, err := c.Exchange(r.Context(), r.URL.Query(), binding)
 		if err != nil {
 			c.fail(w, r, err)
 			return
@@ -274,13 +287,23 @@ func (c *Client) sessionFromCookie(ctx context.Context, r *http.Request) (*Sessi
 	return c.LoadSession(ctx, ck.Value)
 }
 
+// Bounds of what fail logs of a request, and of the message
+// DefaultErrorHandler shows.
+const (
+	maxLoggedPath       = 256
+	maxLoggedError      = 1024
+	maxErrorPageMessage = 512
+)
+
 func (c *Client) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := ErrorStatus(err)
 	level := c.log.WarnContext
 	if status >= 500 {
 		level = c.log.ErrorContext
 	}
-	level(r.Context(), "stepup: request refused", "path", r.URL.Path, "status", status, "error", err)
+	// Bounded: the path and parts of the error come from the browser.
+	level(r.Context(), "stepup: request refused", "path", truncateUTF8(r.URL.Path, maxLoggedPath),
+		"status", status, "error", truncateUTF8(err.Error(), maxLoggedError))
 	c.cfg.ErrorHandler(w, r, err)
 }
 
@@ -332,10 +355,11 @@ func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500:
 		msg = "Sign-in failed because of an error on our side."
 	default:
-		msg = err.Error()
-		if len(msg) > 400 { // error_description comes from the callback's URL: keep it short
-			msg = msg[:400] + "…"
-		}
+		// Browser-controlled parts are bounded where the error is built
+		// (an AuthorizeError from Exchange is at most ~500 bytes), so the
+		// page shows what the log says; this bound, on a character
+		// boundary, only catches errors built elsewhere.
+		msg = truncateUTF8(err.Error(), maxErrorPageMessage)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

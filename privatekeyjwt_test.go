@@ -53,7 +53,7 @@ func TestPrivateKeyJWTAgainstTenant(t *testing.T) {
 			})
 			creds := auth0test.Credentials{Email: auth0test.AliceEmail, Password: auth0test.AlicePassword}
 			ar, cb := h.startAuthorize(nil, creds, AuthorizeOptions{Policy: MFA})
-			login, err := h.c.Exchange(context.Background(), cb, ar.Binding)
+			login, err := h.c.Exchange(context.Background(), cb, ar.Transaction)
 			if tc.wantErr != "" {
 				var te *TenantError
 				if !errors.As(err, &te) || te.Code != tc.wantErr || te.StatusCode != http.StatusUnauthorized {

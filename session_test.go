@@ -23,7 +23,7 @@ func TestConcurrentCallbacksOneWins(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, err := h.c.Exchange(context.Background(), cb, ar.Binding)
+			_, err := h.c.Exchange(context.Background(), cb, ar.Transaction)
 			switch {
 			case err == nil:
 				ok.Add(1)

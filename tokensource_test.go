@@ -459,7 +459,7 @@ func TestTokenSourcePendingDroppedWhenChainMovedOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := c.Exchange(ctx, cb.Query(), ar.Binding)
+	res, err := c.Exchange(ctx, cb.Query(), ar.Transaction)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func (e *wkEnv) login(c *Client, p Policy) *Session {
 	if err != nil {
 		e.t.Fatalf("tenant login: %v", err)
 	}
-	res, err := c.Exchange(ctx, cb.Query(), ar.Binding)
+	res, err := c.Exchange(ctx, cb.Query(), ar.Transaction)
 	if err != nil {
 		e.t.Fatalf("Exchange: %v", err)
 	}

@@ -320,17 +320,26 @@ func TestReplicasCallbackOnAnotherReplica(t *testing.T) {
 			const a, b = 0, 1
 			u := rs.newBrowser(alice)
 
+			before := rs.keys(ctx, rs.st.Key("")+"*")
 			cb, authorize, err := u.startLogin(ctx, a, pathPrivate)
 			if err != nil {
 				t.Fatal(err)
 			}
-			state := authorize.Query().Get("state")
-			txKey := rs.st.Key("tx:" + state)
-			if n := rs.rdb.Exists(ctx, txKey).Val(); n != 1 {
-				t.Fatalf("replica A wrote no transaction %s in Redis", txKey)
+			// The transaction is the browser's cookie: replica A wrote nothing.
+			if after := rs.keys(ctx, rs.st.Key("")+"*"); len(after) != len(before) {
+				t.Fatalf("starting a login wrote %d keys to Redis, want none", len(after)-len(before))
 			}
-			if ttl := rs.rdb.PTTL(ctx, txKey).Val(); ttl <= 0 || ttl > stepup.DefaultTransactionTTL {
-				t.Errorf("transaction PTTL = %v, want in (0, %v]", ttl, stepup.DefaultTransactionTTL)
+			state := authorize.Query().Get("state")
+			txName := rs.clients[a].TransactionCookieName(state)
+			front, _ := url.Parse(rs.front.URL)
+			var txValue string
+			for _, c := range u.http.Jar.Cookies(front) {
+				if c.Name == txName {
+					txValue = c.Value
+				}
+			}
+			if txValue == "" {
+				t.Fatalf("the browser holds no transaction cookie %s", txName)
 			}
 
 			r, err := u.get(b, cb.RequestURI())
@@ -341,8 +350,26 @@ func TestReplicasCallbackOnAnotherReplica(t *testing.T) {
 			if r.status != http.StatusFound || r.location != pathPrivate || ck == nil {
 				t.Fatalf("callback on replica B: got %v, want a redirect to %s with a session cookie", r, pathPrivate)
 			}
-			if n := rs.rdb.Exists(ctx, txKey).Val(); n != 0 {
-				t.Errorf("transaction %s survived its callback", txKey)
+			for _, c := range u.http.Jar.Cookies(front) {
+				if c.Name == txName {
+					t.Errorf("the transaction cookie survived its callback")
+				}
+			}
+			// The callback left one small marker, living no longer than
+			// the transaction would have; a replay on replica A, even with
+			// a copy of the cookie, is refused there.
+			used := rs.keys(ctx, rs.st.Key("used:")+"*")
+			if len(used) != 1 {
+				t.Fatalf("Redis holds %d used: markers, want 1", len(used))
+			}
+			if ttl := rs.rdb.PTTL(ctx, used[0]).Val(); ttl <= 0 || ttl > stepup.DefaultTransactionTTL {
+				t.Errorf("marker PTTL = %v, want in (0, %v]", ttl, stepup.DefaultTransactionTTL)
+			}
+			if v := rs.rdb.Get(ctx, used[0]).Val(); len(v) > 64 || strings.Contains(v, state) {
+				t.Errorf("marker value %q: want a small sealed value", v)
+			}
+			if _, err := rs.clients[a].Exchange(ctx, cb.Query(), txValue); !errors.Is(err, stepup.ErrTransactionNotFound) {
+				t.Errorf("the callback replayed on replica A: got %v, want ErrTransactionNotFound", err)
 			}
 
 			for _, replica := range []int{a, b} {
@@ -469,8 +496,8 @@ func TestReplicasManyConcurrentLogins(t *testing.T) {
 			t.Errorf("Redis holds session %s that no login returned", k)
 		}
 	}
-	if tx := rs.keys(ctx, rs.st.Key("tx:")+"*"); len(tx) != 0 {
-		t.Errorf("%d transactions left in Redis after every callback completed", len(tx))
+	if used := rs.keys(ctx, rs.st.Key("used:")+"*"); len(used) != logins {
+		t.Errorf("Redis holds %d single-use markers, want one per callback (%d)", len(used), logins)
 	}
 	// Every session works on a replica where it neither started nor called back.
 	for i, r := range results {
@@ -485,7 +512,7 @@ func TestReplicasManyConcurrentLogins(t *testing.T) {
 	}
 }
 
-// 64 callbacks carrying the same state (and the browser's binding cookie),
+// 64 callbacks carrying the same state (and the browser's transaction cookie),
 // at once, spread over 4 replicas: exactly one starts a session; the others
 // get 400 with ErrTransactionNotFound and never reach the tenant. On a plain
 // Redis and on a Redis Cluster.
@@ -516,8 +543,8 @@ func testConcurrentCallbacksSameState(t *testing.T, rdb redis.UniversalClient) {
 	for _, c := range u.http.Jar.Cookies(front) {
 		cookieHeader += c.Name + "=" + c.Value + "; "
 	}
-	if !strings.Contains(cookieHeader, "stepup_binding=") {
-		t.Fatalf("the browser holds no binding cookie: %q", cookieHeader)
+	if !strings.Contains(cookieHeader, "stepup_tx_") {
+		t.Fatalf("the browser holds no transaction cookie: %q", cookieHeader)
 	}
 	answers := make([]*response, callbacks)
 	errs := make([]error, callbacks)
@@ -621,10 +648,10 @@ func TestReplicasRedisDown(t *testing.T) {
 				t.Fatal(err)
 			}
 			front, _ := url.Parse(rs.front.URL)
-			var binding string
+			var txValue string
 			for _, c := range pending.http.Jar.Cookies(front) {
-				if c.Name == "stepup_binding" {
-					binding = c.Value
+				if c.Name == rs.clients[0].TransactionCookieName(cb.Query().Get("state")) {
+					txValue = c.Value
 				}
 			}
 			codes0 := rs.tn.GrantCalls("authorization_code")
@@ -633,17 +660,17 @@ func TestReplicasRedisDown(t *testing.T) {
 			fault.down()
 			downAt := time.Now()
 
-			// The Client's calls, with a deadline, at once.
+			// Starting a login needs no Redis: the transaction is a cookie.
 			c := rs.clients[0]
+			if _, err := c.AuthorizeURL(ctx, stepup.AuthorizeOptions{}); err != nil {
+				t.Errorf("AuthorizeURL with Redis %s: %v, want a login started without the store", fault.name, err)
+			}
+			// The Client's calls, with a deadline, at once.
 			calls := map[string]func(ctx context.Context) error{
-				"AuthorizeURL": func(ctx context.Context) error {
-					_, err := c.AuthorizeURL(ctx, stepup.AuthorizeOptions{})
-					return err
-				},
 				"LoadSession": func(ctx context.Context) error { _, err := c.LoadSession(ctx, session.Value); return err },
 				"Session":     func(ctx context.Context) error { _, err := c.Session(ctx, handleOf(session.Value)); return err },
 				"Exchange": func(ctx context.Context) error {
-					_, err := rs.clients[1].Exchange(ctx, cb.Query(), binding)
+					_, err := rs.clients[1].Exchange(ctx, cb.Query(), txValue)
 					return err
 				},
 			}
@@ -683,8 +710,13 @@ func TestReplicasRedisDown(t *testing.T) {
 			}{
 				{"login page with a session", u, 0, pathPrivate},
 				{"step-up page with a session", u, 1, pathSalaries},
-				{"login page without a session", rs.newBrowser(alice), 1, pathPrivate},
 				{"callback", pending, 1, cb.RequestURI()},
+			}
+			// Without a session, a protected page sends the browser to the
+			// tenant: nothing of it needs Redis.
+			if r, err := rs.newBrowser(alice).get(1, pathPrivate); err != nil || r.status != http.StatusFound ||
+				!strings.HasPrefix(r.location, rs.tn.URL()+"/authorize?") {
+				t.Errorf("a protected page without a session, Redis %s: got %v, %v; want a redirect to the tenant", fault.name, r, err)
 			}
 			for _, p := range pages {
 				wg.Add(1)
@@ -695,7 +727,7 @@ func TestReplicasRedisDown(t *testing.T) {
 					case err != nil:
 						t.Errorf("%s: %v", p.name, err)
 					case r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "unavailable") ||
-						strings.Contains(r.body, "hello") || r.cookie("stepup_session") != nil || r.cookie("stepup_binding") != nil:
+						strings.Contains(r.body, "hello") || r.cookie("stepup_session") != nil:
 						t.Errorf("%s with Redis %s: got %v with cookies %v, want a 503 page that says the service is unavailable, sets no cookie",
 							p.name, fault.name, r, r.cookies)
 					case r.took > reqTimeout+slack:
@@ -737,9 +769,10 @@ func TestReplicasRedisDown(t *testing.T) {
 			want := "hello auth0|alice from replica 0"
 			if fault.kept {
 				// The same session works again. The pending login's
-				// callbacks sent GETDEL before they timed out: a frozen
-				// Redis runs such a command when it resumes, so the
-				// transaction may be consumed by an attempt that failed.
+				// callbacks sent SET NX (the single-use marker) before
+				// they timed out: a frozen Redis runs such a command when
+				// it resumes, so the callback may be spent by an attempt
+				// that failed.
 				// Either way the outcome is never a guess: a login, or
 				// 400 and the user signs in again.
 				if r.status != http.StatusOK || r.body != want {
@@ -755,20 +788,23 @@ func TestReplicasRedisDown(t *testing.T) {
 					if err := rs.errors()[len(rs.errors())-1]; !errors.Is(err, stepup.ErrTransactionNotFound) {
 						t.Errorf("the pending callback after Redis thawed failed with %v, want ErrTransactionNotFound", err)
 					}
-					t.Log("the pending callback after Redis thawed: 400, its transaction was taken by the GETDEL that timed out")
+					t.Log("the pending callback after Redis thawed: 400, its marker was set by the SET NX that timed out")
 				default:
 					t.Errorf("the pending callback after Redis thawed: got %v, want a login or 400", r)
 				}
 				return
 			}
 			// The restarted Redis is empty: the old session is gone (a new
-			// login is asked for, nothing served on a guess), the pending
-			// transaction too, and a new login works on the same Clients.
+			// login is asked for, nothing served on a guess). The pending
+			// transaction was never in Redis (it is the browser's cookie)
+			// and its code was never redeemed (the marker could not be
+			// set): its callback now completes. A new login works on the
+			// same Clients too.
 			if r.status != http.StatusFound || !strings.HasPrefix(r.location, rs.tn.URL()+"/authorize?") {
 				t.Fatalf("the old session after Redis restarted empty: got %v, want a redirect to the tenant", r)
 			}
-			if r, err := pending.get(1, cb.RequestURI()); err != nil || r.status != http.StatusBadRequest || r.cookie("stepup_session") != nil {
-				t.Fatalf("the pending callback after Redis restarted empty: got %v, %v; want 400", r, err)
+			if r, err := pending.get(1, cb.RequestURI()); err != nil || r.status != http.StatusFound || r.cookie("stepup_session") == nil {
+				t.Fatalf("the pending callback after Redis restarted empty: got %v, %v; want the login completed", r, err)
 			}
 			if _, err := u.login(ctx, pathPrivate, 1, 0); err != nil {
 				t.Fatalf("a new login after Redis came back: %v", err)
@@ -783,24 +819,37 @@ func TestReplicasRedisDown(t *testing.T) {
 	}
 }
 
-// An expired transaction is gone from Redis, not merely refused by the
-// Client: with TransactionTTL 1 s, the key's PTTL is at most 1 s, the key
-// disappears from the server, and a callback then fails with
-// ErrTransactionNotFound although the Client's own clock (frozen here) still
-// deems the transaction fresh: the server's TTL did it.
-func TestReplicasTransactionExpiresInRedis(t *testing.T) {
+// The single-use marker does not outlive its transaction in Redis: with
+// TransactionTTL 1 s, the marker a callback leaves has a PTTL of at most
+// 1 s and then disappears from the server (nothing accumulates), while the
+// transaction itself is refused once expired on the Client's clock, before
+// any command is sent.
+func TestReplicasUsedMarkerExpiresInRedis(t *testing.T) {
 	ctx := context.Background()
-	frozen := time.Now()
+	var offset atomic.Int64
 	rs := newReplicaSet(t, redistest.Client(t), replicaOpts{n: 1, client: func(c *stepup.Config) {
 		c.TransactionTTL = time.Second
-		c.Now = func() time.Time { return frozen }
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	}})
-	written := time.Now() // at most the time of the SET: the key lives at least 1s from here
 	ar, err := rs.clients[0].AuthorizeURL(ctx, stepup.AuthorizeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := rs.st.Key("tx:" + ar.State)
+	cb, err := rs.tn.Login(ctx, ar.URL, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := cb.Query()
+	q.Set("code", "forged") // spends only its own marker; the tenant refuses it
+	written := time.Now()   // at most the time of the SET: the key lives at most 1s from its write
+	if _, err := rs.clients[0].Exchange(ctx, q, ar.Transaction); err == nil {
+		t.Fatal("a forged code was accepted")
+	}
+	used := rs.keys(ctx, rs.st.Key("used:")+"*")
+	if len(used) != 1 {
+		t.Fatalf("Redis holds %d markers, want 1", len(used))
+	}
+	key := used[0]
 	if ttl := rs.rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > time.Second {
 		t.Fatalf("PTTL %s = %v, want in (0, 1s]", key, ttl)
 	}
@@ -813,31 +862,30 @@ func TestReplicasTransactionExpiresInRedis(t *testing.T) {
 			break
 		}
 		if time.Since(written) > 5*time.Second {
-			t.Fatalf("the transaction is still in Redis %v after it was written with a 1s TTL (PTTL %v)", time.Since(written), ttl)
+			t.Fatalf("the marker is still in Redis %v after it was written with at most a 1s TTL (PTTL %v)", time.Since(written), ttl)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the server's expiry
 	}
-	gone := time.Since(written)
-	if gone < time.Second-5*time.Millisecond { // Redis's clock resolution
-		t.Errorf("the transaction vanished after %v, before its 1s TTL", gone)
-	}
-	if n := rs.rdb.Exists(ctx, key).Val(); n != 0 {
-		t.Errorf("EXISTS %s = %d after expiry", key, n)
-	}
-	t.Logf("the 1s transaction left Redis after %v", gone.Round(time.Millisecond))
-	_, err = rs.clients[0].Exchange(ctx, url.Values{"state": {ar.State}, "code": {"any"}}, ar.Binding)
+	t.Logf("the marker left Redis after %v", time.Since(written).Round(time.Millisecond))
+	n := redistest.CountCommands(rs.rdb)
+	offset.Store(int64(time.Second))
+	_, err = rs.clients[0].Exchange(ctx, cb.Query(), ar.Transaction)
 	if !errors.Is(err, stepup.ErrTransactionNotFound) {
-		t.Fatalf("Exchange after the transaction expired in Redis: got %v, want ErrTransactionNotFound", err)
+		t.Fatalf("Exchange after the transaction expired: got %v, want ErrTransactionNotFound", err)
 	}
-	if n := rs.tn.GrantCalls("authorization_code"); n != 0 {
-		t.Errorf("the tenant got %d code redemptions for an expired transaction", n)
+	if got := n.Commands(); len(got) != 0 {
+		t.Errorf("an expired transaction's callback sent %q to Redis, want nothing", got)
+	}
+	if n := rs.tn.GrantCalls("authorization_code"); n != 1 {
+		t.Errorf("the tenant got %d code redemptions, want only the forged one", n)
 	}
 }
 
 // What a login costs in Redis commands, counted with a go-redis hook (not
-// by reading the code): AuthorizeURL is one SET; a callback takes the
-// transaction with one GETDEL and writes the session with one SET (two
-// commands in all; a step-up of a live session first reads it: three); a
+// by reading the code): AuthorizeURL sends none (the transaction is a
+// cookie); a callback sets its single-use marker with one SET NX and writes
+// the session with one SET (two commands in all; a step-up of a live
+// session first reads it: three); a
 // page load of a live session is one GET, plus one SET when its idle
 // deadline must move (once per idle step), which the other replica then sees.
 func TestReplicasRedisCommandCost(t *testing.T) {
@@ -862,17 +910,17 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("AuthorizeURL", "set")
+	check("AuthorizeURL")
 	cb, err := rs.tn.Login(ctx, ar.URL, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.Reset()
-	login, err := rs.clients[1].Exchange(ctx, cb.Query(), ar.Binding)
+	login, err := rs.clients[1].Exchange(ctx, cb.Query(), ar.Transaction)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("Exchange (the callback's take)", "getdel")
+	check("Exchange (the callback's single-use marker)", "set")
 	s, err := rs.clients[1].StartSession(ctx, login, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -889,7 +937,7 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	if err != nil || r.status != http.StatusFound {
 		t.Fatalf("GET %s without a session: %v, %v", pathPrivate, r, err)
 	}
-	check("a protected page without a session (redirect to /authorize)", "set")
+	check("a protected page without a session (redirect to /authorize)")
 	cbu, err := u.tb.Login(ctx, r.location, u.creds)
 	if err != nil {
 		t.Fatal(err)
@@ -898,7 +946,7 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	if r, err = u.get(1, cbu.RequestURI()); err != nil || r.status != http.StatusFound {
 		t.Fatalf("callback: %v, %v", r, err)
 	}
-	check("the callback handler of a first login", "getdel", "set")
+	check("the callback handler of a first login", "set", "set")
 	if r, err = u.get(0, pathPrivate); err != nil || r.status != http.StatusOK {
 		t.Fatalf("GET %s with a session: %v, %v", pathPrivate, r, err)
 	}
@@ -912,7 +960,7 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	if r, err = ua.get(0, pathSalaries); err != nil || r.status != http.StatusFound {
 		t.Fatalf("GET %s with a password-only session: %v, %v", pathSalaries, r, err)
 	}
-	check("a step-up page with a weaker session (redirect to /authorize)", "get", "set")
+	check("a step-up page with a weaker session (redirect to /authorize)", "get")
 	cbu, err = ua.tb.Login(ctx, r.location, ua.creds)
 	if err != nil {
 		t.Fatal(err)
@@ -921,7 +969,7 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	if r, err = ua.get(1, cbu.RequestURI()); err != nil || r.status != http.StatusFound {
 		t.Fatalf("step-up callback: %v, %v", r, err)
 	}
-	check("the callback handler of a step-up", "getdel", "get", "set")
+	check("the callback handler of a step-up", "set", "get", "set")
 	if r, err = ua.get(0, pathSalaries); err != nil || r.status != http.StatusOK {
 		t.Fatalf("GET %s after the step-up: %v, %v", pathSalaries, r, err)
 	}

@@ -229,7 +229,7 @@ func (a *agent) signIn(b *auth0test.Browser, base, path, callbackBase string, cr
 		a.t.Fatalf("login at the tenant: %v (pages %v)", err, b.Pages)
 	}
 	// Cookies are not isolated by port: replicas on one host see the
-	// binding cookie, as replicas behind one load balancer would.
+	// transaction cookie, as replicas behind one load balancer would.
 	resp, body := a.get(callbackBase + "/callback?" + cb.RawQuery)
 	return resp, body, cb
 }
@@ -239,3 +239,11 @@ var bob = auth0test.Credentials{Email: auth0test.BobEmail, Password: auth0test.B
 
 // newClock returns a fake clock that tests move, starting now.
 func newClock() *storetest.Clock { return storetest.NewClock(time.Now()) }
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
