@@ -266,15 +266,27 @@ func (s *Store) GetEx(ctx context.Context, key string, ttl time.Duration) ([]byt
 // script on one key: atomic, and safe on a Cluster.
 var (
 	indexAddScript = redis.NewScript(`
+local member, ttl = ARGV[1], tonumber(ARGV[2])
+if #KEYS ~= 1 or #ARGV ~= 2 or member == nil or member == '' then
+  return redis.error_reply('ERR stepup index: want one key, a non-empty member and a TTL')
+end
+if ttl == nil or ttl < 1 or ttl > 1e13 or ttl ~= math.floor(ttl) then
+  return redis.error_reply('ERR stepup index: TTL must be a whole number of milliseconds, 1 or more')
+end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- Expired: score <= now (floor). Added: ceil(now) + ttl, so that the
+-- member is live for at least ttl.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', math.floor(us / 1000))
+redis.call('ZADD', KEYS[1], math.ceil(us / 1000) + ttl, member)
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
 return 1
 `)
 	indexMembersScript = redis.NewScript(`
+if #KEYS ~= 1 or #ARGV ~= 0 then
+  return redis.error_reply('ERR stepup index: want one key')
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
