@@ -52,6 +52,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -68,7 +69,24 @@ type Options struct {
 	// other applications. Default: DefaultPrefix ("stepup:"). It may not
 	// contain '{' or '}' (see "Keys and Redis Cluster").
 	Prefix string
+
+	// ClusterReloadInterval applies to a *redis.ClusterClient only: when a
+	// call fails for a reason that may mean the cluster changed (a
+	// connection refused, reset or timed out, CLUSTERDOWN, TRYAGAIN,
+	// MASTERDOWN), the Store asks the client to reload its slot map
+	// (ClusterClient.ReloadState), at most once per ClusterReloadInterval,
+	// so that a node that flaps cannot cause a storm of reloads. Default:
+	// DefaultClusterReloadInterval. A negative value turns it off (go-redis
+	// then reloads only on MOVED or READONLY replies and when its slot map
+	// is older than its own refresh interval). See "Redis Cluster
+	// failover".
+	ClusterReloadInterval time.Duration
 }
+
+// DefaultClusterReloadInterval is the default Options.ClusterReloadInterval:
+// after a failover, a Store reloads the new slot map within about this long
+// of the cluster promoting a replica, and never more often.
+const DefaultClusterReloadInterval = time.Second
 
 // Store is a store.Store over a go-redis client. It is safe for concurrent
 // use and holds no state but its configuration: many Stores, in many
@@ -76,6 +94,50 @@ type Options struct {
 type Store struct {
 	c      redis.UniversalClient
 	prefix string
+	// reload is nil unless c is a *redis.ClusterClient and reloads are on.
+	reload *reloader
+}
+
+// reloader asks a Cluster client to reload its slot map, at most once per
+// interval.
+type reloader struct {
+	interval time.Duration
+	now      func() time.Time
+	reload   func()
+	// next is when the next reload may start (unix ns).
+	next atomic.Int64
+}
+
+// trigger reloads unless a reload started less than interval ago; of
+// concurrent callers, one reloads.
+func (r *reloader) trigger() {
+	now := r.now().UnixNano()
+	n := r.next.Load()
+	if now < n || !r.next.CompareAndSwap(n, now+int64(r.interval)) {
+		return
+	}
+	r.reload()
+}
+
+// mayMeanTopologyChange reports whether a failed call's error may come from
+// a node that went away or a cluster that is changing masters: any error
+// but a server reply (a connection refused or reset, a timeout, a pool
+// error), and the server replies that say so.
+func mayMeanTopologyChange(err error) bool {
+	if err == nil || err == redis.Nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return true
+	}
+	msg := re.Error()
+	for _, p := range []string{"CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Error is a failure of Redis or of the connection to it. It matches
@@ -131,7 +193,16 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{c: client, prefix: prefix}, nil
+	s := &Store{c: client, prefix: prefix}
+	if cc, ok := client.(*redis.ClusterClient); ok && opts.ClusterReloadInterval >= 0 {
+		interval := opts.ClusterReloadInterval
+		if interval == 0 {
+			interval = DefaultClusterReloadInterval
+		}
+		s.reload = &reloader{interval: interval, now: time.Now,
+			reload: func() { cc.ReloadState(context.Background()) }}
+	}
+	return s, nil
 }
 
 func contextTimeoutEnabled(c redis.UniversalClient) bool {
@@ -182,19 +253,24 @@ func beginWrite(ctx context.Context, key string, ttl time.Duration) (time.Durati
 	return ttl, nil
 }
 
-func fail(ctx context.Context, op string, err error) error {
+// fail wraps a failed call's error, and on a Cluster asks for a slot map
+// reload when the error may mean the masters changed.
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	if s.reload != nil && mayMeanTopologyChange(err) {
+		s.reload.trigger()
+	}
 	return &Error{Op: op, Err: err, Ctx: ctx.Err()}
 }
 
-// value returns the record in the reply of op (GET or GETDEL), or
+// value returns the record in the reply of op (GET, GETDEL, GETEX), or
 // store.ErrNotFound when there is none.
-func value(ctx context.Context, op string, cmd *redis.StringCmd) ([]byte, error) {
+func (s *Store) value(ctx context.Context, op string, cmd *redis.StringCmd) ([]byte, error) {
 	v, err := cmd.Bytes()
 	if err == redis.Nil {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
-		return nil, fail(ctx, op, err)
+		return nil, s.fail(ctx, op, err)
 	}
 	return v, nil
 }
@@ -204,7 +280,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	return value(ctx, "GET", s.c.Get(ctx, s.Key(key)))
+	return s.value(ctx, "GET", s.c.Get(ctx, s.Key(key)))
 }
 
 // Set implements store.Store with SET PX.
@@ -214,7 +290,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		return err
 	}
 	if err := s.c.Set(ctx, s.Key(key), value, ttl).Err(); err != nil {
-		return fail(ctx, "SET", err)
+		return s.fail(ctx, "SET", err)
 	}
 	return nil
 }
@@ -227,7 +303,7 @@ func (s *Store) SetNX(ctx context.Context, key string, value []byte, ttl time.Du
 	}
 	ok, err := s.c.SetNX(ctx, s.Key(key), value, ttl).Result()
 	if err != nil {
-		return false, fail(ctx, "SET NX", err)
+		return false, s.fail(ctx, "SET NX", err)
 	}
 	return ok, nil
 }
@@ -237,7 +313,7 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	return value(ctx, "GETDEL", s.c.GetDel(ctx, s.Key(key)))
+	return s.value(ctx, "GETDEL", s.c.GetDel(ctx, s.Key(key)))
 }
 
 // Delete implements store.Store with DEL.
@@ -246,7 +322,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	if err := s.c.Del(ctx, s.Key(key)).Err(); err != nil {
-		return fail(ctx, "DEL", err)
+		return s.fail(ctx, "DEL", err)
 	}
 	return nil
 }
@@ -257,7 +333,7 @@ func (s *Store) GetEx(ctx context.Context, key string, ttl time.Duration) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	return value(ctx, "GETEX", s.c.GetEx(ctx, s.Key(key), ttl))
+	return s.value(ctx, "GETEX", s.c.GetEx(ctx, s.Key(key), ttl))
 }
 
 // An index is a sorted set whose scores are the members' expiry times in
@@ -304,7 +380,7 @@ func (s *Store) IndexAdd(ctx context.Context, key, member string, ttl time.Durat
 		return errEmptyMember
 	}
 	if err := indexAddScript.Run(ctx, s.c, []string{s.Key(key)}, member, ttl.Milliseconds()).Err(); err != nil {
-		return fail(ctx, "INDEX ADD", err)
+		return s.fail(ctx, "INDEX ADD", err)
 	}
 	return nil
 }
@@ -317,7 +393,7 @@ func (s *Store) IndexMembers(ctx context.Context, key string) ([]string, error) 
 	}
 	v, err := indexMembersScript.Run(ctx, s.c, []string{s.Key(key)}).StringSlice()
 	if err != nil && err != redis.Nil {
-		return nil, fail(ctx, "INDEX MEMBERS", err)
+		return nil, s.fail(ctx, "INDEX MEMBERS", err)
 	}
 	return v, nil
 }
@@ -331,7 +407,7 @@ func (s *Store) IndexRemove(ctx context.Context, key, member string) error {
 		return errEmptyMember
 	}
 	if err := s.c.ZRem(ctx, s.Key(key), member).Err(); err != nil {
-		return fail(ctx, "ZREM", err)
+		return s.fail(ctx, "ZREM", err)
 	}
 	return nil
 }
