@@ -22,10 +22,31 @@
 // and a real Sentinel set-up through a failover (scripts/test.sh starts
 // them).
 //
-// Each Store operation is one command, one round trip: Set is SET PX, SetNX
-// is SET NX PX, Take is GETDEL (Redis 6.2 or later), Delete is DEL, Get is
-// GET. Expiry is Redis's own: the TTL is set on the server, so an expired
-// record is gone from Redis, not merely hidden by this package.
+// Each Store operation is one command, one round trip, atomic on the
+// server:
+//
+//	Get           GET
+//	GetEx         GETEX key PX ttl
+//	Set           SET key value PX ttl
+//	SetNX         SET key value NX PX ttl
+//	Take          GETDEL (Redis 6.2 or later)
+//	Delete        DEL (a record or an index)
+//	IndexAdd      EVALSHA of a script: ZREMRANGEBYSCORE of the expired members,
+//	              ZADD member (score: its expiry), PEXPIREAT of the key to its
+//	              latest member's expiry
+//	IndexMembers  EVALSHA of a script: ZRANGEBYSCORE from now
+//	IndexRemove   ZREM (Redis deletes a sorted set left empty)
+//
+// An index is a sorted set whose scores are its members' expiry times in
+// milliseconds by the server's clock (TIME, read inside the script), so that
+// members expire one by one and the key itself goes with its last member;
+// the scripts check their arguments (one key, a non-empty member, a whole
+// positive TTL in milliseconds) and refuse anything else with an error.
+// The first call of a script on a server that does not have it (a new,
+// restarted or failed-over server) costs one more command: EVALSHA answers
+// NOSCRIPT and go-redis's Script.Run sends EVAL. Expiry is Redis's own: the
+// TTL is set on the server, so an expired record is gone from Redis, not
+// merely hidden by this package.
 //
 // # Keys and Redis Cluster
 //
@@ -37,14 +58,33 @@
 // first '{' and the next '}'. The prefix may not contain braces, so it never
 // captures or breaks a caller's tag (and never puts every key in one slot).
 //
+// # Redis Cluster failover
+//
+// go-redis's Cluster client learns where slots moved from MOVED and
+// READONLY replies, and otherwise reloads its slot map only when the map is
+// older than its refresh interval. When a master dies, nobody answers MOVED:
+// calls for its slots keep going to the dead address (connection refused,
+// or a timeout) until that reload. So a Store over a *redis.ClusterClient
+// asks the client to reload its slot map (ClusterClient.ReloadState) when a
+// call fails in a way that may mean the masters changed (a connection
+// refused, reset or timed out; CLUSTERDOWN, TRYAGAIN, MASTERDOWN, LOADING),
+// at most once per Options.ClusterReloadInterval (default one second) per
+// Store, so that a flapping node cannot cause a storm of reloads. A test
+// kills a master of a three-master Cluster with replicas: every Store serves
+// its slots again within a few hundred milliseconds of the cluster promoting
+// the replica (asserted: within 5 s). Records written to the dead master and
+// not yet replicated are lost, as Redis Cluster documents.
+//
 // # Errors
 //
 // A missing key is [store.ErrNotFound]. Every failure of Redis or of the
-// connection (refused, reset, timeout, a server error such as OOM, READONLY
-// or CLUSTERDOWN) is an *Error that matches [store.ErrUnavailable] and wraps
-// the go-redis error; when the call's context ended, it also matches
-// ctx.Err(). Callers fail closed on it. Recovery needs nothing from the
-// caller: go-redis reconnects, and the next call after Redis is back works.
+// connection (refused, reset, timeout, a server error such as OOM, READONLY,
+// CLUSTERDOWN or WRONGTYPE) is an *Error that matches [store.ErrUnavailable]
+// and wraps the go-redis error; when the call's context ended, it also
+// matches ctx.Err(). Callers fail closed on it. Recovery needs nothing from
+// the caller: go-redis reconnects, a Sentinel client follows the new master,
+// a Cluster Store reloads the slot map (above), and the next call after
+// Redis is back works.
 package redisstore
 
 import (
@@ -144,8 +184,11 @@ func mayMeanTopologyChange(err error) bool {
 // store.ErrUnavailable, the go-redis error, and, if the call's context had
 // ended, the context's error.
 type Error struct {
-	Op  string // the Redis command: "SET", "SET NX", "GET", "GETDEL", "DEL"
-	Err error  // the go-redis error
+	// Op names the operation: the Redis command ("SET", "SET NX", "GET",
+	// "GETEX", "GETDEL", "DEL", "ZREM") or the script ("INDEX ADD",
+	// "INDEX MEMBERS").
+	Op  string
+	Err error // the go-redis error
 	// Ctx is the context's error when the context had ended by the time the
 	// call failed, else nil.
 	Ctx error
@@ -178,6 +221,13 @@ var ErrInvalidConfig = errors.New("stepup: redisstore: invalid configuration")
 // ContextTimeoutEnabled false (calls would then ignore their context's
 // deadline). New sends nothing to Redis: a Redis that is down at start-up
 // is reported by the first call, as ErrUnavailable.
+//
+// When client is a *redis.ClusterClient, the Store reloads the client's slot
+// map after failures that may mean a failover, rate-limited by
+// opts.ClusterReloadInterval (see "Redis Cluster failover"); this is what
+// makes a Cluster client from OpenURL, or of the caller's own, recover
+// within about a second of the cluster's failover instead of at go-redis's
+// next periodic refresh.
 func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil redis client", ErrInvalidConfig)
