@@ -147,9 +147,6 @@ func NewMemory(opts MemoryOptions) *Memory {
 	for i := range m.shards {
 		m.shards[i].m = make(map[string]entry)
 	}
-	if m.now == nil {
-		m.now = time.Now
-	}
 	if m.batch <= 0 {
 		m.batch = 256
 	}
@@ -191,7 +188,14 @@ func (m *Memory) shard(key string) *shard {
 	return &m.shards[maphash.String(m.seed, key)&(shardCount-1)]
 }
 
-func (m *Memory) clock() int64 { return m.now().UnixNano() }
+// clock reads the store's clock in unix ns (time.Now, called directly, when
+// no clock was injected).
+func (m *Memory) clock() int64 {
+	if m.now == nil {
+		return time.Now().UnixNano()
+	}
+	return m.now().UnixNano()
+}
 
 // deadline is now+ttl, saturated.
 func deadline(now int64, ttl time.Duration) int64 {
