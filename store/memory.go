@@ -307,17 +307,22 @@ func (m *Memory) set(key string, v []byte, ttl time.Duration, nx bool) error {
 	now := m.clock()
 	exp := deadline(now, ttl)
 	if e, ok := s.m[key]; ok {
-		if nx && now < e.expires && (e.members == nil || m.purge(e.members, now) > 0) {
-			return errExists
+		if e.members != nil && m.purge(e.members, now) == 0 {
+			m.remove(s, key, e) // an index with no live member is no index
+		} else {
+			// A live index has a member live at e.expires or later.
+			if nx && now < e.expires {
+				return errExists
+			}
+			if e.members != nil {
+				// An index becomes a record: it keeps one entry of its count.
+				m.release(int64(len(e.members)) - 1)
+				e.members = nil
+			}
+			e.value = v
+			s.setDeadline(key, e, exp)
+			return nil
 		}
-		if e.members != nil {
-			// An index becomes a record: it keeps one entry of its count.
-			m.release(int64(len(e.members)) - 1)
-			e.members = nil
-		}
-		e.value = v
-		s.setDeadline(key, e, exp)
-		return nil
 	}
 	if err := m.reserve(s, now); err != nil {
 		return err

@@ -388,6 +388,22 @@ func TestMemoryRecordOrIndex(t *testing.T) {
 		t.Fatalf("Get after Set over an index = %q, %v", v, err)
 	}
 	m.checkInvariants(t)
+	// An index whose members have all expired is absent for SetNX, even
+	// when its latest member was removed before.
+	if err := m.IndexAdd(ctx, "j", "short", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.IndexAdd(ctx, "j", "long", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.IndexRemove(ctx, "j", "long"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if ok, err := m.SetNX(ctx, "j", []byte("r"), time.Minute); !ok || err != nil {
+		t.Fatalf("SetNX over an index of expired members = %v, %v; want true, nil", ok, err)
+	}
+	m.checkInvariants(t)
 }
 
 // The sweep goroutine really runs: with a short interval, expired records
