@@ -52,24 +52,24 @@ type MemoryOptions struct {
 // clock, so an expired record is never returned, whether or not it has been
 // reclaimed. Reclaiming is the work of an expiry queue per shard: a binary
 // min-heap of small values (deadline, key) kept in one slice, with lazy
-// invalidation. Extending, replacing or deleting a record does not touch the
-// heap; each record remembers the time of its valid heap item, which is at
-// or before its deadline. When that item comes due, the record is removed
-// if it has expired, or queued again at its later deadline if it was
-// extended; only a shortened deadline pushes a new item at once. Items whose
-// time no longer matches their record's (or whose record is gone) are
-// dropped when they come due, and a heap that grows past twice the live
-// entries is rebuilt, so the queue stays O(live entries) whatever the mix of
-// GetEx, Set and Take. Indexes are kept the same way: an index is queued at
-// its earliest member's deadline and purges its expired members when that
-// comes due (and whenever it is used).
+// invalidation. Every record has a heap item at or before its deadline.
+// Extending or replacing a record does not touch the heap: when its item
+// comes due, the record is removed if it has expired, or queued again at
+// its later deadline; only a shortened deadline pushes a new item at once.
+// Items of records that were deleted or taken are dropped when they come
+// due, and a heap that grows past twice the live entries is rebuilt, so the
+// queue stays O(live entries) whatever the mix of GetEx, Set and Take.
+// Indexes are kept the same way, queued at their earliest member's deadline;
+// they purge their expired members when that comes due, and whenever they
+// are used.
 //
 // # Concurrency
 //
-// Keys are spread by hash over 64 shards, each with its own lock, map and
+// Keys are spread by hash over 64 shards, each with its own lock, maps and
 // heap, so that goroutines working on different keys rarely wait for one
-// another. Records are stored by value in the shard's map: a read is one
-// map lookup, no pointer to follow.
+// another. Records are stored by value in the shard's map (32 bytes beside
+// the key: the value's slice and the deadline): a read is one map lookup,
+// no pointer to follow but the value's.
 type Memory struct {
 	now        func() time.Time
 	batch      int
@@ -89,28 +89,34 @@ const shardCount = 64
 
 type shard struct {
 	mu sync.Mutex // guards every field below
-	// m holds the records and indexes, by value.
+	// m holds the records, by value; ix the indexes. A key is in one of
+	// them at most.
 	m    map[string]entry
+	ix   map[string]index
 	heap []due // min-heap by at
 	// closed: Close has run; every call fails.
 	closed bool
 	_      [64]byte // keeps the next shard's lock off this cache line
 }
 
-// entry is one record or one index.
+// entry is one record: 32 bytes beside its key in the map.
 type entry struct {
 	value []byte
-	// members is non-nil for an index: each member's deadline.
-	members map[string]int64
 	// expires is the deadline (unix ns by the store's clock): the record is
-	// live before it. For an index, the latest member's deadline.
+	// live before it.
 	expires int64
-	// queued is the time of the entry's valid heap item.
-	queued int64
 }
 
-// due is a heap item: the entry with the key is to be looked at at time at
-// (if its queued time is still at).
+// index is one index.
+type index struct {
+	// members holds each member's deadline.
+	members map[string]int64
+}
+
+// due is a heap item: the record or index with the key is to be looked at
+// at time at. Every record has an item at or before its deadline, every
+// index one at or before its earliest member's; other items are left over
+// and dropped (or moved to the entry's deadline) when they come due.
 type due struct {
 	at  int64
 	key string
@@ -146,6 +152,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 	}
 	for i := range m.shards {
 		m.shards[i].m = make(map[string]entry)
+		m.shards[i].ix = make(map[string]index)
 	}
 	if m.batch <= 0 {
 		m.batch = 256
@@ -174,7 +181,7 @@ func (m *Memory) Close() error {
 			s := &m.shards[i]
 			s.mu.Lock()
 			s.closed = true
-			s.m, s.heap = nil, nil
+			s.m, s.ix, s.heap = nil, nil, nil
 			s.mu.Unlock()
 		}
 		m.entries.Store(0)
@@ -251,7 +258,7 @@ func (m *Memory) Take(ctx context.Context, key string) ([]byte, error) {
 	}
 	// Get and GetEx copy under the lock, so nobody else holds this slice:
 	// it goes to the caller as is.
-	m.remove(s, key, e)
+	m.removeRecord(s, key)
 	return e.value, nil
 }
 
@@ -307,22 +314,27 @@ func (m *Memory) set(key string, v []byte, ttl time.Duration, nx bool) error {
 	now := m.clock()
 	exp := deadline(now, ttl)
 	if e, ok := s.m[key]; ok {
-		if e.members != nil && m.purge(e.members, now) == 0 {
-			m.remove(s, key, e) // an index with no live member is no index
-		} else {
-			// A live index has a member live at e.expires or later.
-			if nx && now < e.expires {
+		if nx && now < e.expires {
+			return errExists
+		}
+		if exp < e.expires {
+			s.push(due{at: exp, key: key})
+		}
+		s.m[key] = entry{value: v, expires: exp}
+		return nil
+	}
+	if x, ok := s.ix[key]; ok {
+		if m.purge(x.members, now) > 0 {
+			if nx {
 				return errExists
 			}
-			if e.members != nil {
-				// An index becomes a record: it keeps one entry of its count.
-				m.release(int64(len(e.members)) - 1)
-				e.members = nil
-			}
-			e.value = v
-			s.setDeadline(key, e, exp)
+			// An index becomes a record: it keeps one entry of its count.
+			m.release(int64(len(x.members)) - 1)
+			delete(s.ix, key)
+			s.insert(key, entry{value: v, expires: exp})
 			return nil
 		}
+		delete(s.ix, key) // no live member: no index
 	}
 	if err := m.reserve(s, now); err != nil {
 		return err
@@ -343,8 +355,11 @@ func (m *Memory) Delete(ctx context.Context, key string) error {
 	if s.closed {
 		return errClosed
 	}
-	if e, ok := s.m[key]; ok {
-		m.remove(s, key, e)
+	if _, ok := s.m[key]; ok {
+		m.removeRecord(s, key)
+	}
+	if x, ok := s.ix[key]; ok {
+		m.removeIndex(s, key, x)
 	}
 	return nil
 }
@@ -376,46 +391,44 @@ func (m *Memory) indexAdd(key, member string, ttl time.Duration) error {
 	}
 	now := m.clock()
 	exp := deadline(now, ttl)
-	e, ok := s.m[key]
-	if ok && e.members == nil {
+	if e, ok := s.m[key]; ok {
 		if now < e.expires {
 			return errNotIndex
 		}
-		// An expired record becomes the index, with its entry.
-		e.value = nil
-		e.members = map[string]int64{member: exp}
-		e.expires = exp
-		s.setDeadline(key, e, exp)
+		// An expired record gives its entry to the index.
+		delete(s.m, key)
+		s.insertIndex(key, index{members: map[string]int64{member: exp}})
 		return nil
 	}
+	x, ok := s.ix[key]
+	first := int64(math.MaxInt64) // the earliest live member's deadline
 	if ok {
-		m.purge(e.members, now)
+		m.purge(x.members, now)
+		for k, d := range x.members {
+			if k != member {
+				first = min(first, d)
+			}
+		}
 	}
-	if _, had := e.members[member]; !had {
+	if _, had := x.members[member]; !had {
 		if err := m.reserve(s, now); err != nil {
-			if ok && len(e.members) == 0 {
-				m.remove(s, key, e)
+			if ok && len(x.members) == 0 {
+				m.removeIndex(s, key, x)
 			}
 			return err
 		}
-		// reserve may have reclaimed this very index, if it was empty.
-		if e, ok = s.m[key]; !ok {
-			s.reclaim(m, now, writeReclaim)
-			s.insert(key, entry{members: map[string]int64{member: exp}, expires: exp})
+		s.reclaim(m, now, writeReclaim)
+		// reserve and reclaim may have dropped this very index, if it had
+		// no live member.
+		if x, ok = s.ix[key]; !ok {
+			s.insertIndex(key, index{members: map[string]int64{member: exp}})
 			return nil
 		}
 	}
-	e.members[member] = exp
-	first, last := exp, exp
-	for _, d := range e.members {
-		first, last = min(first, d), max(last, d)
+	x.members[member] = exp
+	if exp < first {
+		s.push(due{at: exp, key: key})
 	}
-	e.expires = last
-	if first < e.queued {
-		e.queued = first
-		s.push(due{at: first, key: key})
-	}
-	s.m[key] = e
 	return nil
 }
 
@@ -430,16 +443,16 @@ func (m *Memory) IndexMembers(ctx context.Context, key string) ([]string, error)
 	if s.closed {
 		return nil, errClosed
 	}
-	e, ok := s.m[key]
-	if !ok || e.members == nil {
+	x, ok := s.ix[key]
+	if !ok {
 		return nil, nil
 	}
-	if m.purge(e.members, m.clock()) == 0 {
-		m.remove(s, key, e)
+	if m.purge(x.members, m.clock()) == 0 {
+		m.removeIndex(s, key, x)
 		return nil, nil
 	}
-	out := make([]string, 0, len(e.members))
-	for k := range e.members {
+	out := make([]string, 0, len(x.members))
+	for k := range x.members {
 		out = append(out, k)
 	}
 	return out, nil
@@ -459,16 +472,16 @@ func (m *Memory) IndexRemove(ctx context.Context, key, member string) error {
 	if s.closed {
 		return errClosed
 	}
-	e, ok := s.m[key]
-	if !ok || e.members == nil {
+	x, ok := s.ix[key]
+	if !ok {
 		return nil
 	}
-	if _, had := e.members[member]; had {
-		delete(e.members, member)
+	if _, had := x.members[member]; had {
+		delete(x.members, member)
 		m.release(1)
 	}
-	if len(e.members) == 0 {
-		m.remove(s, key, e)
+	if len(x.members) == 0 {
+		m.removeIndex(s, key, x)
 	}
 	return nil
 }
@@ -480,11 +493,11 @@ func (m *Memory) record(s *shard, key string) (entry, error) {
 		return entry{}, errClosed
 	}
 	e, ok := s.m[key]
-	if !ok || e.members != nil { // an index is no record
+	if !ok {
 		return entry{}, ErrNotFound
 	}
 	if m.clock() >= e.expires {
-		m.remove(s, key, e)
+		m.removeRecord(s, key)
 		return entry{}, ErrNotFound
 	}
 	return e, nil
@@ -528,37 +541,49 @@ func (m *Memory) release(n int64) {
 	}
 }
 
-// remove removes the record or index e with the key; its heap items are
-// left to be dropped when they come due. s.mu must be held.
-func (m *Memory) remove(s *shard, key string, e entry) {
-	if e.members != nil {
-		m.release(int64(len(e.members)))
-	} else {
-		m.release(1)
-	}
+// removeRecord and removeIndex remove an entry; its heap items are left to
+// be dropped when they come due. s.mu must be held.
+func (m *Memory) removeRecord(s *shard, key string) {
+	m.release(1)
 	delete(s.m, key)
 }
 
+func (m *Memory) removeIndex(s *shard, key string, x index) {
+	m.release(int64(len(x.members)))
+	delete(s.ix, key)
+}
+
 // setDeadline stores record e with the key and the deadline exp; only a
-// deadline before the queued one needs a new heap item. s.mu must be held.
+// deadline before the current one needs a new heap item (the current one's
+// item comes due first and moves on to the new deadline). s.mu must be
+// held.
 func (s *shard) setDeadline(key string, e entry, exp int64) {
-	e.expires = exp
-	if exp < e.queued {
-		e.queued = exp
+	if exp < e.expires {
 		s.push(due{at: exp, key: key})
 	}
+	e.expires = exp
 	s.m[key] = e
 }
 
-// insert adds a new key, queued at its deadline (its earliest member's).
-// s.mu must be held and the key must be absent.
+// insert adds a new record, insertIndex a new index, queued at their
+// deadline (the earliest member's). s.mu must be held and the key must be
+// absent.
 func (s *shard) insert(key string, e entry) {
-	e.queued = e.expires
-	for _, d := range e.members {
-		e.queued = min(e.queued, d)
-	}
 	s.m[key] = e
-	s.push(due{at: e.queued, key: key})
+	s.push(due{at: e.expires, key: key})
+}
+
+func (s *shard) insertIndex(key string, x index) {
+	s.ix[key] = x
+	s.push(due{at: earliest(x.members), key: key})
+}
+
+func earliest(members map[string]int64) int64 {
+	first := int64(math.MaxInt64)
+	for _, d := range members {
+		first = min(first, d)
+	}
+	return first
 }
 
 // reclaim handles up to limit heap items that are due at now, and reports
@@ -568,30 +593,23 @@ func (s *shard) reclaim(m *Memory, now int64, limit int) int {
 	for n < limit && len(s.heap) > 0 && s.heap[0].at <= now {
 		d := s.pop()
 		n++
-		e, ok := s.m[d.key]
-		if !ok || e.queued != d.at {
-			continue // left behind by a shortened or removed record
-		}
-		if e.members != nil {
-			if m.purge(e.members, now) == 0 {
-				m.remove(s, d.key, e)
-				continue
-			}
-			first := int64(math.MaxInt64)
-			for _, t := range e.members {
-				first = min(first, t)
-			}
-			e.queued = first
-		} else {
+		if e, ok := s.m[d.key]; ok {
 			if now >= e.expires {
-				m.remove(s, d.key, e)
+				m.removeRecord(s, d.key)
+			} else if d.at < e.expires {
+				// Extended since: follow it to its deadline.
+				s.push(due{at: e.expires, key: d.key})
+			}
+			continue
+		}
+		if x, ok := s.ix[d.key]; ok {
+			if m.purge(x.members, now) == 0 {
+				m.removeIndex(s, d.key, x)
 				continue
 			}
-			// Extended since it was queued: queue it at its deadline.
-			e.queued = e.expires
+			s.push(due{at: earliest(x.members), key: d.key})
 		}
-		s.m[d.key] = e
-		s.push(due{at: e.queued, key: d.key})
+		// Neither: left over by a removed entry.
 	}
 	return n
 }
@@ -599,7 +617,7 @@ func (s *shard) reclaim(m *Memory, now int64, limit int) int {
 // push adds d to the heap, rebuilding the heap first when it holds more
 // than twice as many items as there are live entries.
 func (s *shard) push(d due) {
-	if len(s.heap) >= 2*len(s.m)+64 {
+	if len(s.heap) >= 2*(len(s.m)+len(s.ix))+64 {
 		s.rebuild()
 	}
 	s.heap = append(s.heap, d)
@@ -646,18 +664,15 @@ func (s *shard) down(j int) {
 	}
 }
 
-// rebuild replaces the heap by one valid item per live entry.
+// rebuild replaces the heap by one item per live entry, at its deadline.
 func (s *shard) rebuild() {
 	clear(s.heap)
 	h := s.heap[:0]
 	for key, e := range s.m {
-		at := e.expires
-		for _, d := range e.members {
-			at = min(at, d)
-		}
-		e.queued = at
-		s.m[key] = e
-		h = append(h, due{at: at, key: key})
+		h = append(h, due{at: e.expires, key: key})
+	}
+	for key, x := range s.ix {
+		h = append(h, due{at: earliest(x.members), key: key})
 	}
 	s.heap = h
 	for j := len(h)/2 - 1; j >= 0; j-- {

@@ -41,15 +41,16 @@ func (m *Memory) size() int {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		n += len(s.m)
+		n += len(s.m) + len(s.ix)
 		s.mu.Unlock()
 	}
 	return n
 }
 
-// checkInvariants checks the bookkeeping: every entry has a valid heap item
-// at or before its deadline (its earliest member's, for an index); indexes
-// have members; the heaps are heaps and bounded; the entry count is right.
+// checkInvariants checks the bookkeeping: every record has a heap item at
+// or before its deadline, every index one at or before its earliest
+// member's; no key is both; indexes have members; the heaps are heaps and
+// bounded; the entry count is right.
 func (m *Memory) checkInvariants(t *testing.T) {
 	t.Helper()
 	var entries int64
@@ -61,34 +62,32 @@ func (m *Memory) checkInvariants(t *testing.T) {
 				t.Errorf("shard %d: heap order broken at %d", si, j)
 			}
 		}
-		valid := make(map[string]bool)
+		firstItem := make(map[string]int64)
 		for _, d := range s.heap {
-			if e, ok := s.m[d.key]; ok && e.queued == d.at {
-				valid[d.key] = true
+			if at, ok := firstItem[d.key]; !ok || d.at < at {
+				firstItem[d.key] = d.at
 			}
 		}
 		for key, e := range s.m {
-			first := e.expires
-			if e.members != nil {
-				if len(e.members) == 0 {
-					t.Errorf("index %q has no members but is kept", key)
-				}
-				entries += int64(len(e.members))
-				for _, d := range e.members {
-					first = min(first, d)
-				}
-			} else {
-				entries++
+			entries++
+			if _, both := s.ix[key]; both {
+				t.Errorf("%q is both a record and an index", key)
 			}
-			if !valid[key] {
-				t.Errorf("%q has no valid heap item", key)
-			}
-			if e.queued > first {
-				t.Errorf("%q is queued at %d, after its deadline %d", key, e.queued, first)
+			if at, ok := firstItem[key]; !ok || at > e.expires {
+				t.Errorf("record %q (deadline %d) has no heap item at or before it (first: %d, %v)", key, e.expires, at, ok)
 			}
 		}
-		if len(s.heap) > 2*len(s.m)+64+1 {
-			t.Errorf("shard %d: heap of %d items for %d keys", si, len(s.heap), len(s.m))
+		for key, x := range s.ix {
+			if len(x.members) == 0 {
+				t.Errorf("index %q has no members but is kept", key)
+			}
+			entries += int64(len(x.members))
+			if at, ok := firstItem[key]; !ok || at > earliest(x.members) {
+				t.Errorf("index %q has no heap item at or before its earliest member", key)
+			}
+		}
+		if len(s.heap) > 2*(len(s.m)+len(s.ix))+64+1 {
+			t.Errorf("shard %d: heap of %d items for %d keys", si, len(s.heap), len(s.m)+len(s.ix))
 		}
 		s.mu.Unlock()
 	}
