@@ -62,9 +62,11 @@ func TestClusterFailoverRecovery(t *testing.T) {
 
 	type result struct {
 		recovered time.Time // start of the final run of successes
+		streak    int       // successes since recovered
 		lastErr   error
 		failures  int
 	}
+	var mu sync.Mutex // guards results
 	results := make([]result, replicas)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -92,14 +94,18 @@ func TestClusterFailoverRecovery(t *testing.T) {
 					}
 				}
 				cancel()
+				mu.Lock()
 				if err != nil {
-					r.recovered = time.Time{}
+					r.recovered, r.streak = time.Time{}, 0
 					r.lastErr = err
-
 					r.failures++
-				} else if r.recovered.IsZero() {
-					r.recovered = started
+				} else {
+					if r.recovered.IsZero() {
+						r.recovered = started
+					}
+					r.streak++
 				}
+				mu.Unlock()
 			}
 		}()
 	}
@@ -114,7 +120,6 @@ func TestClusterFailoverRecovery(t *testing.T) {
 		cancel()
 		if err == nil && m != victim {
 			failedOver = time.Now()
-
 			t.Logf("the cluster promoted %s for slot %d %v after %s was killed", m, slot, failedOver.Sub(killed).Round(time.Millisecond), victim)
 			break
 		}
@@ -123,8 +128,20 @@ func TestClusterFailoverRecovery(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the cluster's own failover
 	}
-	// Give every store time to recover and to show a run of successes.
-	time.Sleep(6 * time.Second)
+	// Wait until every store has recovered and served 25 requests in a row
+	// (half a second of traffic), or 6 s have passed.
+	for time.Since(failedOver) < 6*time.Second {
+		mu.Lock()
+		done := true
+		for _, r := range results {
+			done = done && r.streak >= 25
+		}
+		mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling the stores' progress
+	}
 	close(stop)
 	wg.Wait()
 	window := time.Since(killed)
