@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stepupauth/stepup/internal/redistest"
 	"github.com/stepupauth/stepup/redisstore"
 )
@@ -234,6 +236,32 @@ func benchOps(b *testing.B) []benchOp {
 				_, keys := fresh(b.N)
 				fill(b, keys)
 				return func(i int) error { return c.Del(ctx, keys[i]).Err() }
+			}}},
+		{"GetEx",
+			side{"store", func(b *testing.B) func(int) error {
+				return func(i int) error { _, err := s.GetEx(ctx, fixed[i%nfixed], ttl); return err }
+			}},
+			side{"bare", func(b *testing.B) func(int) error {
+				return func(i int) error { return c.GetEx(ctx, fixedFull[i%nfixed], ttl).Err() }
+			}}},
+		// The index script against the least a bare client would send for
+		// the same effect without expiring members: ZADD and PEXPIRE in
+		// one pipeline (one round trip).
+		{"IndexAdd",
+			side{"store", func(b *testing.B) func(int) error {
+				return func(i int) error {
+					return s.IndexAdd(ctx, "ix:"+strconv.Itoa(i%nfixed), fixed[(i/nfixed)%8], ttl)
+				}
+			}},
+			side{"bare", func(b *testing.B) func(int) error {
+				return func(i int) error {
+					k := prefix + "bareix:" + strconv.Itoa(i%nfixed)
+					pipe := c.Pipeline()
+					pipe.ZAdd(ctx, k, redis.Z{Score: float64(time.Now().Add(ttl).UnixMilli()), Member: fixed[(i/nfixed)%8]})
+					pipe.PExpire(ctx, k, ttl)
+					_, err := pipe.Exec(ctx)
+					return err
+				}
 			}}},
 	}
 

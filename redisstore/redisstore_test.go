@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,6 +120,33 @@ func TestOneCommandPerOperation(t *testing.T) {
 					return err
 				}, []string{"getdel"}},
 				{"Delete", func() error { return s.Delete(ctx, "k2") }, []string{"del"}},
+				{"GetEx", func() error {
+					if err := s.Set(ctx, "k3", []byte("v"), time.Minute); err != nil {
+						return err
+					}
+					n.Reset()
+					_, err := s.GetEx(ctx, "k3", time.Hour)
+					return err
+				}, []string{"getex"}},
+				// The scripts were loaded by a first call (EVALSHA, then EVAL
+				// on NOSCRIPT); from then on, one EVALSHA each.
+				{"IndexAdd", func() error {
+					if err := s.IndexAdd(ctx, "ix", "warm", time.Minute); err != nil {
+						return err
+					}
+					n.Reset()
+					return s.IndexAdd(ctx, "ix", "m", time.Minute)
+				}, []string{"evalsha"}},
+				{"IndexMembers", func() error {
+					if _, err := s.IndexMembers(ctx, "ix"); err != nil {
+						return err
+					}
+					n.Reset()
+					_, err := s.IndexMembers(ctx, "ix")
+					return err
+				}, []string{"evalsha"}},
+				{"IndexRemove", func() error { return s.IndexRemove(ctx, "ix", "m") }, []string{"zrem"}},
+				{"Delete index", func() error { return s.Delete(ctx, "ix") }, []string{"del"}},
 			}
 			for _, op := range ops {
 				n.Reset()
@@ -130,6 +158,109 @@ func TestOneCommandPerOperation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The scripts survive SCRIPT FLUSH (a restarted or failed-over server has
+// no scripts): EVALSHA answers NOSCRIPT and go-redis's Script.Run sends EVAL,
+// one extra command, once; the result is right.
+func TestIndexScriptsAfterScriptFlush(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		client func(t *testing.T) redis.UniversalClient
+	}{
+		{"single", func(t *testing.T) redis.UniversalClient { return redistest.Client(t) }},
+		{"cluster", func(t *testing.T) redis.UniversalClient { return redistest.Cluster(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.client(t)
+			s := newStore(t, c)
+			ctx := context.Background()
+			if err := s.IndexAdd(ctx, "ix", "a", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			flush := func() {
+				t.Helper()
+				var err error
+				if cc, ok := c.(*redis.ClusterClient); ok {
+					err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.ScriptFlush(ctx).Err() })
+				} else {
+					err = c.ScriptFlush(ctx).Err()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			flush()
+			n := redistest.CountCommands(c)
+			if err := s.IndexAdd(ctx, "ix", "b", time.Minute); err != nil {
+				t.Fatalf("IndexAdd after SCRIPT FLUSH: %v", err)
+			}
+			if diff := cmp.Diff([]string{"evalsha", "eval"}, n.Commands()); diff != "" {
+				t.Errorf("IndexAdd after SCRIPT FLUSH (-want +got):\n%s", diff)
+			}
+			flush()
+			n.Reset()
+			got, err := s.IndexMembers(ctx, "ix")
+			slices.Sort(got)
+			if err != nil || !slices.Equal(got, []string{"a", "b"}) {
+				t.Fatalf("IndexMembers after SCRIPT FLUSH = %q, %v; want [a b]", got, err)
+			}
+			if diff := cmp.Diff([]string{"evalsha", "eval"}, n.Commands()); diff != "" {
+				t.Errorf("IndexMembers after SCRIPT FLUSH (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// An index is a sorted set scored by expiry (ms, server time) whose key
+// expires with its last member; removing the last member deletes the key.
+func TestIndexInRedis(t *testing.T) {
+	c := redistest.Client(t)
+	s := newStore(t, c)
+	ctx := context.Background()
+	if err := s.IndexAdd(ctx, "ix", "a", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexAdd(ctx, "ix", "b", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	pttl, err := c.PTTL(ctx, s.Key("ix")).Result()
+	if err != nil || pttl <= 2*time.Minute-10*time.Second || pttl > 2*time.Minute+2*time.Millisecond {
+		t.Fatalf("PTTL of the index = %v, %v; want close to 2m (its last member; rounded up by at most 1ms)", pttl, err)
+	}
+	// Shortening the last member shortens the key.
+	if err := s.IndexAdd(ctx, "ix", "b", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if pttl, err := c.PTTL(ctx, s.Key("ix")).Result(); err != nil || pttl > time.Minute+2*time.Millisecond || pttl <= time.Minute-10*time.Second {
+		t.Fatalf("PTTL after shortening b = %v, %v; want close to 1m (a is now the last)", pttl, err)
+	}
+	for _, m := range []string{"a", "b"} {
+		if err := s.IndexRemove(ctx, "ix", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := c.Exists(ctx, s.Key("ix")).Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS of an emptied index = %d, %v; want 0", n, err)
+	}
+	// The scripts refuse bad arguments themselves (a caller that bypasses
+	// the Go checks, or a script called by hand).
+	for _, args := range [][]any{{"", 1000}, {"m", 0}, {"m", -5}, {"m", 1.5}, {"m", "x"}} {
+		err := c.EvalSha(ctx, redisstore.IndexAddScriptSHA(), []string{s.Key("bad")}, args...).Err()
+		if err == nil || !strings.Contains(err.Error(), "stepup index") {
+			t.Errorf("index add script with %v: %v, want a stepup index error", args, err)
+		}
+	}
+	if n, err := c.Exists(ctx, s.Key("bad")).Result(); err != nil || n != 0 {
+		t.Fatalf("a refused script call wrote the key: EXISTS = %d, %v", n, err)
+	}
+	// An index op on a record's key is an error (WRONGTYPE), not a panic.
+	if err := s.Set(ctx, "rec", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexAdd(ctx, "rec", "m", time.Minute); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("IndexAdd on a record's key: %v, want an error matching ErrUnavailable", err)
 	}
 }
 

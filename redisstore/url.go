@@ -23,6 +23,13 @@ import (
 // pool_size=50...), as redis.ParseURL, redis.ParseClusterURL and
 // redis.ParseFailoverURL read them. OpenURL does not connect: a Redis that is
 // down is reported by the first call.
+//
+// Failover: a Sentinel client asks the Sentinels for the new master by
+// itself. A Cluster client is made to follow a master failover by the Store
+// that New builds over it, which reloads the slot map after a connection
+// error to a node (at most once per Options.ClusterReloadInterval); used
+// without a Store, the client reloads only on MOVED/READONLY replies or
+// when its map is old.
 func OpenURL(redisURL string) (redis.UniversalClient, error) {
 	u, err := url.Parse(redisURL)
 	if err != nil {

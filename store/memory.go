@@ -1,10 +1,12 @@
 package store
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
+	"hash/maphash"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,21 +17,28 @@ type MemoryOptions struct {
 	Now func() time.Time
 
 	// SweepInterval is how often the background sweep removes expired
-	// records that nobody reads again. Default: 1 minute. A negative value
-	// disables the sweep goroutine; expired records are then reclaimed only
-	// lazily (when their key is used, and a few per write).
+	// records and index members that nobody reads again. Default: 1 minute.
+	// A negative value disables the sweep goroutine; expired records are
+	// then reclaimed only lazily (when their key is used, and a few per
+	// write).
 	SweepInterval time.Duration
 
-	// SweepBatch bounds the records one sweep step removes while holding the
-	// store's lock, so that a sweep never stalls requests for long; a sweep
-	// repeats steps until nothing expired is left. Default: 256.
+	// SweepBatch bounds the expired records one sweep step removes while
+	// holding a shard's lock, so that a sweep never stalls requests for
+	// long; a sweep repeats steps until nothing expired is left. Default:
+	// 256.
 	SweepBatch int
 
-	// MaxEntries bounds the number of records kept, expired records not yet
-	// reclaimed included. When the store is full, writing a new key first
-	// reclaims every expired record; if still full, the write fails with an
-	// error that matches ErrUnavailable (callers fail closed; nothing live is
-	// evicted). Default: 0, no bound.
+	// MaxEntries bounds what the store holds, counted in entries: a record
+	// is one entry, an index is one entry per member; expired ones not yet
+	// reclaimed count until they are. The policy: the store never evicts a
+	// live record or member to make room. A write that needs a new entry (a
+	// new key, a new index member) when the store is full first reclaims
+	// every expired entry; if it is still full, the write fails with an
+	// error that matches ErrUnavailable, and nothing changes (callers fail
+	// closed: an HTTP service answers 503). Writes that need no new entry
+	// (replacing a record, GetEx, re-adding a member) always succeed.
+	// Default: 0, no bound.
 	MaxEntries int
 }
 
@@ -37,36 +46,85 @@ type MemoryOptions struct {
 // Its zero value is not usable: call NewMemory. Call Close when done, to stop
 // its sweep goroutine.
 //
-// Expiry is lazy (a read never returns an expired record) and complemented by
-// a bounded sweep: records are indexed by expiry time, so reclaiming costs
-// O(log n) per expired record and never scans live ones.
+// # How it keeps time
+//
+// Expiry is exact and lazy: a read compares the record's deadline with the
+// clock, so an expired record is never returned, whether or not it has been
+// reclaimed. Reclaiming is the work of an expiry queue per shard: a binary
+// min-heap of small values (deadline, key) kept in one slice, with lazy
+// invalidation. Every record has a heap item at or before its deadline.
+// Extending or replacing a record does not touch the heap: when its item
+// comes due, the record is removed if it has expired, or queued again at
+// its later deadline; only a shortened deadline pushes a new item at once.
+// Items of records that were deleted or taken are dropped when they come
+// due, and a heap that grows past twice the live entries is rebuilt, so the
+// queue stays O(live entries) whatever the mix of GetEx, Set and Take.
+// Indexes are kept the same way, queued at their earliest member's deadline;
+// they purge their expired members when that comes due, and whenever they
+// are used.
+//
+// # Concurrency
+//
+// Keys are spread by hash over 64 shards, each with its own lock, maps and
+// heap, so that goroutines working on different keys rarely wait for one
+// another. Records are stored by value in the shard's map (32 bytes beside
+// the key: the value's slice and the deadline): a read is one map lookup,
+// no pointer to follow but the value's.
 type Memory struct {
 	now        func() time.Time
 	batch      int
-	maxEntries int
-
-	mu      sync.Mutex // guards entries, indexes, byExpiry and closed
-	entries map[string]*entry
-	// indexes holds the indexes, each a map from member to its expiry.
-	indexes map[string]map[string]time.Time
-	// byExpiry is a min-heap of the records in entries by expiry time.
-	byExpiry expiryHeap
-	closed   bool
+	maxEntries int64
+	// entries counts the entries held (records plus index members), when
+	// maxEntries > 0.
+	entries atomic.Int64
+	seed    maphash.Seed
+	shards  [shardCount]shard
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: stops the sweep goroutine
 	wg        sync.WaitGroup
 }
 
-type entry struct {
-	key     string
-	value   []byte
-	expires time.Time
-	index   int // in byExpiry
+const shardCount = 64
+
+type shard struct {
+	mu sync.Mutex // guards every field below
+	// m holds the records, by value; ix the indexes. A key is in one of
+	// them at most.
+	m    map[string]entry
+	ix   map[string]index
+	heap []due // min-heap by at
+	// closed: Close has run; every call fails.
+	closed bool
+	_      [64]byte // keeps the next shard's lock off this cache line
 }
 
-// writeReclaim is how many expired records a write reclaims on its way, so
-// that memory stays bounded under load even with the sweep disabled.
+// entry is one record: 32 bytes beside its key in the map.
+type entry struct {
+	value []byte
+	// expires is the deadline (unix ns by the store's clock): the record is
+	// live before it.
+	expires int64
+}
+
+// index is one index.
+type index struct {
+	// members holds each member's deadline.
+	members map[string]int64
+}
+
+// due is a heap item: the record or index with the key is to be looked at
+// at time at. Every record has an item at or before its deadline, every
+// index one at or before its earliest member's; other items are left over
+// and dropped (or moved to the entry's deadline) when they come due.
+type due struct {
+	at  int64
+	key string
+}
+
+// writeReclaim is how many due heap items a write that adds an entry
+// handles on its way, so that memory stays bounded under load even with the
+// sweep disabled.
 const writeReclaim = 2
 
 var (
@@ -74,7 +132,13 @@ var (
 	errFull   = wrapf(ErrUnavailable, "memory store full (MaxEntries)")
 
 	errEmptyMember = wrapf(ErrInvalidArgument, "empty index member")
+	errNotIndex    = wrapf(ErrInvalidArgument, "the key holds a record, not an index")
 )
+
+// errNeedRoom is internal: the write needs an entry and the store is full
+// even after reclaiming its shard; the caller reclaims every shard and tries
+// once more.
+var errNeedRoom = wrapf(ErrUnavailable, "memory store full (MaxEntries)")
 
 // NewMemory returns an empty in-memory Store. Unless opts disables it, a
 // goroutine sweeps expired records until Close.
@@ -82,16 +146,19 @@ func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		now:        opts.Now,
 		batch:      opts.SweepBatch,
-		maxEntries: opts.MaxEntries,
-		entries:    make(map[string]*entry),
-		indexes:    make(map[string]map[string]time.Time),
+		maxEntries: int64(opts.MaxEntries),
+		seed:       maphash.MakeSeed(),
 		done:       make(chan struct{}),
 	}
-	if m.now == nil {
-		m.now = time.Now
+	for i := range m.shards {
+		m.shards[i].m = make(map[string]entry)
+		m.shards[i].ix = make(map[string]index)
 	}
 	if m.batch <= 0 {
 		m.batch = 256
+	}
+	if m.maxEntries < 0 {
+		m.maxEntries = 0
 	}
 	interval := opts.SweepInterval
 	if interval == 0 {
@@ -110,16 +177,40 @@ func NewMemory(opts MemoryOptions) *Memory {
 // always returns nil.
 func (m *Memory) Close() error {
 	m.closeOnce.Do(func() {
-		m.mu.Lock()
-		m.closed = true
-		m.entries = nil
-		m.indexes = nil
-		m.byExpiry = nil
-		m.mu.Unlock()
+		for i := range m.shards {
+			s := &m.shards[i]
+			s.mu.Lock()
+			s.closed = true
+			s.m, s.ix, s.heap = nil, nil, nil
+			s.mu.Unlock()
+		}
+		m.entries.Store(0)
 		close(m.done)
 	})
 	m.wg.Wait()
 	return nil
+}
+
+func (m *Memory) shard(key string) *shard {
+	return &m.shards[maphash.String(m.seed, key)&(shardCount-1)]
+}
+
+// clock reads the store's clock in unix ns (time.Now, called directly, when
+// no clock was injected).
+func (m *Memory) clock() int64 {
+	if m.now == nil {
+		return time.Now().UnixNano()
+	}
+	return m.now().UnixNano()
+}
+
+// deadline is now+ttl, saturated.
+func deadline(now int64, ttl time.Duration) int64 {
+	d := now + int64(ttl)
+	if d < now {
+		return math.MaxInt64
+	}
+	return d
 }
 
 // Get implements Store.
@@ -127,13 +218,48 @@ func (m *Memory) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, err := m.lookup(key)
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := m.record(s, key)
 	if err != nil {
 		return nil, err
 	}
 	return clone(e.value), nil
+}
+
+// GetEx implements Store.
+func (m *Memory) GetEx(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
+	if err := beginWrite(ctx, key, ttl); err != nil {
+		return nil, err
+	}
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := m.record(s, key)
+	if err != nil {
+		return nil, err
+	}
+	s.setDeadline(key, e, deadline(m.clock(), ttl))
+	return clone(e.value), nil
+}
+
+// Take implements Store.
+func (m *Memory) Take(ctx context.Context, key string) ([]byte, error) {
+	if err := begin(ctx, key); err != nil {
+		return nil, err
+	}
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := m.record(s, key)
+	if err != nil {
+		return nil, err
+	}
+	// Get and GetEx copy under the lock, so nobody else holds this slice:
+	// it goes to the caller as is.
+	m.removeRecord(s, key)
+	return e.value, nil
 }
 
 // Set implements Store.
@@ -142,19 +268,14 @@ func (m *Memory) Set(ctx context.Context, key string, value []byte, ttl time.Dur
 		return err
 	}
 	v := clone(value) // outside the lock: it may be large
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return errClosed
+	err := m.set(key, v, ttl, false)
+	if err == errNeedRoom {
+		m.reclaimAll()
+		if err = m.set(key, v, ttl, false); err == errNeedRoom {
+			err = errFull
+		}
 	}
-	now := m.now()
-	if e := m.entries[key]; e != nil {
-		e.value = v
-		e.expires = now.Add(ttl)
-		heap.Fix(&m.byExpiry, e.index)
-		return nil
-	}
-	return m.insert(key, v, now, ttl)
+	return err
 }
 
 // SetNX implements Store.
@@ -163,51 +284,64 @@ func (m *Memory) SetNX(ctx context.Context, key string, value []byte, ttl time.D
 		return false, err
 	}
 	v := clone(value)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return false, errClosed
+	err := m.set(key, v, ttl, true)
+	if err == errNeedRoom {
+		m.reclaimAll()
+		if err = m.set(key, v, ttl, true); err == errNeedRoom {
+			err = errFull
+		}
 	}
-	now := m.now()
-	if m.live(key, now) != nil {
+	switch err {
+	case nil:
+		return true, nil
+	case errExists:
 		return false, nil
 	}
-	if err := m.insert(key, v, now, ttl); err != nil {
-		return false, err
-	}
-	return true, nil
+	return false, err
 }
 
-// Take implements Store.
-func (m *Memory) Take(ctx context.Context, key string) ([]byte, error) {
-	if err := begin(ctx, key); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, err := m.lookup(key)
-	if err != nil {
-		return nil, err
-	}
-	m.remove(e)
-	// The entry leaves the store: its slice can go to the caller as is.
-	return e.value, nil
-}
+var errExists = wrapf(ErrInvalidArgument, "exists") // internal to SetNX
 
-// GetEx implements Store.
-func (m *Memory) GetEx(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
-	if err := beginWrite(ctx, key, ttl); err != nil {
-		return nil, err
+// set writes a record; with nx, only if the key holds nothing live
+// (errExists otherwise).
+func (m *Memory) set(key string, v []byte, ttl time.Duration, nx bool) error {
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, err := m.lookup(key)
-	if err != nil {
-		return nil, err
+	now := m.clock()
+	exp := deadline(now, ttl)
+	if e, ok := s.m[key]; ok {
+		if nx && now < e.expires {
+			return errExists
+		}
+		if exp < e.expires {
+			s.push(due{at: exp, key: key})
+		}
+		s.m[key] = entry{value: v, expires: exp}
+		return nil
 	}
-	e.expires = m.now().Add(ttl)
-	heap.Fix(&m.byExpiry, e.index)
-	return clone(e.value), nil
+	if x, ok := s.ix[key]; ok {
+		if m.purge(x.members, now) > 0 {
+			if nx {
+				return errExists
+			}
+			// An index becomes a record: it keeps one entry of its count.
+			m.release(int64(len(x.members)) - 1)
+			delete(s.ix, key)
+			s.insert(key, entry{value: v, expires: exp})
+			return nil
+		}
+		delete(s.ix, key) // no live member: no index
+	}
+	if err := m.reserve(s, now); err != nil {
+		return err
+	}
+	s.reclaim(m, now, writeReclaim)
+	s.insert(key, entry{value: v, expires: exp})
+	return nil
 }
 
 // Delete implements Store.
@@ -215,15 +349,18 @@ func (m *Memory) Delete(ctx context.Context, key string) error {
 	if err := begin(ctx, key); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return errClosed
 	}
-	if e := m.entries[key]; e != nil {
-		m.remove(e)
+	if _, ok := s.m[key]; ok {
+		m.removeRecord(s, key)
 	}
-	delete(m.indexes, key)
+	if x, ok := s.ix[key]; ok {
+		m.removeIndex(s, key, x)
+	}
 	return nil
 }
 
@@ -235,29 +372,63 @@ func (m *Memory) IndexAdd(ctx context.Context, key, member string, ttl time.Dura
 	if member == "" {
 		return errEmptyMember
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	err := m.indexAdd(key, member, ttl)
+	if err == errNeedRoom {
+		m.reclaimAll()
+		if err = m.indexAdd(key, member, ttl); err == errNeedRoom {
+			err = errFull
+		}
+	}
+	return err
+}
+
+func (m *Memory) indexAdd(key, member string, ttl time.Duration) error {
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return errClosed
 	}
-	now := m.now()
-	ix := m.indexes[key]
-	if ix == nil {
-		if m.maxEntries > 0 && len(m.entries)+len(m.indexes) >= m.maxEntries {
-			m.reclaim(now, len(m.entries))
-			if len(m.entries)+len(m.indexes) >= m.maxEntries {
-				return errFull
+	now := m.clock()
+	exp := deadline(now, ttl)
+	if e, ok := s.m[key]; ok {
+		if now < e.expires {
+			return errNotIndex
+		}
+		// An expired record gives its entry to the index.
+		delete(s.m, key)
+		s.insertIndex(key, index{members: map[string]int64{member: exp}})
+		return nil
+	}
+	x, ok := s.ix[key]
+	first := int64(math.MaxInt64) // the earliest live member's deadline
+	if ok {
+		m.purge(x.members, now)
+		for k, d := range x.members {
+			if k != member {
+				first = min(first, d)
 			}
 		}
-		ix = make(map[string]time.Time, 1)
-		m.indexes[key] = ix
 	}
-	for k, exp := range ix {
-		if !now.Before(exp) {
-			delete(ix, k)
+	if _, had := x.members[member]; !had {
+		if err := m.reserve(s, now); err != nil {
+			if ok && len(x.members) == 0 {
+				m.removeIndex(s, key, x)
+			}
+			return err
+		}
+		s.reclaim(m, now, writeReclaim)
+		// reserve and reclaim may have dropped this very index, if it had
+		// no live member.
+		if x, ok = s.ix[key]; !ok {
+			s.insertIndex(key, index{members: map[string]int64{member: exp}})
+			return nil
 		}
 	}
-	ix[member] = now.Add(ttl)
+	x.members[member] = exp
+	if exp < first {
+		s.push(due{at: exp, key: key})
+	}
 	return nil
 }
 
@@ -266,23 +437,23 @@ func (m *Memory) IndexMembers(ctx context.Context, key string) ([]string, error)
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil, errClosed
 	}
-	now := m.now()
-	ix := m.indexes[key]
-	out := make([]string, 0, len(ix))
-	for k, exp := range ix {
-		if now.Before(exp) {
-			out = append(out, k)
-		} else {
-			delete(ix, k)
-		}
+	x, ok := s.ix[key]
+	if !ok {
+		return nil, nil
 	}
-	if ix != nil && len(ix) == 0 {
-		delete(m.indexes, key)
+	if m.purge(x.members, m.clock()) == 0 {
+		m.removeIndex(s, key, x)
+		return nil, nil
+	}
+	out := make([]string, 0, len(x.members))
+	for k := range x.members {
+		out = append(out, k)
 	}
 	return out, nil
 }
@@ -295,101 +466,248 @@ func (m *Memory) IndexRemove(ctx context.Context, key, member string) error {
 	if member == "" {
 		return errEmptyMember
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return errClosed
 	}
-	if ix := m.indexes[key]; ix != nil {
-		delete(ix, member)
-		if len(ix) == 0 {
-			delete(m.indexes, key)
-		}
+	x, ok := s.ix[key]
+	if !ok {
+		return nil
+	}
+	if _, had := x.members[member]; had {
+		delete(x.members, member)
+		m.release(1)
+	}
+	if len(x.members) == 0 {
+		m.removeIndex(s, key, x)
 	}
 	return nil
 }
 
-// lookup returns the live entry with the key, errClosed, or ErrNotFound (an
-// expired entry is removed on the way). m.mu must be held.
-func (m *Memory) lookup(key string) (*entry, error) {
-	if m.closed {
-		return nil, errClosed
+// record returns the live record with the key, errClosed or ErrNotFound;
+// an expired record is removed on the way. s.mu must be held.
+func (m *Memory) record(s *shard, key string) (entry, error) {
+	if s.closed {
+		return entry{}, errClosed
 	}
-	e := m.live(key, m.now())
-	if e == nil {
-		return nil, ErrNotFound
+	e, ok := s.m[key]
+	if !ok {
+		return entry{}, ErrNotFound
+	}
+	if m.clock() >= e.expires {
+		m.removeRecord(s, key)
+		return entry{}, ErrNotFound
 	}
 	return e, nil
 }
 
-// live returns the live entry with the key, or nil; it removes the entry if
-// it has expired. m.mu must be held.
-func (m *Memory) live(key string, now time.Time) *entry {
-	e := m.entries[key]
-	if e == nil {
-		return nil
-	}
-	if !now.Before(e.expires) {
-		m.remove(e)
-		return nil
-	}
-	return e
-}
-
-// insert adds a new key. m.mu must be held and key must not be in entries.
-func (m *Memory) insert(key string, v []byte, now time.Time, ttl time.Duration) error {
-	m.reclaim(now, writeReclaim)
-	if m.maxEntries > 0 && len(m.entries) >= m.maxEntries {
-		m.reclaim(now, len(m.entries))
-		if len(m.entries) >= m.maxEntries {
-			return errFull
+// purge drops the expired members of an index and returns how many are
+// left.
+func (m *Memory) purge(members map[string]int64, now int64) int {
+	n := 0
+	for k, d := range members {
+		if now >= d {
+			delete(members, k)
+			n++
 		}
 	}
-	e := &entry{key: key, value: v, expires: now.Add(ttl)}
-	m.entries[key] = e
-	heap.Push(&m.byExpiry, e)
-	return nil
+	m.release(int64(n))
+	return len(members)
 }
 
-func (m *Memory) remove(e *entry) {
-	heap.Remove(&m.byExpiry, e.index)
-	delete(m.entries, e.key)
+// reserve takes one entry of the MaxEntries bound, reclaiming the expired
+// entries of s if the store is full. s.mu must be held.
+func (m *Memory) reserve(s *shard, now int64) error {
+	if m.maxEntries == 0 {
+		return nil
+	}
+	if m.entries.Add(1) <= m.maxEntries {
+		return nil
+	}
+	m.entries.Add(-1)
+	s.reclaim(m, now, len(s.heap))
+	if m.entries.Add(1) <= m.maxEntries {
+		return nil
+	}
+	m.entries.Add(-1)
+	return errNeedRoom
 }
 
-// reclaim removes up to limit expired entries, earliest first, and reports
-// how many it removed. m.mu must be held.
-func (m *Memory) reclaim(now time.Time, limit int) int {
+func (m *Memory) release(n int64) {
+	if m.maxEntries != 0 && n != 0 {
+		m.entries.Add(-n)
+	}
+}
+
+// removeRecord and removeIndex remove an entry; its heap items are left to
+// be dropped when they come due. s.mu must be held.
+func (m *Memory) removeRecord(s *shard, key string) {
+	m.release(1)
+	delete(s.m, key)
+}
+
+func (m *Memory) removeIndex(s *shard, key string, x index) {
+	m.release(int64(len(x.members)))
+	delete(s.ix, key)
+}
+
+// setDeadline stores record e with the key and the deadline exp; only a
+// deadline before the current one needs a new heap item (the current one's
+// item comes due first and moves on to the new deadline). s.mu must be
+// held.
+func (s *shard) setDeadline(key string, e entry, exp int64) {
+	if exp < e.expires {
+		s.push(due{at: exp, key: key})
+	}
+	e.expires = exp
+	s.m[key] = e
+}
+
+// insert adds a new record, insertIndex a new index, queued at their
+// deadline (the earliest member's). s.mu must be held and the key must be
+// absent.
+func (s *shard) insert(key string, e entry) {
+	s.m[key] = e
+	s.push(due{at: e.expires, key: key})
+}
+
+func (s *shard) insertIndex(key string, x index) {
+	s.ix[key] = x
+	s.push(due{at: earliest(x.members), key: key})
+}
+
+func earliest(members map[string]int64) int64 {
+	first := int64(math.MaxInt64)
+	for _, d := range members {
+		first = min(first, d)
+	}
+	return first
+}
+
+// reclaim handles up to limit heap items that are due at now, and reports
+// how many it handled. s.mu must be held.
+func (s *shard) reclaim(m *Memory, now int64, limit int) int {
 	n := 0
-	for n < limit && len(m.byExpiry) > 0 && !now.Before(m.byExpiry[0].expires) {
-		m.remove(m.byExpiry[0])
+	for n < limit && len(s.heap) > 0 && s.heap[0].at <= now {
+		d := s.pop()
 		n++
+		if e, ok := s.m[d.key]; ok {
+			if now >= e.expires {
+				m.removeRecord(s, d.key)
+			} else if d.at < e.expires {
+				// Extended since: follow it to its deadline.
+				s.push(due{at: e.expires, key: d.key})
+			}
+			continue
+		}
+		if x, ok := s.ix[d.key]; ok {
+			if m.purge(x.members, now) == 0 {
+				m.removeIndex(s, d.key, x)
+				continue
+			}
+			s.push(due{at: earliest(x.members), key: d.key})
+		}
+		// Neither: left over by a removed entry.
 	}
 	return n
 }
 
-// sweep removes every expired entry, at most m.batch per hold of the lock.
-func (m *Memory) sweep() {
+// push adds d to the heap, rebuilding the heap first when it holds more
+// than twice as many items as there are live entries.
+func (s *shard) push(d due) {
+	if len(s.heap) >= 2*(len(s.m)+len(s.ix))+64 {
+		s.rebuild()
+	}
+	s.heap = append(s.heap, d)
+	h := s.heap
+	j := len(h) - 1
+	for j > 0 {
+		p := (j - 1) / 2
+		if h[p].at <= h[j].at {
+			break
+		}
+		h[p], h[j] = h[j], h[p]
+		j = p
+	}
+}
+
+func (s *shard) pop() due {
+	h := s.heap
+	d := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h[n] = due{} // drop the key for the GC
+	s.heap = h[:n]
+	s.down(0)
+	return d
+}
+
+func (s *shard) down(j int) {
+	h := s.heap
+	n := len(h)
 	for {
-		m.mu.Lock()
-		if m.closed {
-			m.mu.Unlock()
+		l := 2*j + 1
+		if l >= n {
 			return
 		}
-		now := m.now()
-		n := m.reclaim(now, m.batch)
-		for key, ix := range m.indexes {
-			for k, exp := range ix {
-				if !now.Before(exp) {
-					delete(ix, k)
-				}
-			}
-			if len(ix) == 0 {
-				delete(m.indexes, key)
-			}
+		c := l
+		if r := l + 1; r < n && h[r].at < h[l].at {
+			c = r
 		}
-		m.mu.Unlock()
-		if n < m.batch {
+		if h[j].at <= h[c].at {
 			return
+		}
+		h[j], h[c] = h[c], h[j]
+		j = c
+	}
+}
+
+// rebuild replaces the heap by one item per live entry, at its deadline.
+func (s *shard) rebuild() {
+	clear(s.heap)
+	h := s.heap[:0]
+	for key, e := range s.m {
+		h = append(h, due{at: e.expires, key: key})
+	}
+	for key, x := range s.ix {
+		h = append(h, due{at: earliest(x.members), key: key})
+	}
+	s.heap = h
+	for j := len(h)/2 - 1; j >= 0; j-- {
+		s.down(j)
+	}
+}
+
+// reclaimAll removes every expired entry, one shard at a time.
+func (m *Memory) reclaimAll() {
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		if !s.closed {
+			s.reclaim(m, m.clock(), len(s.heap))
+		}
+		s.mu.Unlock()
+	}
+}
+
+// sweep removes every expired entry, at most m.batch heap items per hold
+// of a shard's lock.
+func (m *Memory) sweep() {
+	for i := range m.shards {
+		s := &m.shards[i]
+		for {
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				return
+			}
+			n := s.reclaim(m, m.clock(), m.batch)
+			s.mu.Unlock()
+			if n < m.batch {
+				break
+			}
 		}
 	}
 }
@@ -427,32 +745,6 @@ func clone(b []byte) []byte {
 	c := make([]byte, len(b))
 	copy(c, b)
 	return c
-}
-
-// expiryHeap is a min-heap of entries by expiry time (container/heap).
-type expiryHeap []*entry
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
-func (h expiryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-
-func (h *expiryHeap) Push(x any) {
-	e := x.(*entry)
-	e.index = len(*h)
-	*h = append(*h, e)
-}
-
-func (h *expiryHeap) Pop() any {
-	old := *h
-	n := len(old)
-	e := old[n-1]
-	old[n-1] = nil
-	*h = old[:n-1]
-	return e
 }
 
 var _ Store = (*Memory)(nil)

@@ -21,7 +21,7 @@ func TestMemoryConformance(t *testing.T) {
 func TestMemoryConformanceBounded(t *testing.T) {
 	clk := storetest.NewClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 	storetest.Run(t, func(t *testing.T) store.Store {
-		m := store.NewMemory(store.MemoryOptions{Now: clk.Now, MaxEntries: 100, SweepInterval: -1})
+		m := store.NewMemory(store.MemoryOptions{Now: clk.Now, MaxEntries: 1000, SweepInterval: -1})
 		t.Cleanup(func() { m.Close() })
 		return m
 	}, storetest.WithClock(clk.Advance))

@@ -2,8 +2,10 @@
 // scripts/test.sh starts ([Client], [Cluster]), a key space of their own on
 // them ([Prefix]), a go-redis hook that counts commands ([CountCommands]),
 // and Redis processes of a test's own: a redis-server that the test may stop,
-// freeze and restart ([StartServer], for fault tests) and a Sentinel set-up
-// that fails over ([StartSentinel]).
+// kill, freeze and restart ([StartServer], for fault tests), a Sentinel
+// set-up that fails over ([StartSentinel]), and a Redis Cluster with a
+// replica per master whose masters the test may kill ([StartCluster], for
+// Cluster failover tests). Processes are always stopped by their PID.
 //
 // The servers are named by environment variables, which scripts/redis.sh
 // prints:

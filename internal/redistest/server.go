@@ -166,6 +166,20 @@ func (s *Server) stopLocked() {
 	s.cmd, s.done = nil, nil
 }
 
+// Kill kills the server process (SIGKILL, by its PID), as a crash or a
+// lost machine would, and waits for it to exit. Kill does nothing if the
+// server is not running.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.done
+	s.cmd, s.done, s.frozen = nil, nil, false
+}
+
 // Freeze suspends the server process (SIGSTOP): connections stay open and
 // commands get no answer, as with a hung server or a network partition.
 func (s *Server) Freeze() {

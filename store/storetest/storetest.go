@@ -11,7 +11,10 @@
 //
 // Run checks each method's contract as written in package store: values,
 // copies, keys, TTLs, one-time Take and single-winner SetNX under racing
-// goroutines, binary and 1 MiB values, and contexts that are already done.
+// goroutines, GetEx (the value kept, the TTL replaced, never a record
+// created or brought back), indexes (members that expire one by one, re-adds
+// that set a new TTL, no member lost by racing IndexAdd calls, Delete),
+// binary and 1 MiB values, and contexts that are already done.
 //
 // Expiry is tested in one of two ways. A store that reads an injected clock
 // is given [WithClock]: Run then moves that clock and the test is exact and
@@ -29,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,6 +128,15 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"TakeRace", s.takeRace},
 		{"SetNXRace", s.setNXRace},
 		{"ConcurrentUse", s.concurrentUse},
+		{"GetEx", s.getEx},
+		{"GetExTTL", s.getExTTL},
+		{"GetExRace", s.getExRace},
+		{"Index", s.index},
+		{"IndexInvalidArguments", s.indexInvalidArguments},
+		{"IndexMemberExpiry", s.indexMemberExpiry},
+		{"IndexReAddSetsTTL", s.indexReAddSetsTTL},
+		{"IndexExpiresWithLastMember", s.indexExpiresWithLastMember},
+		{"IndexAddRace", s.indexAddRace},
 		{"CanceledContext", s.canceledContext},
 		{"ExpiredContext", s.expiredContext},
 	}
@@ -754,11 +767,30 @@ func (s *suite) doneContextCalls(t *testing.T, ctx context.Context, want error) 
 	}
 	_, err = st.Take(ctx, "k")
 	check("Take", err)
+	_, err = st.GetEx(ctx, "k", time.Nanosecond)
+	check("GetEx", err)
 	check("Delete", st.Delete(ctx, "k"))
+
+	if err := st.IndexAdd(bg(), "ix", "kept", time.Hour); err != nil {
+		t.Fatalf("IndexAdd: %v", err)
+	}
+	check("IndexAdd", st.IndexAdd(ctx, "ix", "new", time.Hour))
+	check("IndexAdd (new index)", st.IndexAdd(ctx, "ix2", "new", time.Hour))
+	_, err = st.IndexMembers(ctx, "ix")
+	check("IndexMembers", err)
+	check("IndexRemove", st.IndexRemove(ctx, "ix", "kept"))
+	check("Delete (index)", st.Delete(ctx, "ix"))
 
 	wantValue(t, st, "k", []byte("kept"))
 	wantNotFound(t, st, "new")
 	wantNotFound(t, st, "nx")
+	wantMembers(t, st, "ix", "kept")
+	wantMembers(t, st, "ix2")
+	if s.advance != nil {
+		// GetEx's 1ns TTL was not applied either.
+		s.advance(time.Minute)
+		wantValue(t, st, "k", []byte("kept"))
+	}
 }
 
 func (s *suite) canceledContext(t *testing.T) {
@@ -771,4 +803,459 @@ func (s *suite) expiredContext(t *testing.T) {
 	ctx, cancel := context.WithDeadline(bg(), time.Now().Add(-time.Second))
 	defer cancel()
 	s.doneContextCalls(t, ctx, context.DeadlineExceeded)
+}
+
+func (s *suite) getEx(t *testing.T) {
+	st := s.store(t)
+	mustSet(t, st, "k", []byte("value"), time.Hour)
+	got, err := st.GetEx(bg(), "k", time.Hour)
+	if err != nil || string(got) != "value" {
+		t.Fatalf("GetEx(k) = %s, %v; want %q", show(got), err, "value")
+	}
+	// GetEx does not consume, and leaves the value as it was.
+	wantValue(t, st, "k", []byte("value"))
+	// The slice GetEx returned belongs to the caller.
+	copy(got, "MUTAT")
+	wantValue(t, st, "k", []byte("value"))
+
+	// An absent key stays absent: GetEx creates nothing.
+	if v, err := st.GetEx(bg(), "missing", time.Hour); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetEx(missing) = %s, %v; want ErrNotFound", show(v), err)
+	}
+	wantNotFound(t, st, "missing")
+	if ok, err := st.SetNX(bg(), "missing", []byte("new"), time.Hour); !ok || err != nil {
+		t.Fatalf("SetNX after GetEx of a missing key = %v, %v; want true, nil (GetEx must create nothing)", ok, err)
+	}
+
+	// A taken or deleted key stays gone.
+	mustSet(t, st, "gone", []byte("v"), time.Hour)
+	if err := st.Delete(bg(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := st.GetEx(bg(), "gone", time.Hour); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetEx of a deleted key = %s, %v; want ErrNotFound", show(v), err)
+	}
+	wantNotFound(t, st, "gone")
+
+	// Empty and binary values come back as they are.
+	mustSet(t, st, "empty", nil, time.Hour)
+	if v, err := st.GetEx(bg(), "empty", time.Hour); err != nil || len(v) != 0 {
+		t.Fatalf("GetEx(empty) = %s, %v; want empty, nil", show(v), err)
+	}
+	bin := []byte("\x00\r\n$-1\r\n\xff\xfe")
+	mustSet(t, st, "bin", bin, time.Hour)
+	if v, err := st.GetEx(bg(), "bin", time.Hour); err != nil || !bytes.Equal(v, bin) {
+		t.Fatalf("GetEx(bin) = %s, %v; want %s", show(v), err, show(bin))
+	}
+
+	// Bad arguments change nothing.
+	if _, err := st.GetEx(bg(), "", time.Hour); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Errorf(`GetEx("") = %v, want ErrInvalidArgument`, err)
+	}
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		if _, err := st.GetEx(bg(), "k", ttl); !errors.Is(err, store.ErrInvalidArgument) {
+			t.Errorf("GetEx(ttl %v) = %v, want ErrInvalidArgument", ttl, err)
+		}
+	}
+	wantValue(t, st, "k", []byte("value"))
+}
+
+// getExTTL: GetEx replaces the TTL, shorter or longer, and an expired
+// record is absent for it.
+func (s *suite) getExTTL(t *testing.T) {
+	st := s.store(t)
+	ttl := s.ttl()
+
+	// Longer: a record about to expire is kept by GetEx.
+	start := time.Now()
+	mustSet(t, st, "extended", []byte("v1"), ttl)
+	mustSet(t, st, "probe", nil, ttl)
+	if v, err := st.GetEx(bg(), "extended", time.Hour); err != nil || string(v) != "v1" {
+		if s.advance == nil && time.Since(start) >= ttl {
+			t.Skipf("machine too slow to call GetEx before the %v TTL", ttl)
+		}
+		t.Fatalf("GetEx(extended) = %s, %v; want %q", show(v), err, "v1")
+	}
+	s.expire(t, st, "probe", start, ttl)
+	wantValue(t, st, "extended", []byte("v1"))
+
+	// Shorter: a record kept for an hour expires at GetEx's TTL.
+	mustSet(t, st, "shortened", []byte("v2"), time.Hour)
+	start = time.Now()
+	if v, err := st.GetEx(bg(), "shortened", ttl); err != nil || string(v) != "v2" {
+		t.Fatalf("GetEx(shortened) = %s, %v; want %q", show(v), err, "v2")
+	}
+	s.liveSince(t, st, "shortened", []byte("v2"), start, ttl)
+	s.expire(t, st, "shortened", start, ttl)
+	wantNotFound(t, st, "shortened")
+
+	// Expired: absent for GetEx, which does not bring it back.
+	if v, err := st.GetEx(bg(), "shortened", time.Hour); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetEx of an expired key = %s, %v; want ErrNotFound", show(v), err)
+	}
+	wantNotFound(t, st, "shortened")
+	if ok, err := st.SetNX(bg(), "shortened", []byte("new"), time.Hour); !ok || err != nil {
+		t.Fatalf("SetNX after GetEx of an expired key = %v, %v; want true, nil", ok, err)
+	}
+
+	// Repeated GetEx keeps moving the deadline (a session's idle timeout).
+	if s.advance != nil {
+		mustSet(t, st, "idle", []byte("v3"), time.Minute)
+		for range 5 {
+			s.advance(50 * time.Second)
+			if v, err := st.GetEx(bg(), "idle", time.Minute); err != nil || string(v) != "v3" {
+				t.Fatalf("GetEx(idle) within its idle TTL = %s, %v; want %q", show(v), err, "v3")
+			}
+		}
+		s.advance(time.Minute)
+		wantNotFound(t, st, "idle")
+	}
+}
+
+// getExRace: GetEx racing Set never writes an old value back, and GetEx
+// racing Take never brings a taken record back.
+func (s *suite) getExRace(t *testing.T) {
+	st := s.store(t)
+	const writes = 200
+	mustSet(t, st, "k", []byte("0"), time.Hour)
+	var (
+		wg       sync.WaitGroup
+		done     atomic.Bool
+		errsMu   sync.Mutex
+		failures []string
+	)
+	fail := func(format string, args ...any) {
+		errsMu.Lock()
+		failures = append(failures, fmt.Sprintf(format, args...))
+		errsMu.Unlock()
+	}
+	readers := s.racers / 4
+	for r := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := -1
+			for !done.Load() {
+				v, err := st.GetEx(bg(), "k", time.Hour)
+				if err != nil {
+					fail("reader %d: GetEx = %v", r, err)
+					return
+				}
+				var n int
+				if _, err := fmt.Sscan(string(v), &n); err != nil {
+					fail("reader %d: GetEx = %s, not a value that was written", r, show(v))
+					return
+				}
+				if n < last {
+					fail("reader %d: GetEx saw %d after %d: an older value was written back", r, n, last)
+					return
+				}
+				last = n
+			}
+		}()
+	}
+	for i := 1; i <= writes; i++ {
+		mustSet(t, st, "k", []byte(fmt.Sprint(i)), time.Hour)
+	}
+	done.Store(true)
+	wg.Wait()
+	for _, f := range failures {
+		t.Error(f)
+	}
+	wantValue(t, st, "k", []byte(fmt.Sprint(writes)))
+
+	// Take racing GetEx: exactly one Take wins and nothing remains.
+	for round := range 8 {
+		key := fmt.Sprint("tx-", round)
+		mustSet(t, st, key, []byte("v"), time.Hour)
+		start := make(chan struct{})
+		var taken atomic.Int32
+		for i := range s.racers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				var err error
+				if i%2 == 0 {
+					if _, err = st.Take(bg(), key); err == nil {
+						taken.Add(1)
+					}
+				} else {
+					_, err = st.GetEx(bg(), key, time.Hour)
+				}
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					fail("round %d: %v", round, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if n := taken.Load(); n != 1 {
+			t.Fatalf("round %d: %d Takes racing GetEx got the value, want exactly 1", round, n)
+		}
+		wantNotFound(t, st, key)
+	}
+	for _, f := range failures {
+		t.Error(f)
+	}
+}
+
+func wantMembers(t *testing.T, st store.Store, key string, want ...string) {
+	t.Helper()
+	got, err := st.IndexMembers(bg(), key)
+	if err != nil {
+		t.Fatalf("IndexMembers(%q): %v", key, err)
+	}
+	g := slices.Clone(got)
+	slices.Sort(g)
+	w := slices.Clone(want)
+	slices.Sort(w)
+	if !slices.Equal(g, w) {
+		t.Fatalf("IndexMembers(%q) = %q, want %q", key, g, w)
+	}
+}
+
+func mustIndexAdd(t *testing.T, st store.Store, key, member string, ttl time.Duration) {
+	t.Helper()
+	if err := st.IndexAdd(bg(), key, member, ttl); err != nil {
+		t.Fatalf("IndexAdd(%q, %q, %v): %v", key, member, ttl, err)
+	}
+}
+
+func (s *suite) index(t *testing.T) {
+	st, other := s.store(t), s.store(t)
+	wantMembers(t, st, "ix")
+	for _, m := range []string{"a", "b", "sess:{9f86d081}", strings.Repeat("m", 200)} {
+		mustIndexAdd(t, st, "ix", m, time.Hour)
+	}
+	wantMembers(t, st, "ix", "a", "b", "sess:{9f86d081}", strings.Repeat("m", 200))
+	// Adding a member twice keeps one.
+	mustIndexAdd(t, st, "ix", "a", time.Hour)
+	wantMembers(t, st, "ix", "a", "b", "sess:{9f86d081}", strings.Repeat("m", 200))
+	if err := st.IndexRemove(bg(), "ix", "b"); err != nil {
+		t.Fatalf("IndexRemove(ix, b): %v", err)
+	}
+	wantMembers(t, st, "ix", "a", "sess:{9f86d081}", strings.Repeat("m", 200))
+	for _, call := range []struct{ key, member string }{{"ix", "b"}, {"ix", "never"}, {"no-such-index", "a"}} {
+		if err := st.IndexRemove(bg(), call.key, call.member); err != nil {
+			t.Fatalf("IndexRemove(%q, %q) of a missing member: %v, want nil", call.key, call.member, err)
+		}
+	}
+	// Indexes are apart from each other, from records, and from other stores.
+	mustIndexAdd(t, st, "ix:2", "z", time.Hour)
+	mustIndexAdd(t, st, "IX", "y", time.Hour)
+	wantMembers(t, st, "ix", "a", "sess:{9f86d081}", strings.Repeat("m", 200))
+	wantMembers(t, st, "ix:2", "z")
+	wantMembers(t, st, "IX", "y")
+	wantMembers(t, other, "ix")
+	mustIndexAdd(t, other, "ix", "other", time.Hour)
+	wantMembers(t, st, "ix", "a", "sess:{9f86d081}", strings.Repeat("m", 200))
+
+	// Delete removes the whole index; it can be built again afterwards.
+	if err := st.Delete(bg(), "ix"); err != nil {
+		t.Fatalf("Delete(ix): %v", err)
+	}
+	wantMembers(t, st, "ix")
+	wantMembers(t, st, "ix:2", "z")
+	mustIndexAdd(t, st, "ix", "c", time.Hour)
+	wantMembers(t, st, "ix", "c")
+	// Removing the last member leaves an empty index, which is no index.
+	if err := st.IndexRemove(bg(), "ix", "c"); err != nil {
+		t.Fatal(err)
+	}
+	wantMembers(t, st, "ix")
+	wantMembers(t, other, "ix", "other")
+}
+
+func (s *suite) indexInvalidArguments(t *testing.T) {
+	st := s.store(t)
+	ctx := bg()
+	wantInvalid := func(call string, err error) {
+		t.Helper()
+		if !errors.Is(err, store.ErrInvalidArgument) {
+			t.Errorf("%s: got %v, want ErrInvalidArgument", call, err)
+		}
+	}
+	mustIndexAdd(t, st, "ix", "kept", time.Hour)
+	wantInvalid(`IndexAdd(ix, "")`, st.IndexAdd(ctx, "ix", "", time.Hour))
+	wantInvalid(`IndexAdd(new, "")`, st.IndexAdd(ctx, "new", "", time.Hour))
+	wantInvalid(`IndexAdd("", m)`, st.IndexAdd(ctx, "", "m", time.Hour))
+	wantInvalid(`IndexRemove(ix, "")`, st.IndexRemove(ctx, "ix", ""))
+	wantInvalid(`IndexRemove("", m)`, st.IndexRemove(ctx, "", "m"))
+	_, err := st.IndexMembers(ctx, "")
+	wantInvalid(`IndexMembers("")`, err)
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		wantInvalid(fmt.Sprintf("IndexAdd(ttl %v)", ttl), st.IndexAdd(ctx, "ix", "other", ttl))
+		wantInvalid(fmt.Sprintf("IndexAdd(existing member, ttl %v)", ttl), st.IndexAdd(ctx, "ix", "kept", ttl))
+		wantInvalid(fmt.Sprintf("IndexAdd(new index, ttl %v)", ttl), st.IndexAdd(ctx, "new", "m", ttl))
+	}
+	wantMembers(t, st, "ix", "kept")
+	wantMembers(t, st, "new")
+	if s.advance != nil {
+		// The refused TTLs did not replace the member's.
+		s.advance(time.Minute)
+		wantMembers(t, st, "ix", "kept")
+	}
+}
+
+// expireMember waits until member, added at start with TTL ttl, has left the
+// index: by moving the clock, or by polling (real TTLs), checking it did
+// not leave early.
+func (s *suite) expireMember(t *testing.T, st store.Store, key, member string, start time.Time, ttl time.Duration) {
+	t.Helper()
+	if s.advance != nil {
+		s.advance(ttl)
+		return
+	}
+	deadline := start.Add(ttl + s.tolerance)
+	for {
+		got, err := st.IndexMembers(bg(), key)
+		now := time.Now()
+		switch {
+		case err != nil:
+			t.Fatalf("IndexMembers(%q) while waiting for %q to expire: %v", key, member, err)
+		case !slices.Contains(got, member):
+			if now.Before(start.Add(ttl)) {
+				t.Fatalf("member %q of %q expired after %v, before its TTL of %v", member, key, now.Sub(start), ttl)
+			}
+			return
+		case now.After(deadline):
+			t.Fatalf("member %q of %q still there %v after it was added with TTL %v", member, key, now.Sub(start), ttl)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a server-side expiry
+	}
+}
+
+// membersSince checks that the index holds want, if less than ttl has
+// passed since start (else the check is skipped, as in liveSince).
+func (s *suite) membersSince(t *testing.T, st store.Store, key string, start time.Time, ttl time.Duration, want ...string) {
+	t.Helper()
+	got, err := st.IndexMembers(bg(), key)
+	if s.advance == nil && time.Since(start) >= ttl {
+		t.Logf("machine too slow to check %q before its %v TTL (%v passed)", key, ttl, time.Since(start))
+		return
+	}
+	if err != nil {
+		t.Fatalf("IndexMembers(%q): %v", key, err)
+	}
+	g, w := slices.Clone(got), slices.Clone(want)
+	slices.Sort(g)
+	slices.Sort(w)
+	if !slices.Equal(g, w) {
+		t.Fatalf("IndexMembers(%q) before the TTL = %q, want %q", key, g, w)
+	}
+}
+
+func (s *suite) indexMemberExpiry(t *testing.T) {
+	st := s.store(t)
+	ttl := s.ttl()
+	start := time.Now()
+	mustIndexAdd(t, st, "ix", "short-1", ttl)
+	mustIndexAdd(t, st, "ix", "short-2", ttl)
+	mustIndexAdd(t, st, "ix", "long", 2*time.Hour)
+	s.membersSince(t, st, "ix", start, ttl, "short-1", "short-2", "long")
+	s.expireMember(t, st, "ix", "short-1", start, ttl)
+	wantMembers(t, st, "ix", "long")
+	// An expired member can come back, with its new TTL only.
+	mustIndexAdd(t, st, "ix", "short-1", time.Hour)
+	wantMembers(t, st, "ix", "long", "short-1")
+	if s.advance != nil {
+		s.advance(time.Hour - time.Nanosecond)
+		wantMembers(t, st, "ix", "long", "short-1")
+		s.advance(time.Nanosecond)
+		wantMembers(t, st, "ix", "long")
+		s.advance(time.Hour)
+		wantMembers(t, st, "ix")
+	}
+}
+
+// indexReAddSetsTTL: adding a member again replaces its TTL, longer or
+// shorter.
+func (s *suite) indexReAddSetsTTL(t *testing.T) {
+	st := s.store(t)
+	ttl := s.ttl()
+	start := time.Now()
+	mustIndexAdd(t, st, "ix", "extended", ttl)
+	mustIndexAdd(t, st, "ix", "probe", ttl)
+	mustIndexAdd(t, st, "ix", "extended", time.Hour)
+	mustIndexAdd(t, st, "ix", "shortened", time.Hour)
+	start2 := time.Now()
+	mustIndexAdd(t, st, "ix", "shortened", ttl)
+	s.expireMember(t, st, "ix", "probe", start, ttl)
+	if s.advance == nil {
+		s.expireMember(t, st, "ix", "shortened", start2, ttl)
+	}
+	wantMembers(t, st, "ix", "extended")
+}
+
+// indexExpiresWithLastMember: the index lives while any member does, not
+// by its first member's TTL, and once its last member has expired it is
+// gone: a new member starts an index of one.
+func (s *suite) indexExpiresWithLastMember(t *testing.T) {
+	st := s.store(t)
+	ttl := s.ttl()
+	start := time.Now()
+	mustIndexAdd(t, st, "ix", "first", ttl)
+	mustIndexAdd(t, st, "ix", "second", 2*ttl)
+	s.membersSince(t, st, "ix", start, ttl, "first", "second")
+	s.expireMember(t, st, "ix", "first", start, ttl)
+	s.membersSince(t, st, "ix", start, 2*ttl, "second")
+	if s.advance != nil {
+		s.advance(ttl)
+	} else {
+		s.expireMember(t, st, "ix", "second", start, 2*ttl)
+	}
+	wantMembers(t, st, "ix")
+	mustIndexAdd(t, st, "ix", "third", time.Hour)
+	wantMembers(t, st, "ix", "third")
+}
+
+// indexAddRace: many goroutines adding to one index lose no member.
+func (s *suite) indexAddRace(t *testing.T) {
+	st := s.store(t)
+	const perRacer = 4
+	var (
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		errsMu   sync.Mutex
+		failures []string
+		want     []string
+	)
+	for i := range s.racers {
+		for j := range perRacer {
+			want = append(want, fmt.Sprintf("m-%d-%d", i, j))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for j := range perRacer {
+				if err := st.IndexAdd(bg(), "ix", fmt.Sprintf("m-%d-%d", i, j), time.Hour); err != nil {
+					errsMu.Lock()
+					failures = append(failures, fmt.Sprintf("IndexAdd by %d: %v", i, err))
+					errsMu.Unlock()
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for _, f := range failures {
+		t.Error(f)
+	}
+	got, err := st.IndexMembers(bg(), "ix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		slices.Sort(got)
+		var lost []string
+		for _, m := range want {
+			if !slices.Contains(got, m) {
+				lost = append(lost, m)
+			}
+		}
+		t.Fatalf("%d racing IndexAdds left %d members, want %d; lost %q", len(want), len(got), len(want), lost)
+	}
+	wantMembers(t, st, "ix", want...)
 }
