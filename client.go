@@ -224,6 +224,8 @@ type Client struct {
 	sessionCookie string
 	bindingCookie string
 
+	unreadableLog unreadableLog // rate limit of the log of unreadable records (records.go)
+
 	closeOnce sync.Once
 }
 
