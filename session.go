@@ -129,7 +129,8 @@ const (
 func (c *Client) sessionKey(handle string) string { return c.cfg.KeyPrefix + "sess:" + handle }
 
 func secretHash(secret string) []byte {
-	h := sha256.Sum256([]byte("stepup session\x00" + secret))
+	var buf [16 + 64]byte
+	h := sha256.Sum256(append(append(buf[:0], "stepup session\x00"...), secret...))
 	return h[:]
 }
 
@@ -175,24 +176,20 @@ func writeEvidence(w *recWriter, e *evidence) {
 	w.varint(e.AuthTime)
 }
 
-// readEvidence reads an evidence whose AMR is carved from *amr (one backing
-// array for the whole record).
-func readEvidence(rd *recReader, e *evidence, amr *[]string) {
+// readEvidence reads an evidence; its AMR is a substring list of the
+// record (one small allocation).
+func readEvidence(rd *recReader, e *evidence) {
 	e.ACR = rd.str(maxFieldLen)
 	n := rd.uvarint()
-	if n > maxAMR {
+	if n > maxAMR || n > uint64(len(rd.s)) {
 		rd.bad = true
 		return
 	}
 	if n > 0 {
-		if *amr == nil {
-			*amr = make([]string, 0, 2*maxAMR)[: 0 : n+maxAMR]
+		e.AMR = make([]string, n)
+		for i := range e.AMR {
+			e.AMR[i] = rd.str(maxAMRLen)
 		}
-		start := len(*amr)
-		for range n {
-			*amr = append(*amr, rd.str(maxAMRLen))
-		}
-		e.AMR = (*amr)[start:len(*amr):len(*amr)]
 	}
 	e.AuthTime = rd.varint()
 }
@@ -260,10 +257,9 @@ func decodeSession(data []byte, r *sessionRecord) error {
 	for _, f := range [...]*string{&r.Subject, &r.SID, &r.Connection, &r.Email, &r.Name, &r.OrgID} {
 		*f = rd.str(maxFieldLen)
 	}
-	var amr []string
-	readEvidence(&rd, &r.Auth, &amr)
+	readEvidence(&rd, &r.Auth)
 	if r.HasStepUp {
-		readEvidence(&rd, &r.StepUp, &amr)
+		readEvidence(&rd, &r.StepUp)
 	}
 	r.Claims = rd.str(maxClaimsLen)
 	switch {

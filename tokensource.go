@@ -125,11 +125,14 @@ type TokenSourceOptions struct {
 // evidence: Auth0 sends no amr after a refresh. A refresh answered with
 // mfa_required (an Action demanding MFA) gives a *MFARequiredError.
 //
-// The rotated tokens are kept in a record of their own next to the session,
-// the authority for the rotation chain, and copied into the session record
-// for the one-read fast path; a session record written concurrently by
-// another path (a page load extending the idle deadline) may briefly hold
-// the previous tokens, which the chain recognises as superseded.
+// The tokens live in the session's token record for the audience
+// (tok:<handle>:<audience>), the authority on the rotation chain; page loads
+// never read it. While its access token is valid a call reads that record
+// only, so a job keeps getting a valid access token after the user's
+// session record has idled out (until the token expires, or a logout
+// deletes the record); a refresh first checks that the session is live
+// (one more read), so an idled-out or ended session's tokens are never
+// renewed.
 type TokenSource struct {
 	c        *Client
 	ctx      context.Context
