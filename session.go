@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/stepupauth/stepup/store"
 )
@@ -512,7 +511,7 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 		// authentication, except amr, which Auth0 leaves out.
 		r.Auth = evidence{ACR: idt.ACR, AuthTime: toEvidence(idt.Authentication()).AuthTime}
 	}
-	if !r.validFields() || !utf8.ValidString(r.Subject) {
+	if !r.validFields() {
 		return nil, fmt.Errorf("stepup: the ID token's claims are over the session's bounds (sub, sid, email, name, org_id and acr: %d bytes each; %d amr values of %d bytes)", maxFieldLen, maxAMR, maxAMRLen)
 	}
 	life := time.Duration(r.Expires-nowMS) * time.Millisecond
