@@ -189,18 +189,10 @@ func (a *APIClient) Do(s *Session, req *http.Request) (*http.Response, error) {
 	return nil, &StepUpNeededError{Audience: a.audience, Challenge: ch, AuthorizeOptions: opts}
 }
 
-// accessToken returns a valid access token of s for the API: the one in the
-// session already loaded when it is fresh (no store read), else through a
-// TokenSource, which refreshes it.
+// accessToken returns a valid access token of s for the API through a
+// TokenSource: one read of the session's token record while the token is
+// fresh, a refresh (one across replicas) when it is not.
 func (a *APIClient) accessToken(s *Session, req *http.Request) (string, error) {
-	now := a.c.now()
-	if t := s.rec.Tokens[a.audience]; t != nil && t.Access != nil && (t.Expiry == 0 || now.Add(a.earlyExpiry).Before(time.Unix(t.Expiry, 0))) {
-		tok, err := a.c.Token(s, a.audience)
-		if err != nil {
-			return "", err
-		}
-		return tok.AccessToken, nil
-	}
 	ts := a.c.TokenSource(req.Context(), s.Handle, TokenSourceOptions{Audience: a.audience, EarlyExpiry: a.earlyExpiry})
 	tok, err := ts.TokenContext(req.Context())
 	switch {

@@ -1,6 +1,7 @@
 package stepup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -174,7 +175,7 @@ func TestAPIStepUpEndToEnd(t *testing.T) {
 		t.Errorf("step-up parameters acr_values=%q max_age=%q audience=%q, want the challenge's and the API's",
 			q.Get("acr_values"), q.Get("max_age"), q.Get("audience"))
 	}
-	oldToken, _ := h.c.Token(u.session(), apiAudience)
+	oldToken, _ := h.c.Token(context.Background(), u.session(), apiAudience)
 
 	// The step-up at the tenant: the one-time code.
 	cb := u.authorize(w)
@@ -190,7 +191,7 @@ func TestAPIStepUpEndToEnd(t *testing.T) {
 	if s.StepUpAt.IsZero() || !slices.Contains(s.StepUp.AMR, AMRMultiFactor) {
 		t.Errorf("session step-up evidence %+v at %v", s.StepUp, s.StepUpAt)
 	}
-	if tok, _ := h.c.Token(s, apiAudience); tok == nil || tok.AccessToken == oldToken.AccessToken {
+	if tok, _ := h.c.Token(context.Background(), s, apiAudience); tok == nil || tok.AccessToken == oldToken.AccessToken {
 		t.Fatal("the step-up did not store a new access token for the API")
 	}
 
@@ -245,7 +246,7 @@ func TestAPIStepUpRefresh(t *testing.T) {
 	w = u.get("/report")
 	a.wantAPIStatuses(t, http.StatusUnauthorized)
 	w = u.callback(u.authorize(w))
-	before, _ := h.c.Token(u.session(), apiAudience)
+	before, _ := h.c.Token(context.Background(), u.session(), apiAudience)
 
 	// Past the access token's hour (the session stays alive: one request
 	// every 20 minutes), the API is called with a refreshed token. Refreshed
@@ -262,7 +263,7 @@ func TestAPIStepUpRefresh(t *testing.T) {
 	if n := h.tn.GrantCalls(auth0test.GrantRefreshToken); n != 1 {
 		t.Errorf("refresh-token grants %d, want 1", n)
 	}
-	after, _ := h.c.Token(u.session(), apiAudience)
+	after, _ := h.c.Token(context.Background(), u.session(), apiAudience)
 	if after.AccessToken == before.AccessToken {
 		t.Error("the session's access token was not refreshed")
 	}
@@ -312,7 +313,7 @@ func TestAPIStepUpSecondAudience(t *testing.T) {
 	u := h.alice()
 	w := u.get("/report")
 	w = u.callback(u.authorize(w)) // password login, token for apiAudience
-	first, err := h.c.Token(u.session(), apiAudience)
+	first, err := h.c.Token(context.Background(), u.session(), apiAudience)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,10 +344,10 @@ func TestAPIStepUpSecondAudience(t *testing.T) {
 		t.Fatalf("page after the step-up: %d %q", w.Code, w.Body.String())
 	}
 	s := u.session()
-	if tok, err := h.c.Token(s, apiAudience); err != nil || tok.AccessToken != first.AccessToken {
+	if tok, err := h.c.Token(context.Background(), s, apiAudience); err != nil || tok.AccessToken != first.AccessToken {
 		t.Errorf("the login audience's token changed or is gone: %v", err)
 	}
-	if tok, err := h.c.Token(s, apiOther); err != nil || tok.AccessToken == "" {
+	if tok, err := h.c.Token(context.Background(), s, apiOther); err != nil || tok.AccessToken == "" {
 		t.Errorf("no token for %s: %v", apiOther, err)
 	}
 }

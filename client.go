@@ -102,8 +102,9 @@ type Config struct {
 	// process. Replicas and workers share a Store (package redisstore).
 	Store store.Store
 	// StoreTimeout bounds each store call the Client makes while serving a
-	// request (the middleware's session read and idle extension, the
-	// callback's transaction take and session write, login and logout),
+	// request (the middleware's session read, which moves the idle
+	// deadline in the same command, the callback's transaction and session
+	// writes, login and logout),
 	// on top of the request's own deadline: a store that hangs then fails
 	// the request closed (503) after StoreTimeout instead of holding it for
 	// as long as the app's server lets it. Default: 2 s. A negative value
@@ -112,7 +113,9 @@ type Config struct {
 	// from the request's cancellation and deadline (the code is spent: a
 	// client that disconnects must not lose its login); each of their store
 	// calls is still bounded by StoreTimeout, and all of them together by
-	// twice StoreTimeout or 5 s, whichever is longer.
+	// twice StoreTimeout or 5 s, whichever is longer. The in-process
+	// memory store (a *store.Memory, the default) answers without I/O and
+	// is not bounded.
 	StoreTimeout time.Duration
 	// KeyPrefix is put before every key the Client writes to the Store,
 	// e.g. "app1:". Default: none. Printable ASCII without spaces.
@@ -224,6 +227,9 @@ type Client struct {
 
 	secure        bool
 	sessionCookie string
+
+	unreadableLog unreadableLog // rate limit of the log of unreadable records (records.go)
+	localStore    bool          // store is a *store.Memory: no StoreTimeout bound (storectx.go)
 
 	closeOnce sync.Once
 }
@@ -480,6 +486,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	} else {
 		c.store = cfg.Store
 	}
+	_, c.localStore = c.store.(*store.Memory)
 	return c, nil
 }
 

@@ -14,8 +14,9 @@ import (
 // countingStore wraps a Store and counts its calls, and can be made to fail.
 type countingStore struct {
 	store.Store
-	gets, sets, setnxs, takes, deletes atomic.Int64
-	failing                            atomic.Bool
+	gets, getexs, sets, setnxs, takes, deletes atomic.Int64
+	indexAdds, indexReads, indexRemoves        atomic.Int64
+	failing                                    atomic.Bool
 }
 
 var errStoreDown = errors.New("store down (test)")
@@ -67,8 +68,47 @@ func (s *countingStore) Delete(ctx context.Context, k string) error {
 	return s.Store.Delete(ctx, k)
 }
 
+func (s *countingStore) GetEx(ctx context.Context, k string, ttl time.Duration) ([]byte, error) {
+	s.getexs.Add(1)
+	if err := s.down(); err != nil {
+		return nil, err
+	}
+	return s.Store.GetEx(ctx, k, ttl)
+}
+
+func (s *countingStore) IndexAdd(ctx context.Context, k, m string, ttl time.Duration) error {
+	s.indexAdds.Add(1)
+	if err := s.down(); err != nil {
+		return err
+	}
+	return s.Store.IndexAdd(ctx, k, m, ttl)
+}
+
+func (s *countingStore) IndexMembers(ctx context.Context, k string) ([]string, error) {
+	s.indexReads.Add(1)
+	if err := s.down(); err != nil {
+		return nil, err
+	}
+	return s.Store.IndexMembers(ctx, k)
+}
+
+func (s *countingStore) IndexRemove(ctx context.Context, k, m string) error {
+	s.indexRemoves.Add(1)
+	if err := s.down(); err != nil {
+		return err
+	}
+	return s.Store.IndexRemove(ctx, k, m)
+}
+
+// writes counts the calls that change records or indexes (GetEx, which
+// moves a TTL only, is counted apart: getexs).
 func (s *countingStore) writes() int64 {
-	return s.sets.Load() + s.setnxs.Load() + s.takes.Load() + s.deletes.Load()
+	return s.sets.Load() + s.setnxs.Load() + s.takes.Load() + s.deletes.Load() + s.indexAdds.Load() + s.indexRemoves.Load()
+}
+
+// reads counts the calls that read (GetEx included).
+func (s *countingStore) reads() int64 {
+	return s.gets.Load() + s.getexs.Load() + s.indexReads.Load()
 }
 
 // testClock (Now, Advance) comes from jwks_helpers_test.go.

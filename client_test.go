@@ -45,12 +45,12 @@ func TestLoginGivesSession(t *testing.T) {
 		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/ and a lifetime", ck)
 	}
 
-	gets, writes := h.cs.gets.Load(), h.cs.writes()
+	gets, writes := h.cs.reads(), h.cs.writes()
 	w = u.get(pathPrivate)
 	if w.Code != http.StatusOK || w.Body.String() != "hello auth0|alice" {
 		t.Fatalf("protected page: %d %q", w.Code, w.Body.String())
 	}
-	if g, wr := h.cs.gets.Load()-gets, h.cs.writes()-writes; g != 1 || wr != 0 {
+	if g, wr := h.cs.reads()-gets, h.cs.writes()-writes; g != 1 || wr != 0 {
 		t.Errorf("a page load cost %d store reads and %d writes, want 1 and 0", g, wr)
 	}
 
@@ -551,18 +551,18 @@ func TestSessionExpiry(t *testing.T) {
 	u.visit(pathPrivate)
 	ctx := context.Background()
 
-	// Within one idle step (a minute), page loads write nothing.
-	writes := h.cs.writes()
+	// A page load writes nothing: one GetEx reads the session and moves
+	// its idle deadline (the record's TTL), whenever it comes.
+	writes, getexs := h.cs.writes(), h.cs.getexs.Load()
 	h.clock.Advance(30 * time.Second)
 	u.get(pathPrivate)
-	if got := h.cs.writes() - writes; got != 0 {
-		t.Errorf("a page load 30 s after login wrote %d times, want 0", got)
-	}
-	// After a step, one write extends the idle deadline.
 	h.clock.Advance(40 * time.Second)
 	u.get(pathPrivate)
-	if got := h.cs.writes() - writes; got != 1 {
-		t.Errorf("a page load 70 s after login wrote %d times, want 1", got)
+	if got := h.cs.writes() - writes; got != 0 {
+		t.Errorf("two page loads wrote %d times, want 0", got)
+	}
+	if got := h.cs.getexs.Load() - getexs; got != 2 {
+		t.Errorf("two page loads made %d GetEx calls, want 2", got)
 	}
 	if s := u.session(); !s.IdleExpiresAt.Equal(h.clock.Now().Add(30 * time.Minute).Truncate(time.Millisecond)) {
 		t.Errorf("idle deadline %v, want now+30m", s.IdleExpiresAt)
@@ -583,7 +583,13 @@ func TestSessionExpiry(t *testing.T) {
 	v := h.alice()
 	v.visit(pathPrivate)
 	handle := v.session().Handle
-	h.clock.Advance(30 * time.Minute)
+	// The idle deadline is the record's TTL: there a millisecond before,
+	// gone at it.
+	h.clock.Advance(30*time.Minute - time.Millisecond)
+	if _, err := h.mem.Get(ctx, h.c.sessionKey(handle)); err != nil {
+		t.Errorf("the session record before its idle deadline: %v", err)
+	}
+	h.clock.Advance(time.Millisecond)
 	if w := v.get(pathPrivate); w.Code != http.StatusFound {
 		t.Errorf("idle for 30 minutes: %d, want a redirect to log in", w.Code)
 	}
@@ -662,27 +668,51 @@ func TestTokensSealedPerSession(t *testing.T) {
 	a.visit(pathPrivate)
 	b.visit(pathPrivate)
 	sa, sb := a.session(), b.session()
-	tok, err := h.c.Token(sa, api)
+	ctx := context.Background()
+	tok, err := h.c.Token(ctx, sa, api)
 	if err != nil || tok.AccessToken == "" || tok.RefreshToken == "" {
 		t.Fatalf("Token: %+v, %v", tok, err)
 	}
-	raw, _ := h.mem.Get(context.Background(), h.c.sessionKey(sa.Handle))
-	if strings.Contains(string(raw), tok.AccessToken[:40]) || strings.Contains(string(raw), tok.RefreshToken) {
-		t.Fatal("a token is stored in clear")
+	for _, key := range []string{h.c.sessionKey(sa.Handle), h.c.tokenKey(sa.Handle, api), h.c.idTokenKey(sa.Handle)} {
+		raw, err := h.mem.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if strings.Contains(string(raw), tok.AccessToken[:40]) || strings.Contains(string(raw), tok.RefreshToken) || strings.Contains(string(raw), "alice") {
+			t.Fatalf("%s holds a token or the user in clear", key)
+		}
+	}
+	// The session record holds no token: it is small.
+	if raw, _ := h.mem.Get(ctx, h.c.sessionKey(sa.Handle)); len(raw) > 400 || len(raw) >= len(tok.AccessToken) {
+		t.Errorf("the session record is %d bytes, want it without tokens", len(raw))
 	}
 	// The access token verifies with the Client's Verifier (shared key set).
 	v, err := h.c.Verifier(api)
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, err := v.Verify(context.Background(), tok.AccessToken)
+	at, err := v.Verify(ctx, tok.AccessToken)
 	if err != nil || at.Subject != "auth0|alice" {
 		t.Fatalf("Verify: %+v, %v", at, err)
 	}
-	// Moved into another session's record, a sealed token does not open.
-	sb.rec.Tokens[api] = sa.rec.Tokens[api]
-	if _, err := h.c.Token(sb, api); !errors.Is(err, errUnseal) {
-		t.Fatalf("a sealed token moved to another session: got %v, want errUnseal", err)
+	// Copied to another session's key, a sealed token record does not
+	// open: that session has no token.
+	raw, _ := h.mem.Get(ctx, h.c.tokenKey(sa.Handle, api))
+	if err := h.mem.Set(ctx, h.c.tokenKey(sb.Handle, api), raw, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.Token(ctx, sb, api); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("a token record moved to another session: got %v, want ErrNoSession", err)
+	}
+	if _, err := h.c.TokenSource(ctx, sb.Handle, TokenSourceOptions{Audience: api}).Token(); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("TokenSource on a token record moved to another session: got %v, want ErrNoSession", err)
+	}
+	// Nor does one copied to another audience of the same session.
+	if err := h.mem.Set(ctx, h.c.tokenKey(sa.Handle, "https://other.example"), raw, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.Token(ctx, sa, "https://other.example"); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("a token record moved to another audience: got %v, want ErrNoSession", err)
 	}
 	if _, err := h.c.Verifier(""); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("Verifier without audience: %v", err)
@@ -696,7 +726,7 @@ func TestLogout(t *testing.T) {
 	u := h.alice()
 	u.visit(pathPrivate)
 	s := u.session()
-	tok, _ := h.c.Token(s, "")
+	tok, _ := h.c.Token(context.Background(), s, "")
 	if tok == nil || tok.RefreshToken == "" {
 		t.Fatal("no refresh token to revoke")
 	}

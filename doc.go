@@ -58,9 +58,10 @@
 // aud, azp, exp, iat, sub, nonce, auth_time against max_age), and a token
 // response without an id_token is refused. Return paths are local only.
 // Session cookies are HttpOnly, SameSite=Lax, and Secure with the __Host-
-// prefix on https; their secret rotates at every login and step-up. Tokens are
-// sealed with AES-256-GCM under a key ring before they reach the store, bound
-// to their session. When the store, the tenant or its keys are unavailable,
+// prefix on https; their secret rotates at every login and step-up. Every
+// record (sessions, token records, leases, out-of-band evidence) is sealed
+// with AES-256-GCM under a key ring before it reaches the store, bound to its
+// key: a record written without the keys, or moved, is absent. When the store, the tenant or its keys are unavailable,
 // nothing is let through: callers get errors matching ErrTenantUnavailable or
 // store.ErrUnavailable, and users a 503 page; each store call made for a
 // request is bounded by Config.StoreTimeout, so a hung store answers 503

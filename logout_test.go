@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stepupauth/stepup/store"
 )
@@ -63,11 +62,10 @@ func (tap *refreshTokenTap) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // LogoutHandler ends the session through Client.Logout: after a worker's
-// refresh rotated the session's refresh token, the session record may hold
-// the login's (rotated-out) token, written back by a page load that read it
-// before the refresh, while the current one lives in the rotation record. Logout must revoke the current one and delete the
-// rotation record, end the session locally and send the browser to the
-// tenant's /v2/logout.
+// refresh rotated the session's refresh token (the token record is the
+// authority on the chain), Logout must revoke the current one, delete the
+// session with its token, ID-token and lease records and its index, and
+// send the browser to the tenant's /v2/logout.
 func TestLogoutHandlerRevokesCurrentRefreshToken(t *testing.T) {
 	e := newWkEnv(t, wkOpts{})
 	tap := &refreshTokenTap{}
@@ -79,17 +77,13 @@ func TestLogoutHandlerRevokesCurrentRefreshToken(t *testing.T) {
 	cookie := c.SessionCookie(s)
 	ctx := context.Background()
 
-	stale, err := e.store.Get(ctx, c.sessionKey(s.Handle)) // read by a page load...
-	if err != nil {
+	// A page load before the refresh: it moves the TTL, writes nothing.
+	if _, err := c.LoadSession(ctx, cookie.Value); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(wkAccessLifetime)
 	if _, err := c.TokenSource(ctx, s.Handle, TokenSourceOptions{Audience: wkAPI}).Token(); err != nil {
 		t.Fatalf("worker refresh: %v", err)
-	}
-	// ...and written back after the refresh (an idle-deadline extension).
-	if err := e.store.Set(ctx, c.sessionKey(s.Handle), stale, time.Hour); err != nil {
-		t.Fatal(err)
 	}
 	if len(tap.issued) != 2 {
 		t.Fatalf("refresh tokens issued: %d, want 2 (login, rotation)", len(tap.issued))
@@ -99,11 +93,12 @@ func TestLogoutHandlerRevokesCurrentRefreshToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if copyTok, err := c.Token(stored, wkAPI); err != nil || copyTok.RefreshToken != login {
-		t.Fatalf("the session copy should still hold the login's refresh token (%v)", err)
+	if tok, err := c.Token(ctx, stored, wkAPI); err != nil || tok.RefreshToken != current {
+		t.Fatalf("the token record should hold the rotated-in refresh token (%v)", err)
 	}
-	if _, err := e.store.Get(ctx, c.rotationKey(s.Handle, wkAPI)); err != nil {
-		t.Fatalf("no rotation record after the refresh: %v", err)
+	leaseKey := c.leaseKey(s.Handle, wkAPI, refreshHash(login), 0)
+	if _, err := e.store.Get(ctx, leaseKey); err != nil {
+		t.Fatalf("no lease record after the refresh: %v", err)
 	}
 
 	r := httptest.NewRequest(http.MethodPost, "/logout", nil)
@@ -124,10 +119,13 @@ func TestLogoutHandlerRevokesCurrentRefreshToken(t *testing.T) {
 	if !slices.Contains(tap.revoked, current) {
 		t.Errorf("revoked %d token(s), not the current (rotated-in) refresh token", len(tap.revoked))
 	}
-	for _, key := range []string{c.sessionKey(s.Handle), c.rotationKey(s.Handle, wkAPI)} {
+	for _, key := range []string{c.sessionKey(s.Handle), c.tokenKey(s.Handle, wkAPI), c.idTokenKey(s.Handle), leaseKey} {
 		if _, err := e.store.Get(ctx, key); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("record %q after logout: %v, want store.ErrNotFound", strings.SplitN(key, ":", 2)[0], err)
 		}
+	}
+	if m, err := e.store.IndexMembers(ctx, c.handleIndexKey(s.Handle)); err != nil || len(m) != 0 {
+		t.Errorf("the session's index after logout: %v, %v", m, err)
 	}
 	if _, err := c.TokenSource(ctx, s.Handle, TokenSourceOptions{Audience: wkAPI}).Token(); !errors.Is(err, ErrNoSession) {
 		t.Errorf("worker after logout: %v, want ErrNoSession", err)

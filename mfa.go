@@ -110,25 +110,36 @@ var ErrMFATokenUnbound = errors.New("stepup: the mfa_token was not issued to thi
 // refresh that received it (Auth0's mfa_token lives 10 minutes).
 const MFATokenLifetime = 10 * time.Minute
 
-// mfaBindingKey names the record that binds an mfa_token (by hash) to the
-// session handle it was issued to.
+// mfaBindingName names the record that binds an mfa_token (by hash) to the
+// session handle it was issued to, without Config.KeyPrefix (the member the
+// session's index lists, so that a logout deletes it).
+func mfaBindingName(handle, mfaToken string) string {
+	return "mfa:" + handle + ":" + shortHash("mfa token", mfaToken)
+}
+
 func (c *Client) mfaBindingKey(handle, mfaToken string) string {
-	return c.cfg.KeyPrefix + "mfa:" + handle + ":" + shortHash("mfa token", mfaToken)
+	return c.cfg.KeyPrefix + mfaBindingName(handle, mfaToken)
 }
 
 // bindMFAToken records that mfaToken was issued to the refresh of handle's
-// tokens for audience. The record holds the audience's key only.
+// tokens for audience. The record, sealed and bound to its key, holds the
+// audience's key only.
 func (c *Client) bindMFAToken(ctx context.Context, handle, audience, mfaToken string) error {
-	if err := c.store.Set(ctx, c.mfaBindingKey(handle, mfaToken), []byte(audienceKey(audience)), MFATokenLifetime); err != nil {
+	if err := c.store.IndexAdd(ctx, c.handleIndexKey(handle), mfaBindingName(handle, mfaToken), MFATokenLifetime); err != nil {
+		return fmt.Errorf("stepup: recording the mfa_token of a refresh: %w", err)
+	}
+	key := c.mfaBindingKey(handle, mfaToken)
+	if err := c.store.Set(ctx, key, c.ring.sealRecord(key, []byte(audienceKey(audience))), MFATokenLifetime); err != nil {
 		return fmt.Errorf("stepup: recording the mfa_token of a refresh: %w", err)
 	}
 	return nil
 }
 
 // checkMFABinding returns nil when e.MFAToken was issued to a refresh of
-// e.Handle's tokens for e.Audience.
+// e.Handle's tokens for e.Audience. A binding that does not open (written
+// without the Client's keys, or moved) is absent.
 func (c *Client) checkMFABinding(ctx context.Context, e *MFARequiredError) error {
-	data, err := c.store.Get(ctx, c.mfaBindingKey(e.Handle, e.MFAToken))
+	data, err := c.getRecord(ctx, kindMFA, c.mfaBindingKey(e.Handle, e.MFAToken), 0)
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrMFATokenUnbound
 	}

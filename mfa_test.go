@@ -3,6 +3,7 @@ package stepup
 import (
 	"context"
 	"errors"
+	"github.com/stepupauth/stepup/store"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -226,8 +227,8 @@ func TestWorkerLogout(t *testing.T) {
 	if _, err := ts.Token(); !errors.Is(err, ErrNoSession) {
 		t.Errorf("Token after Logout: got %v, want ErrNoSession", err)
 	}
-	if rec, err := c.readRotation(ctx, s.Handle, wkAPI); rec != nil || err != nil {
-		t.Errorf("rotation record after Logout: %v, %v", rec, err)
+	if _, err := e.store.Get(ctx, c.tokenKey(s.Handle, wkAPI)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("token record after Logout: %v", err)
 	}
 	if err := c.Logout(ctx, s.Handle); err != nil {
 		t.Errorf("second Logout: %v", err)

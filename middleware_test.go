@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stepupauth/stepup/store"
 )
@@ -80,7 +82,9 @@ func TestErrorHandlerHook(t *testing.T) {
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest("GET", "/private", nil)
 	r.Header.Set("Accept", "text/html")
-	r.AddCookie(&http.Cookie{Name: c.sessionCookie, Value: randomToken() + "." + randomToken()})
+	// A well-formed cookie whose absolute end is ahead: the store is asked.
+	exp := strconv.FormatInt(c.now().Add(time.Hour).UnixMilli(), 10)
+	r.AddCookie(&http.Cookie{Name: c.sessionCookie, Value: randomToken() + "." + randomToken() + "." + exp})
 	c.RequireLogin(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("served with the store down") })).ServeHTTP(w, r)
 	if w.Code != 599 || !errors.Is(got, store.ErrUnavailable) {
 		t.Errorf("hook: status %d, err %v", w.Code, got)

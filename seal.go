@@ -94,7 +94,10 @@ func (r *keyRing) seal(plaintext, aad []byte) []byte {
 }
 
 // open decrypts a blob made by seal with any key of the ring.
-func (r *keyRing) open(blob, aad []byte) ([]byte, error) {
+func (r *keyRing) open(blob, aad []byte) ([]byte, error) { return r.openInto(blob, aad, false) }
+
+// openInto is open, decrypting over blob's ciphertext when inPlace.
+func (r *keyRing) openInto(blob, aad []byte, inPlace bool) ([]byte, error) {
 	if len(blob) < sealHeader || blob[0] != sealVersion {
 		return nil, errUnseal
 	}
@@ -109,7 +112,11 @@ func (r *keyRing) open(blob, aad []byte) ([]byte, error) {
 		if len(blob)-sealHeader < k.aead.Overhead() {
 			return nil, errUnseal
 		}
-		pt, err := k.aead.Open(nil, nonce, blob[sealHeader:], aad)
+		var dst []byte
+		if inPlace {
+			dst = blob[sealHeader:sealHeader]
+		}
+		pt, err := k.aead.Open(dst, nonce, blob[sealHeader:], aad)
 		if err == nil {
 			return pt, nil
 		}
@@ -133,4 +140,11 @@ func (r *keyRing) sealRecord(key string, plaintext []byte) []byte {
 // previous version, which had no seal: all are treated as absent).
 func (r *keyRing) openRecord(key string, blob []byte) ([]byte, error) {
 	return r.open(blob, recordAAD(key))
+}
+
+// openRecordInPlace is openRecord decrypting into blob's own memory: the
+// caller owns blob (a Store returns a copy) and the page load saves an
+// allocation. blob must not be used afterwards except through the result.
+func (r *keyRing) openRecordInPlace(key string, blob []byte) ([]byte, error) {
+	return r.openInto(blob, recordAAD(key), true)
 }

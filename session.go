@@ -4,35 +4,47 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stepupauth/stepup/store"
-	"golang.org/x/oauth2"
 )
 
 // A Session is a logged-in user, kept in the Store.
 //
-// The browser holds a cookie "<handle>.<secret>" of two 256-bit random
-// values. The record is stored under the handle and keeps only a SHA-256 hash
-// of the secret: reading the store (or its key list) gives no usable cookie.
-// The handle is stable for the session's life and is what background jobs
-// keep (Client.Session); the secret rotates at every login and step-up, so a
-// cookie captured before a step-up is dead afterwards. A page load costs one
-// store read, plus one write when the idle deadline must move (at most once
-// per step, see Config.SessionIdleTimeout).
+// The browser holds a cookie "<handle>.<secret>.<expiry>": two 256-bit
+// random values and the session's absolute end (unix milliseconds). The
+// record is stored under the handle and keeps only a SHA-256 hash of the
+// secret: reading the store (or its key list) gives no usable cookie. The
+// handle is stable for the session's life and is what background jobs keep
+// (Client.Session); the secret rotates at every login and step-up, so a
+// cookie captured before a step-up is dead afterwards.
 //
-// A Store has no compare-and-set, so two writes of one session can race: an
-// idle-deadline extension that read the record just before a step-up wrote
-// it may put the older record back. The outcome is never a stronger session
-// than the user earned: the step-up (and its new cookie) is lost, and the
-// user is asked again. Extensions are rare (once per idle step) and the
-// window is one store round trip.
+// A page load is one store command: the session record is read and its TTL
+// moved in the same atomic command (Store.GetEx; Redis GETEX PX). The idle
+// deadline is the record's TTL and nothing else: a page load never rewrites
+// the record, so it cannot undo a step-up written meanwhile. The cookie
+// carries the absolute end so that the new TTL (the idle timeout, capped at
+// that end) is known before the record is read; a cookie past its end costs
+// no store call, and the end it carries must equal the record's (it is
+// checked after reading), so editing it gains nothing. Since the TTL moves
+// before the secret is compared, a cookie with the right handle but a wrong
+// or rotated secret also moves the idle deadline (never past the absolute
+// end, never granting anything): the idle timeout ends sessions nobody
+// uses, not sessions whose stolen stale cookie is replayed.
+//
+// The page-load record holds what a page needs only: the user, Auth0's
+// session id, the connection hint, the evidence of the latest login and
+// step-up, deadlines, email, name and organization (and room for a bounded
+// set of custom claims). It is a compact binary record, sealed and bound to
+// its key (see Client.LoadSession). Tokens, the rotation chain and the
+// latest interactive login's raw ID token live in token records of their
+// own, read only by Client.Token, Client.IDToken, TokenSource and
+// APIClient.
 type Session struct {
 	// Handle identifies the session for background jobs. It is not a
 	// credential for the browser: a request needs the cookie's secret too.
@@ -60,7 +72,10 @@ type Session struct {
 	StepUp   Authentication
 	StepUpAt time.Time
 	// CreatedAt is the first login; ExpiresAt the absolute end
-	// (Config.SessionLifetime); IdleExpiresAt the end if unused.
+	// (Config.SessionLifetime). IdleExpiresAt is the end if unused: the TTL
+	// that the load (LoadSession, StartSession) set on the record. It is
+	// zero for a session read by handle (Client.Session, SessionFor), which
+	// neither reads nor moves the TTL.
 	CreatedAt, ExpiresAt, IdleExpiresAt time.Time
 
 	secret         string // cookie secret; "" for a session loaded by handle
@@ -68,109 +83,209 @@ type Session struct {
 	rec            *sessionRecord
 }
 
-// sessionRecord is a session as stored: JSON with a version number; tokens
-// sealed. decodeSession is a parser of untrusted input.
+// sessionRecord is a session as stored (see encodeSession). decodeSession
+// is a parser of untrusted input.
 type sessionRecord struct {
-	V          int                     `json:"v"`
-	SecretHash []byte                  `json:"sh"`
-	Subject    string                  `json:"sub"`
-	SID        string                  `json:"sid,omitempty"`
-	Connection string                  `json:"conn,omitempty"` // requested (ConnSent) or derived from Subject
-	ConnSent   bool                    `json:"cs,omitempty"`   // Connection is the requested one, kept as a hint
-	Email      string                  `json:"em,omitempty"`
-	Name       string                  `json:"nm,omitempty"`
-	OrgID      string                  `json:"org,omitempty"`
-	Auth       evidence                `json:"a"`
-	StepUp     *evidence               `json:"su,omitempty"`
-	StepUpAt   int64                   `json:"sat,omitempty"` // unix ms
-	Created    int64                   `json:"c"`             // unix ms
-	Expires    int64                   `json:"x"`             // unix ms, absolute
-	Idle       int64                   `json:"i"`             // unix ms, idle deadline
-	Tokens     map[string]*tokenRecord `json:"t,omitempty"`   // by audience
+	SecretHash string // sha256.Size bytes
+	Subject    string
+	SID        string
+	Connection string // requested (ConnSent) or derived from Subject
+	ConnSent   bool   // Connection is the requested one, kept as a hint
+	Email      string
+	Name       string
+	OrgID      string
+	Auth       evidence
+	HasStepUp  bool
+	StepUp     evidence
+	StepUpAt   int64 // unix ms
+	Created    int64 // unix ms
+	Expires    int64 // unix ms, absolute
+	// Claims is reserved for a bounded set of custom claims (a later login
+	// hook fills it); today always empty. Its encoding is the hook's.
+	Claims string
 }
 
 type evidence struct {
-	ACR      string   `json:"acr,omitempty"`
-	AMR      []string `json:"amr,omitempty"`
-	AuthTime int64    `json:"at,omitempty"` // unix seconds; 0 = absent
+	ACR      string
+	AMR      []string
+	AuthTime int64 // unix seconds; 0 = absent
 }
 
-type tokenRecord struct {
-	Access  []byte `json:"a,omitempty"` // sealed
-	Refresh []byte `json:"r,omitempty"` // sealed
-	Type    string `json:"ty,omitempty"`
-	Expiry  int64  `json:"x,omitempty"` // unix seconds; 0 = unknown
-	Scope   string `json:"sc,omitempty"`
-}
-
-const sessionVersion = 1
+// Bounds of a session record's fields: the decoder refuses anything larger,
+// and StartSession refuses an ID token whose claims exceed them.
+const (
+	sessionVersion  = 2
+	maxFieldLen     = 1024 // sub, sid, connection, email, name, org_id, acr
+	maxAMR          = 16
+	maxAMRLen       = 64
+	maxClaimsLen    = 4096
+	sessFlagConn    = 1 << 0
+	sessFlagStepUp  = 1 << 1
+	sessKnownFlags  = sessFlagConn | sessFlagStepUp
+	cookieExpDigits = 16
+)
 
 func (c *Client) sessionKey(handle string) string { return c.cfg.KeyPrefix + "sess:" + handle }
 
 func secretHash(secret string) []byte {
-	h := sha256.Sum256([]byte("stepup session\x00" + secret))
+	var buf [16 + 64]byte
+	h := sha256.Sum256(append(append(buf[:0], "stepup session\x00"...), secret...))
 	return h[:]
 }
 
-// sealAAD binds a sealed token to its session handle, audience and kind, so
-// that it cannot be opened once moved to another record or field.
-func sealAAD(handle, audience, kind string) []byte {
-	return []byte("stepup/session/v1\x00" + handle + "\x00" + audience + "\x00" + kind)
-}
-
 func toEvidence(a Authentication) evidence {
-	e := evidence{ACR: a.ACR, AMR: slices.Clone(a.AMR)}
+	e := evidence{ACR: a.ACR, AMR: append([]string(nil), a.AMR...)}
 	if !a.AuthTime.IsZero() {
 		e.AuthTime = a.AuthTime.Unix()
 	}
 	return e
 }
 
+// authentication returns e as an Authentication. Its AMR shares e's slice
+// (capacity-capped, so an append by the caller copies).
 func (e evidence) authentication() Authentication {
-	a := Authentication{ACR: e.ACR, AMR: slices.Clone(e.AMR)}
+	a := Authentication{ACR: e.ACR, AMR: e.AMR[:len(e.AMR):len(e.AMR)]}
+	if len(e.AMR) == 0 {
+		a.AMR = nil
+	}
 	if e.AuthTime != 0 {
 		a.AuthTime = time.Unix(e.AuthTime, 0)
 	}
 	return a
 }
 
-func encodeSession(r *sessionRecord) ([]byte, error) {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("stepup: encoding a session: %w", err)
+func (e evidence) valid() bool {
+	if len(e.ACR) > maxFieldLen || len(e.AMR) > maxAMR || e.AuthTime < 0 {
+		return false
 	}
-	return b, nil
-}
-
-func decodeSession(data []byte) (*sessionRecord, error) {
-	var r sessionRecord
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%w: session: %v", errCorruptRecord, err)
-	}
-	switch {
-	case r.V != sessionVersion:
-		return nil, fmt.Errorf("%w: session version %d", errCorruptRecord, r.V)
-	case len(r.SecretHash) != sha256.Size:
-		return nil, fmt.Errorf("%w: session secret", errCorruptRecord)
-	case r.Subject == "":
-		return nil, fmt.Errorf("%w: session subject", errCorruptRecord)
-	case r.Created <= 0 || r.Expires < r.Created || r.Idle <= 0:
-		return nil, fmt.Errorf("%w: session times", errCorruptRecord)
-	case r.StepUp == nil && r.StepUpAt != 0:
-		return nil, fmt.Errorf("%w: session step-up", errCorruptRecord)
-	}
-	for aud, t := range r.Tokens {
-		if t == nil {
-			return nil, fmt.Errorf("%w: session token %q", errCorruptRecord, aud)
+	for _, m := range e.AMR {
+		if len(m) > maxAMRLen {
+			return false
 		}
 	}
-	return &r, nil
+	return true
+}
+
+func writeEvidence(w *recWriter, e *evidence) {
+	w.str(e.ACR)
+	w.uvarint(uint64(len(e.AMR)))
+	for _, m := range e.AMR {
+		w.str(m)
+	}
+	w.varint(e.AuthTime)
+}
+
+// readEvidence reads an evidence; its AMR is a substring list of the
+// record (one small allocation).
+func readEvidence(rd *recReader, e *evidence) {
+	e.ACR = rd.str(maxFieldLen)
+	n := rd.uvarint()
+	if n > maxAMR || n > uint64(len(rd.s)) {
+		rd.bad = true
+		return
+	}
+	if n > 0 {
+		e.AMR = make([]string, n)
+		for i := range e.AMR {
+			e.AMR[i] = rd.str(maxAMRLen)
+		}
+	}
+	e.AuthTime = rd.varint()
+}
+
+// encodeSession writes r in the session record's binary layout:
+//
+//	version (1 byte, 2) | flags (1 byte) | secret hash (32 bytes)
+//	| created, expires, step-up time (zig-zag varints, unix ms)
+//	| sub, sid, connection, email, name, org_id (uvarint length + bytes)
+//	| login evidence [| step-up evidence] (acr, amr count and items, auth_time)
+//	| custom claims (uvarint length + bytes, at most 4 KiB)
+//
+// It fails on a field over its bound (see maxFieldLen).
+func encodeSession(r *sessionRecord) ([]byte, error) {
+	if !r.validFields() {
+		return nil, errors.New("stepup: a session field is over its bound (sub, sid, email, name, org_id and acr: 1 KiB each; 16 amr values of 64 bytes)")
+	}
+	w := recWriter{b: make([]byte, 0, 160+len(r.Subject)+len(r.SID)+len(r.Email)+len(r.Name)+len(r.OrgID)+len(r.Claims))}
+	w.byte(sessionVersion)
+	var flags byte
+	if r.ConnSent {
+		flags |= sessFlagConn
+	}
+	if r.HasStepUp {
+		flags |= sessFlagStepUp
+	}
+	w.byte(flags)
+	w.b = append(w.b, r.SecretHash...)
+	w.varint(r.Created)
+	w.varint(r.Expires)
+	w.varint(r.StepUpAt)
+	for _, s := range [...]string{r.Subject, r.SID, r.Connection, r.Email, r.Name, r.OrgID} {
+		w.str(s)
+	}
+	writeEvidence(&w, &r.Auth)
+	if r.HasStepUp {
+		writeEvidence(&w, &r.StepUp)
+	}
+	w.str(r.Claims)
+	return w.b, nil
+}
+
+func (r *sessionRecord) validFields() bool {
+	for _, s := range [...]string{r.Subject, r.SID, r.Connection, r.Email, r.Name, r.OrgID} {
+		if len(s) > maxFieldLen {
+			return false
+		}
+	}
+	return len(r.SecretHash) == sha256.Size && len(r.Claims) <= maxClaimsLen && r.Auth.valid() && r.StepUp.valid()
+}
+
+// decodeSession parses a session record into r (plaintext: opened already).
+func decodeSession(data []byte, r *sessionRecord) error {
+	rd := recReader{s: string(data)}
+	if v := rd.byte(); v != sessionVersion {
+		return fmt.Errorf("%w: session version %d", errCorruptRecord, v)
+	}
+	flags := rd.byte()
+	if flags&^sessKnownFlags != 0 {
+		return fmt.Errorf("%w: session flags", errCorruptRecord)
+	}
+	r.ConnSent, r.HasStepUp = flags&sessFlagConn != 0, flags&sessFlagStepUp != 0
+	r.SecretHash = rd.fixed(sha256.Size)
+	r.Created, r.Expires, r.StepUpAt = rd.varint(), rd.varint(), rd.varint()
+	for _, f := range [...]*string{&r.Subject, &r.SID, &r.Connection, &r.Email, &r.Name, &r.OrgID} {
+		*f = rd.str(maxFieldLen)
+	}
+	readEvidence(&rd, &r.Auth)
+	if r.HasStepUp {
+		readEvidence(&rd, &r.StepUp)
+	}
+	r.Claims = rd.str(maxClaimsLen)
+	switch {
+	case !rd.done():
+		return fmt.Errorf("%w: session layout", errCorruptRecord)
+	case r.Subject == "":
+		return fmt.Errorf("%w: session subject", errCorruptRecord)
+	case r.Created <= 0 || r.Expires < r.Created:
+		return fmt.Errorf("%w: session times", errCorruptRecord)
+	case r.Auth.AuthTime < 0 || r.StepUp.AuthTime < 0:
+		return fmt.Errorf("%w: session auth_time", errCorruptRecord)
+	case !r.HasStepUp && r.StepUpAt != 0, r.HasStepUp && r.StepUpAt <= 0:
+		return fmt.Errorf("%w: session step-up", errCorruptRecord)
+	}
+	return nil
 }
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms) }
 
-func (c *Client) sessionFrom(handle string, r *sessionRecord) *Session {
-	s := &Session{
+// loadedSession holds a Session and its record in one allocation.
+type loadedSession struct {
+	s Session
+	r sessionRecord
+}
+
+func (c *Client) fillSession(s *Session, handle string, r *sessionRecord) {
+	*s = Session{
 		Handle:         handle,
 		Subject:        r.Subject,
 		SessionID:      r.SID,
@@ -181,143 +296,148 @@ func (c *Client) sessionFrom(handle string, r *sessionRecord) *Session {
 		Authentication: r.Auth.authentication(),
 		CreatedAt:      msTime(r.Created),
 		ExpiresAt:      msTime(r.Expires),
-		IdleExpiresAt:  msTime(r.Idle),
 		rec:            r,
 	}
 	if r.ConnSent && connectionConsistent(r.Connection, r.Subject) {
 		s.connectionHint = r.Connection
 	}
-	if r.StepUp != nil {
+	if r.HasStepUp {
 		s.StepUp = r.StepUp.authentication()
 		s.StepUpAt = msTime(r.StepUpAt)
 	}
-	return s
 }
 
-// idleStep is how far the idle deadline may lag behind the last request
-// before a page load writes it: a tenth of the idle timeout, at most a minute.
-func (c *Client) idleStep() time.Duration {
-	return min(c.cfg.SessionIdleTimeout/10, time.Minute)
+// idleTTL is the TTL a use of the session at nowMS gives its record: the
+// idle timeout, capped at the absolute end expMS.
+func (c *Client) idleTTL(nowMS, expMS int64) time.Duration {
+	return time.Duration(min(c.cfg.SessionIdleTimeout.Milliseconds(), expMS-nowMS)) * time.Millisecond
 }
 
-// writeSession stores r under handle until its idle or absolute deadline.
-func (c *Client) writeSession(ctx context.Context, handle string, r *sessionRecord, now time.Time) error {
-	ttl := time.Duration(min(r.Idle, r.Expires)-now.UnixMilli()) * time.Millisecond
+// writeSession stores r under handle with the TTL of a use at now.
+func (c *Client) writeSession(ctx context.Context, handle string, r *sessionRecord, now time.Time) (time.Duration, error) {
+	ttl := c.idleTTL(now.UnixMilli(), r.Expires)
 	if ttl <= 0 {
-		return ErrNoSession
+		return 0, ErrNoSession
 	}
 	data, err := encodeSession(r)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	sctx, done := c.storeContext(ctx)
-	if err := done(c.store.Set(sctx, c.sessionKey(handle), data, ttl)); err != nil {
-		return fmt.Errorf("stepup: saving the session: %w", err)
+	if err := c.putRecord(ctx, c.sessionKey(handle), data, ttl); err != nil {
+		return 0, fmt.Errorf("stepup: saving the session: %w", err)
 	}
-	return nil
+	return ttl, nil
 }
 
-// parseCookie splits a session cookie value into handle and secret.
-func parseCookie(v string) (handle, secret string, ok bool) {
-	handle, secret, ok = strings.Cut(v, ".")
-	if !ok || !isRandomToken(handle) || !isRandomToken(secret) {
-		return "", "", false
+// parseCookie splits a session cookie value "<handle>.<secret>.<exp>".
+func parseCookie(v string) (handle, secret string, expMS int64, ok bool) {
+	handle, rest, ok1 := strings.Cut(v, ".")
+	secret, exp, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || !isRandomToken(handle) || !isRandomToken(secret) || len(exp) == 0 || len(exp) > cookieExpDigits {
+		return "", "", 0, false
 	}
-	return handle, secret, true
+	for i := 0; i < len(exp); i++ {
+		if exp[i] < '0' || exp[i] > '9' {
+			return "", "", 0, false
+		}
+	}
+	n, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || n <= 0 {
+		return "", "", 0, false
+	}
+	return handle, secret, n, true
 }
 
 // LoadSession returns the live session whose cookie value is given, and
-// ErrNoSession when there is none (no cookie, unknown, rotated, expired).
-// A failing store gives an error matching store.ErrUnavailable: callers
-// must fail closed. It costs one store read, plus one write when the idle
-// deadline must be extended.
+// ErrNoSession when there is none (no cookie, unknown, rotated, expired,
+// or a record that does not open: see below). A failing store gives an
+// error matching store.ErrUnavailable: callers must fail closed.
+//
+// It costs one store command, which reads the record and moves its idle
+// deadline (Store.GetEx), and no write: see Session. A cookie past the
+// absolute end it carries costs none. The record is sealed with the
+// Client's key ring and bound to its key: a record written without the
+// keys (a forged session), copied from another key, or written by the
+// previous version is absent (and logged, at most once a minute).
 func (c *Client) LoadSession(ctx context.Context, cookieValue string) (*Session, error) {
-	handle, secret, ok := parseCookie(cookieValue)
+	handle, secret, exp, ok := parseCookie(cookieValue)
 	if !ok {
 		return nil, ErrNoSession
 	}
-	r, err := c.readSession(ctx, handle)
+	nowMS := c.now().UnixMilli()
+	if nowMS >= exp {
+		return nil, ErrNoSession
+	}
+	ttl := c.idleTTL(nowMS, exp)
+	ls, err := c.readSession(ctx, handle, ttl)
 	if err != nil {
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare(secretHash(secret), r.SecretHash) != 1 {
+	r := &ls.r
+	if r.Expires != exp || subtle.ConstantTimeCompare(secretHash(secret), []byte(r.SecretHash)) != 1 {
 		return nil, ErrNoSession
 	}
-	now := c.now()
-	nowMS := now.UnixMilli()
-	if !r.live(nowMS) {
-		return nil, ErrNoSession
-	}
-	// Extend the idle deadline only when it lags by a full step: most page
-	// loads then cost no write.
-	idle := c.cfg.SessionIdleTimeout.Milliseconds()
-	if next := min(nowMS+idle, r.Expires); next-r.Idle >= c.idleStep().Milliseconds() {
-		r.Idle = next
-		if err := c.writeSession(ctx, handle, r, now); err != nil {
-			return nil, err
-		}
-	}
-	s := c.sessionFrom(handle, r)
-	s.secret = secret
-	return s, nil
+	c.fillSession(&ls.s, handle, r)
+	ls.s.IdleExpiresAt = msTime(nowMS + ttl.Milliseconds())
+	ls.s.secret = secret
+	return &ls.s, nil
 }
 
 // Session returns the session with the given handle, for background jobs
 // that act for a user (see Session.Handle). It does not extend the session's
-// idle deadline. ErrNoSession when it has ended.
+// idle deadline (IdleExpiresAt is zero). ErrNoSession when it has ended.
 func (c *Client) Session(ctx context.Context, handle string) (*Session, error) {
 	if !isRandomToken(handle) {
 		return nil, ErrNoSession
 	}
-	r, err := c.readLiveSession(ctx, handle)
+	ls, err := c.readSession(ctx, handle, 0)
 	if err != nil {
 		return nil, err
 	}
-	return c.sessionFrom(handle, r), nil
-}
-
-// live reports whether r has not ended at nowMS (unix ms): neither its
-// absolute nor its idle deadline has passed.
-func (r *sessionRecord) live(nowMS int64) bool { return nowMS < r.Expires && nowMS < r.Idle }
-
-// readLiveSession is readSession, with ErrNoSession for a session that has
-// ended by the Client's clock.
-func (c *Client) readLiveSession(ctx context.Context, handle string) (*sessionRecord, error) {
-	r, err := c.readSession(ctx, handle)
-	if err != nil {
-		return nil, err
-	}
-	if !r.live(c.now().UnixMilli()) {
+	if c.now().UnixMilli() >= ls.r.Expires {
 		return nil, ErrNoSession
 	}
-	return r, nil
+	c.fillSession(&ls.s, handle, &ls.r)
+	return &ls.s, nil
 }
 
-func (c *Client) readSession(ctx context.Context, handle string) (*sessionRecord, error) {
-	sctx, done := c.storeContext(ctx)
-	data, err := c.store.Get(sctx, c.sessionKey(handle))
-	err = done(err)
+// live reports whether r has not reached its absolute end at nowMS (unix
+// ms). The idle deadline is the record's TTL: a record that is read has not
+// idled out.
+func (r *sessionRecord) live(nowMS int64) bool { return nowMS < r.Expires }
+
+// readSession reads (and, with getex > 0, moves the TTL of) the session
+// record of handle. ErrNoSession when it is absent or does not open or
+// decode.
+func (c *Client) readSession(ctx context.Context, handle string, getex time.Duration) (*loadedSession, error) {
+	data, err := c.getRecord(ctx, kindSession, c.sessionKey(handle), getex)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stepup: reading the session: %w", err)
 	}
-	r, err := decodeSession(data)
-	if err != nil {
-		c.log.ErrorContext(ctx, "stepup: unreadable session record", "error", err)
-		return nil, fmt.Errorf("%w: %w", ErrNoSession, err)
+	ls := &loadedSession{}
+	if err := decodeSession(data, &ls.r); err != nil {
+		c.unreadable(ctx, kindSession, err)
+		return nil, ErrNoSession
 	}
-	return r, nil
+	return ls, nil
 }
 
-// StartSession records a LoginResult as a session, with one store write, and
-// returns it; set its cookie with SessionCookie. The cookie's secret is
-// always new (rotation at every login and step-up: the previous cookie stops
-// working). When previous is a live session of the same user, the session
-// continues under the same handle: its absolute lifetime and tokens for other
-// audiences are kept, and a step-up adds to its evidence. Otherwise a new
-// session starts and previous is deleted.
+// StartSession records a LoginResult as a session and returns it; set its
+// cookie with SessionCookie. The cookie's secret is always new (rotation at
+// every login and step-up: the previous cookie stops working). When
+// previous is a live session of the same user, the session continues under
+// the same handle: its absolute lifetime and tokens for other audiences are
+// kept, and a step-up adds to its evidence. Otherwise a new session starts
+// and previous ends (its records are deleted; its refresh tokens are not
+// revoked).
+//
+// It writes the session's index entries first (by Auth0 session id and by
+// user, see Client.LogoutSID and Client.LogoutUser, and the session's own
+// list of token records), then the login's token record and the raw ID
+// token of an interactive login (Client.IDToken), then the session record.
 //
 // The step-up evidence comes from interactive logins only: a silent login
 // (prompt=none) changes neither Authentication nor StepUp.
@@ -335,38 +455,32 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 	now := c.now()
 	nowMS := now.UnixMilli()
 	idt := login.IDToken
+	ls := &loadedSession{}
+	r := &ls.r
 	var (
-		handle string
-		r      *sessionRecord
-		fresh  bool
+		handle  string
+		fresh   bool
+		prevSID string
 	)
 	if previous != nil && previous.rec != nil && previous.Subject == idt.Subject && previous.rec.live(nowMS) {
 		handle = previous.Handle
-		cp := *previous.rec
-		cp.Tokens = make(map[string]*tokenRecord, len(previous.rec.Tokens)+1)
-		for aud, t := range previous.rec.Tokens {
-			tc := *t
-			cp.Tokens[aud] = &tc
-		}
-		r = &cp
+		*r = *previous.rec
+		prevSID = r.SID
 	} else {
-		if previous != nil && previous.Handle != "" {
-			sctx, done := c.storeContext(ctx)
-			if err := done(c.store.Delete(sctx, c.sessionKey(previous.Handle))); err != nil {
+		if previous != nil && isRandomToken(previous.Handle) {
+			if err := c.endSessionRecords(ctx, previous.Handle, previous.rec, nil); err != nil {
 				return nil, fmt.Errorf("stepup: ending the previous session: %w", err)
 			}
 		}
 		handle, fresh = randomToken(), true
-		r = &sessionRecord{
-			V:       sessionVersion,
+		*r = sessionRecord{
 			Subject: idt.Subject,
 			Created: nowMS,
 			Expires: now.Add(c.cfg.SessionLifetime).UnixMilli(),
-			Tokens:  map[string]*tokenRecord{},
 		}
 	}
 	secret := randomToken()
-	r.SecretHash = secretHash(secret)
+	r.SecretHash = string(secretHash(secret))
 	r.SID = idt.SessionID
 	// The session's policy key is derived from sub on every load; the
 	// connection the browser asked for is kept only as a hint for later
@@ -388,8 +502,8 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 	if !login.Silent {
 		r.Auth = toEvidence(idt.Authentication())
 		if login.Policy.RequiresStepUp() {
-			ev := r.Auth
-			r.StepUp = &ev
+			r.StepUp, r.HasStepUp = r.Auth, true
+			r.StepUp.AMR = append([]string(nil), r.Auth.AMR...)
 			r.StepUpAt = nowMS
 		}
 	} else if fresh {
@@ -397,82 +511,62 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 		// authentication, except amr, which Auth0 leaves out.
 		r.Auth = evidence{ACR: idt.ACR, AuthTime: toEvidence(idt.Authentication()).AuthTime}
 	}
-	r.Idle = min(now.Add(c.cfg.SessionIdleTimeout).UnixMilli(), r.Expires)
-	if login.Token != nil && (login.Token.AccessToken != "" || login.Token.RefreshToken != "") {
-		c.putToken(r, handle, login.Audience, login.Token)
+	if !r.validFields() {
+		return nil, fmt.Errorf("stepup: the ID token's claims are over the session's bounds (sub, sid, email, name, org_id and acr: %d bytes each; %d amr values of %d bytes)", maxFieldLen, maxAMR, maxAMRLen)
 	}
-	if err := c.writeSession(ctx, handle, r, now); err != nil {
-		return nil, err
-	}
-	s := c.sessionFrom(handle, r)
-	s.secret = secret
-	return s, nil
-}
-
-// putToken seals tok into r for audience.
-func (c *Client) putToken(r *sessionRecord, handle, audience string, tok *oauth2.Token) {
-	t := &tokenRecord{Type: tok.TokenType}
-	if tok.AccessToken != "" {
-		t.Access = c.ring.seal([]byte(tok.AccessToken), sealAAD(handle, audience, "access"))
-	}
-	if tok.RefreshToken != "" {
-		t.Refresh = c.ring.seal([]byte(tok.RefreshToken), sealAAD(handle, audience, "refresh"))
-	} else if old := r.Tokens[audience]; old != nil {
-		t.Refresh = old.Refresh // a login without offline_access keeps the earlier refresh token
-	}
-	if !tok.Expiry.IsZero() {
-		t.Expiry = tok.Expiry.Unix()
-	}
-	if sc, ok := tok.Extra("scope").(string); ok {
-		t.Scope = sc
-	}
-	if r.Tokens == nil {
-		r.Tokens = map[string]*tokenRecord{}
-	}
-	r.Tokens[audience] = t
-}
-
-// Token returns the tokens a session holds for audience ("" is the login's
-// default audience), opened from their sealed form; ErrNoSession wrapped in
-// an error when there are none. The access token may have expired (see
-// Token.Valid); refreshing is the job of a token source.
-func (c *Client) Token(s *Session, audience string) (*oauth2.Token, error) {
-	if s == nil || s.rec == nil {
+	life := time.Duration(r.Expires-nowMS) * time.Millisecond
+	if life <= 0 {
 		return nil, ErrNoSession
 	}
-	t := s.rec.Tokens[audience]
-	if t == nil {
-		return nil, fmt.Errorf("%w: no token for audience %q", ErrNoSession, audience)
+	// Indexes first: a session that exists is always findable by its sid
+	// and user (a failure here leaves at most an index entry that names no
+	// session).
+	if fresh || prevSID != r.SID {
+		if prevSID != "" && prevSID != r.SID {
+			if err := c.indexRemove(ctx, c.sidIndexKey(prevSID), handle); err != nil {
+				return nil, err
+			}
+		}
+		if r.SID != "" {
+			if err := c.indexAdd(ctx, c.sidIndexKey(r.SID), handle, life); err != nil {
+				return nil, err
+			}
+		}
 	}
-	tok := &oauth2.Token{TokenType: t.Type}
-	if t.Expiry != 0 {
-		tok.Expiry = time.Unix(t.Expiry, 0)
-	}
-	if t.Access != nil {
-		b, err := c.ring.open(t.Access, sealAAD(s.Handle, audience, "access"))
-		if err != nil {
+	if fresh {
+		if err := c.indexAdd(ctx, c.subIndexKey(r.Subject), handle, life); err != nil {
 			return nil, err
 		}
-		tok.AccessToken = string(b)
 	}
-	if t.Refresh != nil {
-		b, err := c.ring.open(t.Refresh, sealAAD(s.Handle, audience, "refresh"))
-		if err != nil {
+	if login.Token != nil && (login.Token.AccessToken != "" || login.Token.RefreshToken != "") {
+		if err := c.storeLoginToken(ctx, handle, r, login.Audience, login.Token, !fresh, now); err != nil {
 			return nil, err
 		}
-		tok.RefreshToken = string(b)
 	}
-	return tok, nil
+	if !login.Silent && idt.Raw != "" {
+		if err := c.storeIDToken(ctx, handle, r, idt.Raw, now); err != nil {
+			return nil, err
+		}
+	}
+	ttl, err := c.writeSession(ctx, handle, r, now)
+	if err != nil {
+		return nil, err
+	}
+	c.fillSession(&ls.s, handle, r)
+	ls.s.IdleExpiresAt = now.Add(ttl)
+	ls.s.secret = secret
+	return &ls.s, nil
 }
 
-// EndSession deletes the session from the store: its cookie and handle stop
-// working at once, on every replica.
+// EndSession deletes the session from the store, with its token records,
+// leases and out-of-band records: its cookie and handle stop working at
+// once, on every replica. Unlike Client.Logout it revokes nothing at the
+// tenant.
 func (c *Client) EndSession(ctx context.Context, s *Session) error {
 	if s == nil || !isRandomToken(s.Handle) {
 		return nil
 	}
-	sctx, done := c.storeContext(ctx)
-	if err := done(c.store.Delete(sctx, c.sessionKey(s.Handle))); err != nil {
+	if err := c.endSessionRecords(ctx, s.Handle, s.rec, nil); err != nil {
 		return fmt.Errorf("stepup: deleting the session: %w", err)
 	}
 	return nil
@@ -509,7 +603,7 @@ func (c *Client) SessionCookie(s *Session) *http.Cookie {
 		return c.ClearSessionCookie()
 	}
 	return &http.Cookie{
-		Name: c.sessionCookie, Value: s.Handle + "." + s.secret, Path: "/", MaxAge: maxAge,
+		Name: c.sessionCookie, Value: s.Handle + "." + s.secret + "." + strconv.FormatInt(s.ExpiresAt.UnixMilli(), 10), Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode,
 	}
 }

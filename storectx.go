@@ -14,8 +14,11 @@ import (
 // store.ErrUnavailable when the bound (not ctx) ran out: a store that does
 // not answer in time is a store that is down, and the request fails closed.
 func (c *Client) storeContext(ctx context.Context) (sctx context.Context, done func(error) error) {
-	if c.cfg.StoreTimeout < 0 {
-		return ctx, func(err error) error { return err }
+	if c.cfg.StoreTimeout < 0 || c.localStore {
+		// No bound asked for, or the store is the in-process memory store,
+		// which answers without I/O: a timer per call would cost more than
+		// the call (a page load is one call).
+		return ctx, passErr
 	}
 	sctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
 	return sctx, func(err error) error {
@@ -27,6 +30,8 @@ func (c *Client) storeContext(ctx context.Context) (sctx context.Context, done f
 		return err
 	}
 }
+
+func passErr(err error) error { return err }
 
 // detachedStoreTimeout bounds the store calls made after a code was redeemed
 // when Config.StoreTimeout is negative (no bound of the Client's own).

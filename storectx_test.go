@@ -61,6 +61,34 @@ func (s *frozenStore) Delete(ctx context.Context, k string) error {
 	return s.Store.Delete(ctx, k)
 }
 
+func (s *frozenStore) GetEx(ctx context.Context, k string, ttl time.Duration) ([]byte, error) {
+	if s.frozen.Load() {
+		return nil, s.wait(ctx)
+	}
+	return s.Store.GetEx(ctx, k, ttl)
+}
+
+func (s *frozenStore) IndexAdd(ctx context.Context, k, m string, ttl time.Duration) error {
+	if s.frozen.Load() {
+		return s.wait(ctx)
+	}
+	return s.Store.IndexAdd(ctx, k, m, ttl)
+}
+
+func (s *frozenStore) IndexMembers(ctx context.Context, k string) ([]string, error) {
+	if s.frozen.Load() {
+		return nil, s.wait(ctx)
+	}
+	return s.Store.IndexMembers(ctx, k)
+}
+
+func (s *frozenStore) IndexRemove(ctx context.Context, k, m string) error {
+	if s.frozen.Load() {
+		return s.wait(ctx)
+	}
+	return s.Store.IndexRemove(ctx, k, m)
+}
+
 // With a store that stops answering and requests that carry no deadline of
 // their own, every handler of the Client fails closed with 503 after
 // Config.StoreTimeout (the default, 2 s, here) instead of hanging.

@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
-	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"weak"
 
 	"github.com/stepupauth/stepup/store"
@@ -124,11 +125,14 @@ type TokenSourceOptions struct {
 // evidence: Auth0 sends no amr after a refresh. A refresh answered with
 // mfa_required (an Action demanding MFA) gives a *MFARequiredError.
 //
-// The rotated tokens are kept in a record of their own next to the session,
-// the authority for the rotation chain, and copied into the session record
-// for the one-read fast path; a session record written concurrently by
-// another path (a page load extending the idle deadline) may briefly hold
-// the previous tokens, which the chain recognises as superseded.
+// The tokens live in the session's token record for the audience
+// (tok:<handle>:<audience>), the authority on the rotation chain; page loads
+// never read it. While its access token is valid a call reads that record
+// only, so a job keeps getting a valid access token after the user's
+// session record has idled out (until the token expires, or a logout
+// deletes the record); a refresh first checks that the session is live
+// (one more read), so an idled-out or ended session's tokens are never
+// renewed.
 type TokenSource struct {
 	c        *Client
 	ctx      context.Context
@@ -179,8 +183,9 @@ func (ts *TokenSource) slot(create bool) (pendingKey, *pendingSlot) {
 // pendingRefresh is a refresh result the store did not accept yet.
 type pendingRefresh struct {
 	from    string // hash of the refresh token that was rotated
+	to      string // hash of its successor (from when not rotated)
 	attempt int    // the lease attempt that rotated it
-	rec     *rotationRecord
+	rec     *tokenRecord
 	token   *oauth2.Token // nil when the access token must not be handed out
 	err     error         // returned after storing (ID-token failure)
 }
@@ -227,40 +232,48 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	if tok, err, done := ts.flushPending(ctx); done {
 		return tok, err
 	}
-	c := ts.c
 	if !isRandomToken(ts.handle) {
 		return nil, ErrNoSession
 	}
-	r, err := ts.c.readLiveSession(ctx, ts.handle)
+	t, err := ts.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	st := r.Tokens[ts.audience]
-	if st == nil {
+	if ts.valid(t, ts.c.now()) {
+		return ts.open(t), nil
+	}
+	return ts.refresh(ctx, t)
+}
+
+// read returns the token record of the source's session and audience: one
+// store read. ErrNoSession when there is none or the session has reached
+// its absolute end.
+func (ts *TokenSource) read(ctx context.Context) (*tokenRecord, error) {
+	t, err := ts.c.readToken(ctx, ts.c.tokenKey(ts.handle, ts.audience))
+	if errors.Is(err, ErrNoSession) {
 		return nil, fmt.Errorf("%w: no token for audience %q", ErrNoSession, ts.audience)
 	}
-	if ts.valid(st, c.now()) {
-		return ts.open(st)
+	if err != nil {
+		return nil, err
 	}
-	return ts.refresh(ctx, r)
+	if ts.c.now().UnixMilli() >= t.SessExp {
+		return nil, ErrNoSession
+	}
+	return t, nil
 }
 
 // valid reports whether t's access token may be handed out at now.
 func (ts *TokenSource) valid(t *tokenRecord, now time.Time) bool {
-	if t == nil || t.Access == nil {
+	if t == nil || t.Access == "" {
 		return false
 	}
 	return t.Expiry == 0 || now.Add(ts.opts.EarlyExpiry).Before(time.Unix(t.Expiry, 0))
 }
 
-// open unseals t into an oauth2.Token (without the refresh token: a
+// open makes t's access token an oauth2.Token (without the refresh token: a
 // worker has no use for it, and it must not travel further).
-func (ts *TokenSource) open(t *tokenRecord) (*oauth2.Token, error) {
-	b, err := ts.c.ring.open(t.Access, sealAAD(ts.handle, ts.audience, "access"))
-	if err != nil {
-		return nil, err
-	}
-	tok := &oauth2.Token{AccessToken: string(b), TokenType: t.Type}
+func (ts *TokenSource) open(t *tokenRecord) *oauth2.Token {
+	tok := &oauth2.Token{AccessToken: t.Access, TokenType: t.Type}
 	if tok.TokenType == "" {
 		tok.TokenType = "Bearer"
 	}
@@ -270,74 +283,45 @@ func (ts *TokenSource) open(t *tokenRecord) (*oauth2.Token, error) {
 	if t.Scope != "" {
 		tok = tok.WithExtra(map[string]any{"scope": t.Scope})
 	}
-	return tok, nil
+	return tok
 }
 
 // chainState is the current token state of (session, audience): the
 // tokens to use and the rotation chain they belong to.
 type chainState struct {
 	tok     *tokenRecord
-	refresh string   // opened refresh token, "" if none
+	refresh string   // refresh token, "" if none
 	hash    string   // refreshHash(refresh), "" if none
 	prev    []string // hashes of refresh tokens rotated out, newest first
 }
 
-// current resolves the tokens to use from the session's copy and the
-// rotation record. The rotation record wins when the session's copy is the
-// same refresh token or one it has rotated out; otherwise the session holds
-// a newer login's tokens (a new family), which win.
-func (ts *TokenSource) current(ctx context.Context, r *sessionRecord) (*chainState, error) {
-	c := ts.c
-	st := &chainState{tok: r.Tokens[ts.audience]}
-	if st.tok != nil && st.tok.Refresh != nil {
-		b, err := c.ring.open(st.tok.Refresh, sealAAD(ts.handle, ts.audience, "refresh"))
-		if err != nil {
-			return nil, err
-		}
-		st.refresh = string(b)
-		st.hash = refreshHash(st.refresh)
+func stateOf(t *tokenRecord) *chainState {
+	st := &chainState{tok: t, refresh: t.Refresh, prev: t.Prev}
+	if t.Refresh != "" {
+		st.hash = refreshHash(t.Refresh)
 	}
-	rec, err := c.readRotation(ctx, ts.handle, ts.audience)
-	if err != nil || rec == nil {
-		return st, err
-	}
-	if st.hash != "" && st.hash != rec.Cur && !slices.Contains(rec.Prev, st.hash) {
-		// A login replaced the tokens after the last rotation.
-		return st, nil
-	}
-	if st.hash == rec.Cur && st.tok.Access != nil && st.tok.Expiry > rec.T.Expiry {
-		// Same refresh token, newer access token (a step-up stored one).
-		st.prev = rec.Prev
-		return st, nil
-	}
-	out := &chainState{tok: &rec.T, hash: rec.Cur, prev: rec.Prev}
-	if rec.T.Refresh != nil {
-		b, err := c.ring.open(rec.T.Refresh, sealAAD(ts.handle, ts.audience, "refresh"))
-		if err != nil {
-			return nil, err
-		}
-		out.refresh = string(b)
-	}
-	return out, nil
+	return st
 }
 
 // refresh is the slow path: the stored access token has expired.
-func (ts *TokenSource) refresh(ctx context.Context, r *sessionRecord) (*oauth2.Token, error) {
+func (ts *TokenSource) refresh(ctx context.Context, t *tokenRecord) (*oauth2.Token, error) {
 	c := ts.c
+	// A refresh extends what the session can do: only for a session that
+	// is live (not idled out, not ended). One more read, on this path only.
+	if _, err := c.readSession(ctx, ts.handle, 0); err != nil {
+		return nil, err
+	}
 	waitStart := time.Now()
 	pause := ts.opts.PollInterval
 	for {
-		st, err := ts.current(ctx, r)
-		if err != nil {
-			return nil, err
-		}
+		st := stateOf(t)
 		if ts.valid(st.tok, c.now()) {
-			return ts.open(st.tok)
+			return ts.open(st.tok), nil
 		}
 		if st.refresh == "" {
 			return nil, fmt.Errorf("%w %q", ErrNoRefreshToken, ts.audience)
 		}
-		until, attempt, won, err := ts.acquire(ctx, st.hash)
+		until, attempt, won, err := ts.acquire(ctx, st.hash, t.SessExp)
 		if err != nil {
 			return nil, err
 		}
@@ -352,7 +336,7 @@ func (ts *TokenSource) refresh(ctx context.Context, r *sessionRecord) (*oauth2.T
 			return nil, err
 		}
 		pause = min(2*pause, 8*ts.opts.PollInterval)
-		if r, err = ts.c.readLiveSession(ctx, ts.handle); err != nil {
+		if t, err = ts.read(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -365,18 +349,25 @@ func (ts *TokenSource) refresh(ctx context.Context, r *sessionRecord) (*oauth2.T
 // exactly one worker holds the live attempt. Attempt records are never
 // deleted (they expire from the store); once the token is rotated, its
 // leases are never looked at again.
-func (ts *TokenSource) acquire(ctx context.Context, rt string) (until time.Time, attempt int, won bool, err error) {
+func (ts *TokenSource) acquire(ctx context.Context, rt string, sessExp int64) (until time.Time, attempt int, won bool, err error) {
 	c := ts.c
 	for n := 0; n < maxLeaseAttempts; {
 		now := c.now()
 		until = now.Add(ts.opts.LeaseTTL)
-		key := c.leaseKey(ts.handle, ts.audience, rt, n)
-		rec := encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: until.UnixMilli()})
+		name := leaseKeyName(ts.handle, ts.audience, rt, n)
+		key := c.cfg.KeyPrefix + name
+		rec := c.ring.sealRecord(key, encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: until.UnixMilli()}))
 		won, err := c.store.SetNX(ctx, key, rec, leaseStoreTTL(ts.opts.LeaseTTL))
 		if err != nil {
 			return time.Time{}, 0, false, fmt.Errorf("stepup: taking the refresh lease: %w", err)
 		}
 		if won {
+			// Listed with the session's records, so that a logout deletes it.
+			if life := time.Duration(sessExp-now.UnixMilli()) * time.Millisecond; life > 0 {
+				if err := c.store.IndexAdd(ctx, c.handleIndexKey(ts.handle), name, life); err != nil {
+					c.log.WarnContext(ctx, "stepup: listing a refresh lease with its session", "error", err)
+				}
+			}
 			return until, n, true, nil
 		}
 		data, err := c.store.Get(ctx, key)
@@ -386,10 +377,14 @@ func (ts *TokenSource) acquire(ctx context.Context, rt string) (until time.Time,
 		if err != nil {
 			return time.Time{}, 0, false, fmt.Errorf("stepup: reading the refresh lease: %w", err)
 		}
-		l, err := decodeLease(data)
+		pt, err := c.ring.openRecordInPlace(key, data)
+		var l leaseRecord
+		if err == nil {
+			l, err = decodeLease(pt)
+		}
 		if err != nil {
-			c.log.WarnContext(ctx, "stepup: unreadable refresh lease, treated as stale", "error", err)
-			n++
+			c.unreadable(ctx, kindLease, err)
+			n++ // treated as stale
 			continue
 		}
 		if l.Err == "invalid_grant" {
@@ -418,11 +413,8 @@ const maxLeaseAttempts = 64
 // releaseLease marks the holder's attempt as over (a past deadline) with
 // the tenant's error code. Only the holder writes its attempt's key.
 func (ts *TokenSource) releaseLease(ctx context.Context, rt string, attempt int, code string) {
-	if len(code) > 64 {
-		code = code[:64]
-	}
-	rec := encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: 1, Err: code})
 	key := ts.c.leaseKey(ts.handle, ts.audience, rt, attempt)
+	rec := ts.c.ring.sealRecord(key, encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: 1, Err: code}))
 	// Detached (the release must happen even if the caller gave up) but
 	// bounded like every other post-refresh write: a stuck store must not
 	// hold the worker. A release that fails leaves the lease to its deadline.
@@ -440,11 +432,12 @@ func (ts *TokenSource) releaseLease(ctx context.Context, rt string, attempt int,
 func (ts *TokenSource) markAnswered(ctx context.Context, rt string, attempt int, expiresMS int64, budget time.Duration) bool {
 	c := ts.c
 	now := c.now()
-	rec := encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: now.Add(ts.opts.LeaseTTL).UnixMilli(), Answered: true})
+	key := c.leaseKey(ts.handle, ts.audience, rt, attempt)
+	rec := c.ring.sealRecord(key, encodeLease(leaseRecord{V: leaseVersion, Holder: ts.holder, Until: now.Add(ts.opts.LeaseTTL).UnixMilli(), Answered: true}))
 	ttl := max(time.Duration(expiresMS-now.UnixMilli())*time.Millisecond, leaseStoreTTL(ts.opts.LeaseTTL))
 	actx, cancel := detachedTimeout(ctx, storeAttemptTimeout(budget))
 	defer cancel()
-	if err := c.store.Set(actx, c.leaseKey(ts.handle, ts.audience, rt, attempt), rec, ttl); err != nil {
+	if err := c.store.Set(actx, key, rec, ttl); err != nil {
 		c.log.WarnContext(ctx, "stepup: marking the refresh lease as answered", "error", err)
 		return false
 	}
@@ -467,19 +460,16 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 	c := ts.c
 	// Check again under the lease: a worker that was slower to look may win
 	// a later attempt after the rotation it waited for was stored.
-	r, err := ts.c.readLiveSession(ctx, ts.handle)
+	t, err := ts.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now, err := ts.current(ctx, r)
-	if err != nil {
-		return nil, err
-	}
+	now := stateOf(t)
 	if ts.valid(now.tok, c.now()) {
-		return ts.open(now.tok)
+		return ts.open(now.tok), nil
 	}
 	if now.hash != st.hash {
-		return ts.refresh(ctx, r)
+		return ts.refresh(ctx, t)
 	}
 
 	// The tenant call may take at most the lease, less a second for the store.
@@ -515,7 +505,7 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 	// once, so that no waiter takes over and presents the rotated-out token
 	// while we store the result, however long that takes.
 	deadline := time.Now().Add(ts.storeBudget())
-	marked := ts.markAnswered(ctx, st.hash, attempt, r.Expires, ts.storeBudget())
+	marked := ts.markAnswered(ctx, st.hash, attempt, t.SessExp, ts.storeBudget())
 	issued := c.now()
 	resp, err := parseTokenResponse(body)
 	if err != nil {
@@ -532,39 +522,47 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 		switch {
 		case err != nil:
 			idErr = fmt.Errorf("stepup: refreshed ID token: %w", err)
-		case idt.Subject != r.Subject:
+		case idt.Subject != t.Subject:
 			idErr = &TokenError{Kind: ErrTokenSubject, Claim: "sub", Detail: "refreshed ID token is for another user than the session"}
 		}
 	}
 
-	rec := &rotationRecord{V: rotationVersion, Cur: st.hash, Prev: st.prev, At: issued.UnixMilli()}
-	rec.T.Type = resp.TokenType
-	rec.T.Scope = resp.Scope
+	rec := &tokenRecord{Subject: t.Subject, SessExp: t.SessExp, Type: resp.TokenType, Scope: resp.Scope, Prev: st.prev, At: issued.UnixMilli()}
 	if resp.ExpiresIn > 0 {
-		rec.T.Expiry = issued.Add(time.Duration(resp.ExpiresIn) * time.Second).Unix()
+		rec.Expiry = issued.Add(time.Duration(resp.ExpiresIn) * time.Second).Unix()
 	}
-	if idErr == nil && resp.AccessToken != "" {
-		rec.T.Access = c.ring.seal([]byte(resp.AccessToken), sealAAD(ts.handle, ts.audience, "access"))
+	if idErr == nil {
+		rec.Access = resp.AccessToken
 	}
-	newRefresh := st.refresh
+	rec.Refresh = st.refresh
 	if resp.RefreshToken != "" && resp.RefreshToken != st.refresh {
-		newRefresh = resp.RefreshToken
-		rec.Cur = refreshHash(newRefresh)
+		rec.Refresh = resp.RefreshToken
 		rec.Prev = appendPrev(st.hash, st.prev)
 	}
-	rec.T.Refresh = c.ring.seal([]byte(newRefresh), sealAAD(ts.handle, ts.audience, "refresh"))
 
-	p := &pendingRefresh{from: st.hash, attempt: attempt, rec: rec, err: idErr}
-	if rec.T.Access != nil {
-		if p.token, err = ts.open(&rec.T); err != nil {
-			return nil, err
-		}
+	p := &pendingRefresh{from: st.hash, to: refreshHash(rec.Refresh), attempt: attempt, rec: rec, err: idErr}
+	if rec.Access != "" {
+		p.token = ts.open(rec)
 	}
-	if err := ts.store(ctx, rec, r.Expires, deadline); err != nil {
+	if err := ts.store(ctx, p, deadline); err != nil {
+		if errors.Is(err, errChainMoved) {
+			// A login replaced the tokens (or a logout removed them) while
+			// we refreshed: ours belong to an older family; hand out the
+			// access token, keep nothing.
+			c.log.WarnContext(ctx, "stepup: refreshed tokens not stored: the session's tokens were replaced meanwhile",
+				"session", ts.handle[:8], "audience", ts.audience)
+			if p.err != nil {
+				return nil, p.err
+			}
+			if p.token == nil {
+				return nil, ErrNoSession
+			}
+			return p.token, nil
+		}
 		if !marked {
 			// Last chance to keep the others from presenting the
 			// rotated-out token once the original lease runs out.
-			ts.markAnswered(ctx, st.hash, attempt, r.Expires, time.Second)
+			ts.markAnswered(ctx, st.hash, attempt, t.SessExp, time.Second)
 		}
 		_, slot := ts.slot(true)
 		slot.p.Store(p)
@@ -581,20 +579,41 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 	return p.token, nil
 }
 
-// store writes rec (the authority) with retries, all before deadline (real
-// time: within the lease), then copies its tokens into the session record
-// (best effort: the rotation record wins anyway). The writes do not stop
+// errChainMoved: the session's token record no longer holds the chain a
+// refresh result belongs to (a login replaced it, or a logout deleted it).
+var errChainMoved = errors.New("stepup: the session's tokens moved on")
+
+// store writes p's token record, the authority on the chain, with retries,
+// all before deadline (real time: within the lease). The writes do not stop
 // when ctx is cancelled: the tenant has rotated the token, and losing the
-// result would sign the user out.
-func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS int64, deadline time.Time) error {
+// result would sign the user out. First it reads the record: when it holds
+// neither the token that was rotated (p.from) nor its successor (p.to), a
+// login has replaced the family or a logout ended the session, and writing
+// would put an older state back (or resurrect it): errChainMoved, nothing
+// written. The check and the write are two commands, not one: a login
+// landing between them loses its tokens for this audience to the refresh's
+// (still valid) ones.
+func (ts *TokenSource) store(ctx context.Context, p *pendingRefresh, deadline time.Time) error {
 	c := ts.c
-	ttl := time.Duration(expiresMS-c.now().UnixMilli()) * time.Millisecond
+	rec := p.rec
+	key := c.tokenKey(ts.handle, ts.audience)
+	actx, cancel := detachedTimeout(ctx, storeAttemptTimeout(time.Until(deadline)))
+	cur, err := c.readToken(actx, key)
+	cancel()
+	switch {
+	case errors.Is(err, ErrNoSession):
+		return errChainMoved
+	case err != nil:
+		return fmt.Errorf("stepup: storing refreshed tokens: %w", err)
+	}
+	if h := refreshHash(cur.Refresh); cur.Refresh == "" || (h != p.from && h != p.to) {
+		return errChainMoved
+	}
+	ttl := time.Duration(rec.SessExp-c.now().UnixMilli()) * time.Millisecond
 	if ttl <= 0 {
 		return ErrNoSession
 	}
-	data := encodeRotation(rec)
-	key := c.rotationKey(ts.handle, ts.audience)
-	var err error
+	data := c.ring.sealRecord(key, encodeToken(rec))
 	pause := 25 * time.Millisecond
 	for i := 0; i < ts.opts.StoreAttempts; i++ {
 		if i > 0 {
@@ -614,23 +633,6 @@ func (ts *TokenSource) store(ctx context.Context, rec *rotationRecord, expiresMS
 	}
 	if err != nil {
 		return fmt.Errorf("stepup: storing refreshed tokens: %w", err)
-	}
-	// The session's copy: read it again just before writing, so that the
-	// window in which a concurrent write of the session could be lost is
-	// as small as the store allows.
-	actx, cancel := detachedTimeout(ctx, 5*time.Second)
-	defer cancel()
-	r, err := c.readSession(actx, ts.handle)
-	if err == nil {
-		t := rec.T
-		if r.Tokens == nil {
-			r.Tokens = map[string]*tokenRecord{}
-		}
-		r.Tokens[ts.audience] = &t
-		err = c.writeSession(actx, ts.handle, r, c.now())
-	}
-	if err != nil {
-		c.log.WarnContext(ctx, "stepup: copying refreshed tokens into the session", "error", err)
 	}
 	return nil
 }
@@ -654,28 +656,21 @@ func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err
 	if p == nil {
 		return nil, nil, false // another call stored it meanwhile
 	}
-	r, err := ts.c.readSession(ctx, ts.handle)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
-	}
-	st, err := ts.current(ctx, r)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
-	}
-	if st.hash != p.from && st.hash != p.rec.Cur {
-		// The chain moved on without us (another worker took the lease
-		// over, or a login replaced the tokens): writing ours now would
-		// put an older state back. Ours is an unused token of the family.
-		ts.c.log.WarnContext(ctx, "stepup: dropping refreshed tokens that were never stored: the chain moved on",
-			"session", ts.handle[:8], "audience", ts.audience)
-		slot.p.CompareAndSwap(p, nil)
-		pendingSlots.CompareAndDelete(key, slot)
-		return nil, nil, false
-	}
 	// Re-mark the lease: the other workers wait while we store.
 	deadline := time.Now().Add(ts.storeBudget())
-	ts.markAnswered(ctx, p.from, p.attempt, r.Expires, ts.storeBudget())
-	if err := ts.store(ctx, p.rec, r.Expires, deadline); err != nil {
+	ts.markAnswered(ctx, p.from, p.attempt, p.rec.SessExp, ts.storeBudget())
+	if err := ts.store(ctx, p, deadline); err != nil {
+		if errors.Is(err, errChainMoved) {
+			// The chain moved on without us (another worker took the lease
+			// over, a login replaced the tokens, a logout ended them):
+			// writing ours now would put an older state back. Ours is an
+			// unused token of the family.
+			ts.c.log.WarnContext(ctx, "stepup: dropping refreshed tokens that were never stored: the chain moved on",
+				"session", ts.handle[:8], "audience", ts.audience)
+			slot.p.CompareAndSwap(p, nil)
+			pendingSlots.CompareAndDelete(key, slot)
+			return nil, nil, false
+		}
 		return nil, fmt.Errorf("%w: %w", ErrRefreshNotStored, err), true
 	}
 	slot.p.CompareAndSwap(p, nil)
@@ -683,7 +678,7 @@ func (ts *TokenSource) flushPending(ctx context.Context) (tok *oauth2.Token, err
 	if p.err != nil {
 		return nil, p.err, true
 	}
-	if p.token != nil && ts.valid(&p.rec.T, ts.c.now()) {
+	if p.token != nil && ts.valid(p.rec, ts.c.now()) {
 		return p.token, nil, true
 	}
 	return nil, nil, false
@@ -730,23 +725,11 @@ func (e *MFARequiredError) Unwrap() error {
 
 // --- records -------------------------------------------------------------
 
-// rotationRecord is the authority on the refresh-token chain of one
-// (session, audience): the latest tokens (sealed, bound like the session's
-// copy) and the hashes of the refresh tokens rotated out. decodeRotation is
-// a parser of untrusted input.
-type rotationRecord struct {
-	V    int         `json:"v"`
-	T    tokenRecord `json:"t"`
-	Cur  string      `json:"cur"`            // refreshHash of T's refresh token
-	Prev []string    `json:"prev,omitempty"` // rotated out, newest first
-	At   int64       `json:"at"`             // unix ms of the tenant's answer
-}
-
 const (
-	rotationVersion = 1
-	leaseVersion    = 1
-	maxPrev         = 16
-	refreshHashLen  = 22 // base64url of 128 bits
+	leaseVersion   = 1 // JSON inside the seal (an unsealed lease of the previous version does not open: stale)
+	maxPrev        = 16
+	refreshHashLen = 22 // base64url of 128 bits
+	maxLeaseErrLen = 64
 )
 
 // refreshHash names a refresh token in keys and records without revealing it.
@@ -783,37 +766,6 @@ func isRefreshHash(s string) bool {
 	return err == nil
 }
 
-func encodeRotation(r *rotationRecord) []byte {
-	b, err := json.Marshal(r)
-	if err != nil {
-		panic("stepup: encoding a rotation record: " + err.Error()) // plain data: cannot fail
-	}
-	return b
-}
-
-func decodeRotation(data []byte) (*rotationRecord, error) {
-	var r rotationRecord
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%w: rotation: %v", errCorruptRecord, err)
-	}
-	switch {
-	case r.V != rotationVersion:
-		return nil, fmt.Errorf("%w: rotation version %d", errCorruptRecord, r.V)
-	case len(r.T.Refresh) == 0 || !isRefreshHash(r.Cur):
-		return nil, fmt.Errorf("%w: rotation refresh token", errCorruptRecord)
-	case len(r.Prev) > maxPrev:
-		return nil, fmt.Errorf("%w: rotation chain too long", errCorruptRecord)
-	case r.At <= 0 || r.T.Expiry < 0:
-		return nil, fmt.Errorf("%w: rotation times", errCorruptRecord)
-	}
-	for _, p := range r.Prev {
-		if !isRefreshHash(p) {
-			return nil, fmt.Errorf("%w: rotation chain", errCorruptRecord)
-		}
-	}
-	return &r, nil
-}
-
 // leaseRecord is a refresh lease: who holds it and until when (unix ms on
 // the holder's clock). decodeLease is a parser of untrusted input.
 type leaseRecord struct {
@@ -832,15 +784,30 @@ type leaseRecord struct {
 	Answered bool `json:"a,omitempty"`
 }
 
+// encodeLease encodes l as JSON (encoding/json: any byte of the tenant's
+// error code round-trips), with Err bounded to maxLeaseErrLen bytes, cut
+// at a character boundary.
 func encodeLease(l leaseRecord) []byte {
-	b := []byte(`{"v":` + strconv.Itoa(l.V) + `,"h":` + strconv.Quote(l.Holder) + `,"u":` + strconv.FormatInt(l.Until, 10))
-	if l.Err != "" {
-		b = append(b, `,"e":`+strconv.Quote(l.Err)...)
+	l.Err = boundUTF8(l.Err, maxLeaseErrLen)
+	b, err := json.Marshal(l)
+	if err != nil {
+		panic("stepup: encoding a lease: " + err.Error()) // plain data: cannot fail
 	}
-	if l.Answered {
-		b = append(b, `,"a":true`...)
+	return b
+}
+
+// boundUTF8 cuts s to at most n bytes without splitting a UTF-8 character
+// (invalid bytes are replaced first, as JSON would).
+func boundUTF8(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
 	}
-	return append(b, '}')
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 func decodeLease(data []byte) (leaseRecord, error) {
@@ -851,7 +818,7 @@ func decodeLease(data []byte) (leaseRecord, error) {
 	if err := json.Unmarshal(data, &l); err != nil {
 		return leaseRecord{}, fmt.Errorf("%w: lease: %v", errCorruptRecord, err)
 	}
-	if l.V != leaseVersion || l.Holder == "" || len(l.Holder) > 64 || l.Until <= 0 || len(l.Err) > 64 {
+	if l.V != leaseVersion || l.Holder == "" || len(l.Holder) > 64 || l.Until <= 0 || len(l.Err) > maxLeaseErrLen {
 		return leaseRecord{}, fmt.Errorf("%w: lease fields", errCorruptRecord)
 	}
 	return l, nil
@@ -861,31 +828,14 @@ func decodeLease(data []byte) (leaseRecord, error) {
 // length and alphabet; keys must be short printable ASCII.
 func audienceKey(audience string) string { return shortHash("audience", audience) }
 
-func (c *Client) rotationKey(handle, audience string) string {
-	return c.cfg.KeyPrefix + "rot:" + handle + ":" + audienceKey(audience)
+// leaseKeyName is the key of a refresh lease without Config.KeyPrefix: the
+// member the session's index lists.
+func leaseKeyName(handle, audience, rtHash string, attempt int) string {
+	return "lease:" + handle + ":" + audienceKey(audience) + ":" + rtHash + ":" + strconv.Itoa(attempt)
 }
 
 func (c *Client) leaseKey(handle, audience, rtHash string, attempt int) string {
-	return c.cfg.KeyPrefix + "lease:" + handle + ":" + audienceKey(audience) + ":" + rtHash + ":" + strconv.Itoa(attempt)
-}
-
-// readRotation returns the rotation record of (handle, audience), nil when
-// there is none. An unreadable record is an error: guessing could present a
-// rotated-out token and revoke the family.
-func (c *Client) readRotation(ctx context.Context, handle, audience string) (*rotationRecord, error) {
-	data, err := c.store.Get(ctx, c.rotationKey(handle, audience))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("stepup: reading the token rotation record: %w", err)
-	}
-	rec, err := decodeRotation(data)
-	if err != nil {
-		c.log.ErrorContext(ctx, "stepup: unreadable token rotation record", "error", err)
-		return nil, fmt.Errorf("stepup: token rotation record: %w", err)
-	}
-	return rec, nil
+	return c.cfg.KeyPrefix + leaseKeyName(handle, audience, rtHash, attempt)
 }
 
 // tokenResponse is a successful answer of /oauth/token. parseTokenResponse

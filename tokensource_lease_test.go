@@ -14,7 +14,8 @@ import (
 	"github.com/stepupauth/stepup/store"
 )
 
-// rotStore wraps a Store: writes of rotation records block while blocked
+// rotStore wraps a Store: writes of token records (the authority on the
+// rotation chain) block while blocked
 // is set (the first one signals entered), or fail while failRot > 0.
 type rotStore struct {
 	store.Store
@@ -25,7 +26,7 @@ type rotStore struct {
 }
 
 func (s *rotStore) Set(ctx context.Context, k string, v []byte, ttl time.Duration) error {
-	if strings.Contains(k, "rot:") {
+	if strings.Contains(k, "tok:") && !strings.HasSuffix(k, ":idt") {
 		if s.release != nil {
 			s.blockOnce.Do(func() {
 				close(s.entered)
@@ -155,6 +156,7 @@ func TestTokenSourceStoreRetriesWithinLease(t *testing.T) {
 	hs := &hangingRotStore{Store: e.store}
 	c := e.client(hs, nil)
 	s := e.login(c, Login)
+	hs.armed.Store(true) // the login's own token writes went through
 	e.clock.Advance(wkAccessLifetime)
 	opts := TokenSourceOptions{Audience: wkAPI, LeaseTTL: 2 * time.Second, StoreAttempts: 10}
 	start := time.Now()
@@ -167,11 +169,14 @@ func TestTokenSourceStoreRetriesWithinLease(t *testing.T) {
 	}
 }
 
-// hangingRotStore: writes of rotation records hang until ctx ends.
-type hangingRotStore struct{ store.Store }
+// hangingRotStore: once armed, writes of token records hang until ctx ends.
+type hangingRotStore struct {
+	store.Store
+	armed atomic.Bool
+}
 
 func (s *hangingRotStore) Set(ctx context.Context, k string, v []byte, ttl time.Duration) error {
-	if strings.Contains(k, "rot:") {
+	if s.armed.Load() && strings.Contains(k, "tok:") && !strings.HasSuffix(k, ":idt") {
 		<-ctx.Done()
 		return errors.Join(store.ErrUnavailable, ctx.Err())
 	}

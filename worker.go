@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/stepupauth/stepup/store"
@@ -89,14 +88,26 @@ func (c *Client) OutOfBandStepUp(ctx context.Context, handle string) (Authentica
 // creation time) so that it never counts for another. decodeOutOfBand is a
 // parser of untrusted input.
 type outOfBandRecord struct {
-	V       int      `json:"v"`
-	Subject string   `json:"sub"`
-	Created int64    `json:"c"`  // the session's creation, unix ms
-	Ev      evidence `json:"ev"` // the step-up's evidence
-	At      int64    `json:"at"` // when it completed, unix ms
+	V       int        `json:"v"`
+	Subject string     `json:"sub"`
+	Created int64      `json:"c"`  // the session's creation, unix ms
+	Ev      obEvidence `json:"ev"` // the step-up's evidence
+	At      int64      `json:"at"` // when it completed, unix ms
 }
 
-const outOfBandVersion = 1
+// obEvidence is evidence in the out-of-band record's JSON.
+type obEvidence struct {
+	ACR      string   `json:"acr,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	AuthTime int64    `json:"at,omitempty"` // unix seconds; 0 = absent
+}
+
+func (e obEvidence) authentication() Authentication {
+	return evidence{ACR: e.ACR, AMR: e.AMR, AuthTime: e.AuthTime}.authentication()
+}
+
+// outOfBandVersion 2: sealed (version 1 records are absent).
+const outOfBandVersion = 2
 
 func (c *Client) outOfBandKey(handle string) string { return c.cfg.KeyPrefix + "oob:" + handle }
 
@@ -123,10 +134,10 @@ func decodeOutOfBand(data []byte) (*outOfBandRecord, error) {
 }
 
 // readOutOfBand returns the out-of-band record of session s (read by
-// handle), nil when there is none or it belongs to another session. An
-// unreadable record is an error (fail closed).
+// handle), nil when there is none, it belongs to another session, or it
+// does not open (absent, and logged).
 func (c *Client) readOutOfBand(ctx context.Context, handle string, s *Session) (*outOfBandRecord, error) {
-	data, err := c.store.Get(ctx, c.outOfBandKey(handle))
+	data, err := c.getRecord(ctx, kindOutOfBand, c.outOfBandKey(handle), 0)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -135,65 +146,13 @@ func (c *Client) readOutOfBand(ctx context.Context, handle string, s *Session) (
 	}
 	r, err := decodeOutOfBand(data)
 	if err != nil {
-		c.log.ErrorContext(ctx, "stepup: unreadable out-of-band step-up record", "error", err)
-		return nil, fmt.Errorf("stepup: out-of-band step-up record: %w", err)
+		c.unreadable(ctx, kindOutOfBand, err)
+		return nil, nil
 	}
 	if r.Subject != s.Subject || r.Created != s.CreatedAt.UnixMilli() {
 		return nil, nil
 	}
 	return r, nil
-}
-
-// Logout ends the session with the given handle for good: it deletes the
-// session and its token records from the store, so that no worker or
-// browser can use them any more, then revokes its refresh tokens at the
-// tenant's /oauth/revoke (Auth0 revokes the token's whole family). It
-// returns nil when the session had already ended. A revocation failure is
-// returned (joined, one per token) after the local deletion: the tokens are
-// then unusable by us but still valid at the tenant until they expire.
-func (c *Client) Logout(ctx context.Context, handle string) error {
-	if !isRandomToken(handle) {
-		return nil
-	}
-	r, err := c.readSession(ctx, handle)
-	if errors.Is(err, ErrNoSession) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var refresh []string
-	var keys []string
-	for aud, t := range r.Tokens {
-		if t.Refresh != nil {
-			if b, err := c.ring.open(t.Refresh, sealAAD(handle, aud, "refresh")); err == nil {
-				refresh = append(refresh, string(b))
-			}
-		}
-		keys = append(keys, c.rotationKey(handle, aud))
-		// An unreadable rotation record is deleted below all the same.
-		if rec, _ := c.readRotation(ctx, handle, aud); rec != nil {
-			if b, err := c.ring.open(rec.T.Refresh, sealAAD(handle, aud, "refresh")); err == nil && !slices.Contains(refresh, string(b)) {
-				refresh = append(refresh, string(b))
-			}
-		}
-	}
-	if err := c.store.Delete(ctx, c.sessionKey(handle)); err != nil {
-		return fmt.Errorf("stepup: deleting the session: %w", err)
-	}
-	keys = append(keys, c.outOfBandKey(handle))
-	for _, k := range keys {
-		if err := c.store.Delete(ctx, k); err != nil {
-			return fmt.Errorf("stepup: deleting a session's token or out-of-band record: %w", err)
-		}
-	}
-	var errs []error
-	for _, rt := range refresh {
-		if err := c.RevokeRefreshToken(ctx, rt); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // recordStepUp records an out-of-band step-up's evidence for the session
@@ -202,28 +161,29 @@ func (c *Client) Logout(ctx context.Context, handle string) error {
 // out-of-band record, never into the session record: the browser's cookie
 // is not rotated by an out-of-band step-up, so the session's own evidence
 // (Authentication, StepUp: what RequireStepUp checks) is left alone, and a
-// cookie captured before stays as weak as it was. It costs one read and one
-// write of the session record when tok is given (one read otherwise), and one
-// write of the out-of-band record.
+// cookie captured before stays as weak as it was. It costs one read of the
+// session record, the token record's write (and index entry) when tok is
+// given, and one write of the out-of-band record.
 func (c *Client) recordStepUp(ctx context.Context, handle string, ev Authentication, audience string, tok *oauth2.Token) (*Session, error) {
-	r, err := c.readSession(ctx, handle)
+	ls, err := c.readSession(ctx, handle, 0)
 	if err != nil {
 		return nil, err
 	}
+	r := &ls.r
 	now := c.now()
 	if !r.live(now.UnixMilli()) {
 		return nil, ErrNoSession
 	}
 	if tok != nil && (tok.AccessToken != "" || tok.RefreshToken != "") {
-		c.putToken(r, handle, audience, tok)
-		if err := c.writeSession(ctx, handle, r, now); err != nil {
+		if err := c.storeLoginToken(ctx, handle, r, audience, tok, true, now); err != nil {
 			return nil, err
 		}
 	}
-	ob := &outOfBandRecord{V: outOfBandVersion, Subject: r.Subject, Created: r.Created, Ev: toEvidence(ev), At: now.UnixMilli()}
+	ob := &outOfBandRecord{V: outOfBandVersion, Subject: r.Subject, Created: r.Created, Ev: obEvidence(toEvidence(ev)), At: now.UnixMilli()}
 	ttl := time.Duration(r.Expires-now.UnixMilli()) * time.Millisecond
-	if err := c.store.Set(ctx, c.outOfBandKey(handle), encodeOutOfBand(ob), ttl); err != nil {
+	if err := c.putRecord(ctx, c.outOfBandKey(handle), encodeOutOfBand(ob), ttl); err != nil {
 		return nil, fmt.Errorf("stepup: saving the out-of-band step-up: %w", err)
 	}
-	return c.sessionFrom(handle, r), nil
+	c.fillSession(&ls.s, handle, r)
+	return &ls.s, nil
 }

@@ -101,30 +101,49 @@ func TestOutOfBandRecordOfAnotherSession(t *testing.T) {
 	c := e.client(nil, nil)
 	ctx := context.Background()
 	s := e.login(c, Login)
-	ev := toEvidence(Authentication{ACR: ACRMultiFactor, AMR: []string{AMRMultiFactor}, AuthTime: e.clock.Now()})
+	ev := obEvidence(toEvidence(Authentication{ACR: ACRMultiFactor, AMR: []string{AMRMultiFactor}, AuthTime: e.clock.Now()}))
+	key := c.outOfBandKey(s.Handle)
 	for _, rec := range []outOfBandRecord{
 		{V: outOfBandVersion, Subject: "auth0|someone-else", Created: s.CreatedAt.UnixMilli(), Ev: ev, At: e.clock.Now().UnixMilli()},
 		{V: outOfBandVersion, Subject: s.Subject, Created: s.CreatedAt.UnixMilli() - 1, Ev: ev, At: e.clock.Now().UnixMilli()},
 	} {
-		if err := e.store.Set(ctx, c.outOfBandKey(s.Handle), encodeOutOfBand(&rec), time.Hour); err != nil {
+		if err := e.store.Set(ctx, key, c.ring.sealRecord(key, encodeOutOfBand(&rec)), time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.SessionFor(ctx, s.Handle, MFA); !errors.Is(err, ErrStepUpRequired) {
 			t.Errorf("record %+v: SessionFor(MFA) got %v, want ErrStepUpRequired", rec, err)
 		}
 	}
-	// An unreadable record fails closed.
-	if err := e.store.Set(ctx, c.outOfBandKey(s.Handle), []byte(`{"v":1}`), time.Hour); err != nil {
+	// The session's own record, sealed: it counts (the control)...
+	good := outOfBandRecord{V: outOfBandVersion, Subject: s.Subject, Created: s.CreatedAt.UnixMilli(), Ev: ev, At: e.clock.Now().UnixMilli()}
+	if err := e.store.Set(ctx, key, c.ring.sealRecord(key, encodeOutOfBand(&good)), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.SessionFor(ctx, s.Handle, MFA); err == nil || errors.Is(err, ErrStepUpRequired) {
-		t.Errorf("unreadable out-of-band record: SessionFor(MFA) got %v, want a record error", err)
+	if _, err := c.SessionFor(ctx, s.Handle, MFA); err != nil {
+		t.Fatalf("the session's sealed out-of-band record: SessionFor(MFA) got %v, want nil", err)
+	}
+	// ...written without the Client's keys (a forger with write access to
+	// the store), moved from another session's key, or unreadable, it is
+	// absent: no step-up.
+	other := c.outOfBandKey(randomToken())
+	for name, blob := range map[string][]byte{
+		"unsealed":       encodeOutOfBand(&good),
+		"other key":      c.ring.sealRecord(other, encodeOutOfBand(&good)),
+		"unreadable":     []byte(`{"v":1}`),
+		"sealed garbage": c.ring.sealRecord(key, []byte(`{"v":1}`)),
+	} {
+		if err := e.store.Set(ctx, key, blob, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SessionFor(ctx, s.Handle, MFA); !errors.Is(err, ErrStepUpRequired) {
+			t.Errorf("%s out-of-band record: SessionFor(MFA) got %v, want ErrStepUpRequired (absent)", name, err)
+		}
 	}
 }
 
 // Out-of-band records come from the shared store.
 func FuzzDecodeOutOfBand(f *testing.F) {
-	f.Add(encodeOutOfBand(&outOfBandRecord{V: 1, Subject: "auth0|1", Created: 1, Ev: evidence{ACR: ACRMultiFactor, AMR: []string{"mfa"}, AuthTime: 5}, At: 2}))
+	f.Add(encodeOutOfBand(&outOfBandRecord{V: 1, Subject: "auth0|1", Created: 1, Ev: obEvidence{ACR: ACRMultiFactor, AMR: []string{"mfa"}, AuthTime: 5}, At: 2}))
 	f.Add([]byte(`{"v":1,"sub":"","c":1,"at":1}`))
 	f.Add([]byte(`{"v":1,"sub":"x","c":1,"at":1,"ev":{"at":-1}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

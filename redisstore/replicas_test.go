@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
 
 	"github.com/stepupauth/stepup"
 	"github.com/stepupauth/stepup/auth0test"
@@ -384,7 +385,8 @@ func TestReplicasCallbackOnAnotherReplica(t *testing.T) {
 			}
 
 			// What Redis holds: one session, under sess:<handle>, living
-			// until the idle deadline, with its tokens sealed.
+			// until the idle deadline (its TTL), sealed, and its tokens in
+			// a sealed token record of their own.
 			handle := handleOf(ck.Value)
 			sessKey := rs.st.Key("sess:" + handle)
 			if got := rs.sessionKeys(ctx); len(got) != 1 || got[0] != sessKey {
@@ -398,16 +400,23 @@ func TestReplicasCallbackOnAnotherReplica(t *testing.T) {
 			if err != nil {
 				t.Fatalf("LoadSession on replica A: %v", err)
 			}
-			tok, err := rs.clients[a].Token(s, "")
+			tok, err := rs.clients[a].Token(ctx, s, "")
 			if err != nil || tok.AccessToken == "" {
 				t.Fatalf("Token on replica A = %v, %v; want the login's access token", tok, err)
 			}
-			raw, err := rs.rdb.Get(ctx, sessKey).Bytes()
-			if err != nil {
-				t.Fatal(err)
+			toks := rs.keys(ctx, rs.st.Key("tok:"+handle+":")+"*")
+			if len(toks) != 2 { // the login's audience and the ID token
+				t.Errorf("token records in Redis = %q, want the login's tokens and its ID token", toks)
 			}
-			if strings.Contains(string(raw), tok.AccessToken) || strings.Contains(string(raw), ck.Value[len(handle)+1:]) {
-				t.Error("the session record in Redis holds the access token or the cookie's secret in clear")
+			for _, key := range append(toks, sessKey) {
+				raw, err := rs.rdb.Get(ctx, key).Bytes()
+				if err != nil {
+					t.Fatal(err)
+				}
+				secret := strings.SplitN(ck.Value, ".", 3)[1]
+				if strings.Contains(string(raw), tok.AccessToken[:32]) || strings.Contains(string(raw), secret) || strings.Contains(string(raw), "alice") {
+					t.Errorf("%s in Redis holds a token, the cookie's secret or the user in clear", key)
+				}
 			}
 			if errs := rs.errors(); len(errs) != 0 {
 				t.Errorf("the replicas answered with errors: %v", errs)
@@ -883,11 +892,15 @@ func TestReplicasUsedMarkerExpiresInRedis(t *testing.T) {
 
 // What a login costs in Redis commands, counted with a go-redis hook (not
 // by reading the code): AuthorizeURL sends none (the transaction is a
-// cookie); a callback sets its single-use marker with one SET NX and writes
-// the session with one SET (two commands in all; a step-up of a live
-// session first reads it: three); a
-// page load of a live session is one GET, plus one SET when its idle
-// deadline must move (once per idle step), which the other replica then sees.
+// cookie); a callback sets its single-use marker with one SET NX, then
+// writes the session's index entries (by sid, by user, and its own list of
+// token records: one script each, EVALSHA), its token record, its ID token
+// and the session (SET each); a step-up of a live session first reads it
+// (GETEX), writes no sid or user entry (they are unchanged), and reads the
+// audience's token record (GET) when the login brought no refresh token, to
+// keep one; a page load of a live session is one GETEX (the idle deadline
+// moves with the read; nothing is rewritten), whenever it comes; a
+// TokenSource's Token while the access token is valid is one GET.
 func TestReplicasRedisCommandCost(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
@@ -895,6 +908,12 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	var offset atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	rs := newReplicaSet(t, rdb, replicaOpts{n: 2, client: func(c *stepup.Config) { c.Now = now }})
+	// One login first, so that Redis has loaded the index scripts (the
+	// first EVALSHA of a script on a server is answered NOSCRIPT, then
+	// EVAL): the counts below are those of a running service.
+	if _, err := rs.newBrowser(alice).login(ctx, pathPrivate, 0, 1); err != nil {
+		t.Fatal(err)
+	}
 	n := redistest.CountCommands(rdb)
 	c := rs.clients[0]
 	check := func(what string, want ...string) {
@@ -904,6 +923,8 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 		}
 		n.Reset()
 	}
+	loginWrites := []string{"evalsha", "evalsha", "evalsha", "set", "set", "set"}
+	stepUpWrites := []string{"evalsha", "set", "set", "set"}
 
 	// The Client's own calls.
 	ar, err := c.AuthorizeURL(ctx, stepup.AuthorizeOptions{Policy: stepup.MFA})
@@ -925,11 +946,15 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("StartSession", "set")
+	check("StartSession", loginWrites...)
 	if _, err := c.LoadSession(ctx, rs.clients[1].SessionCookie(s).Value); err != nil {
 		t.Fatal(err)
 	}
-	check("LoadSession", "get")
+	check("LoadSession", "getex")
+	if _, err := c.TokenSource(ctx, s.Handle, stepup.TokenSourceOptions{}).Token(); err != nil {
+		t.Fatal(err)
+	}
+	check("TokenSource.Token (valid)", "get")
 
 	// The same through the middleware and the callback handler.
 	u := rs.newBrowser(bob)
@@ -946,11 +971,11 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	if r, err = u.get(1, cbu.RequestURI()); err != nil || r.status != http.StatusFound {
 		t.Fatalf("callback: %v, %v", r, err)
 	}
-	check("the callback handler of a first login", "set", "set")
+	check("the callback handler of a first login", append([]string{"set"}, loginWrites...)...)
 	if r, err = u.get(0, pathPrivate); err != nil || r.status != http.StatusOK {
 		t.Fatalf("GET %s with a session: %v, %v", pathPrivate, r, err)
 	}
-	check("a protected page with a session", "get")
+	check("a protected page with a session", "getex")
 
 	ua := rs.newBrowser(alice)
 	if _, err := ua.login(ctx, pathPrivate, 0, 1); err != nil {
@@ -960,7 +985,7 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	if r, err = ua.get(0, pathSalaries); err != nil || r.status != http.StatusFound {
 		t.Fatalf("GET %s with a password-only session: %v, %v", pathSalaries, r, err)
 	}
-	check("a step-up page with a weaker session (redirect to /authorize)", "get")
+	check("a step-up page with a weaker session (redirect to /authorize)", "getex")
 	cbu, err = ua.tb.Login(ctx, r.location, ua.creds)
 	if err != nil {
 		t.Fatal(err)
@@ -969,21 +994,18 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 	if r, err = ua.get(1, cbu.RequestURI()); err != nil || r.status != http.StatusFound {
 		t.Fatalf("step-up callback: %v, %v", r, err)
 	}
-	check("the callback handler of a step-up", "set", "get", "set")
+	// These logins ask for no offline_access: a step-up's tokens come
+	// without a refresh token, so the callback reads the audience's token
+	// record (GET) to keep the refresh token it may hold.
+	check("the callback handler of a step-up", append([]string{"set", "getex", "get"}, stepUpWrites...)...)
 	if r, err = ua.get(0, pathSalaries); err != nil || r.status != http.StatusOK {
 		t.Fatalf("GET %s after the step-up: %v, %v", pathSalaries, r, err)
 	}
-	check("a step-up page with a stepped-up session", "get")
+	check("a step-up page with a stepped-up session", "getex")
 
-	// Two minutes later (more than the idle step, a minute by default), a
-	// page load moves the idle deadline: one GET and one SET, and the
-	// other replica reads the new deadline.
-	offset.Store(int64(2 * time.Minute))
-	n.Reset()
-	if r, err = ua.get(0, pathSalaries); err != nil || r.status != http.StatusOK {
-		t.Fatalf("GET %s two minutes later: %v, %v", pathSalaries, r, err)
-	}
-	check("a page load that extends the idle deadline", "get", "set")
+	// Two minutes later, a page load moves the idle deadline with its one
+	// GETEX (no write), and Redis holds the new deadline as the record's
+	// TTL, for every replica.
 	var handle string
 	front, _ := url.Parse(rs.front.URL)
 	for _, ck := range ua.http.Jar.Cookies(front) {
@@ -991,14 +1013,153 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 			handle = handleOf(ck.Value)
 		}
 	}
+	sessKey := rs.st.Key("sess:" + handle)
+	if err := rdb.PExpire(ctx, sessKey, time.Minute).Err(); err != nil { // as if 29 idle minutes had passed
+		t.Fatal(err)
+	}
+	n.Reset()
+	offset.Store(int64(2 * time.Minute))
+	if r, err = ua.get(0, pathSalaries); err != nil || r.status != http.StatusOK {
+		t.Fatalf("GET %s two minutes later: %v, %v", pathSalaries, r, err)
+	}
+	check("a page load that extends the idle deadline", "getex")
+	if ttl := rdb.PTTL(ctx, sessKey).Val(); ttl < stepup.DefaultSessionIdleTimeout-10*time.Second || ttl > stepup.DefaultSessionIdleTimeout {
+		t.Errorf("the session's TTL after the page load is %v, want about SessionIdleTimeout (%v)", ttl, stepup.DefaultSessionIdleTimeout)
+	}
+	n.Reset()
 	s2, err := rs.clients[1].Session(ctx, handle)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := now().Add(stepup.DefaultSessionIdleTimeout); s2.IdleExpiresAt.Before(want.Add(-10*time.Second)) || s2.IdleExpiresAt.After(want) {
-		t.Errorf("the other replica sees the idle deadline %v, want about %v", s2.IdleExpiresAt, want)
+	if !s2.IdleExpiresAt.IsZero() {
+		t.Errorf("a session read by handle reports the idle deadline %v; it does not read the TTL", s2.IdleExpiresAt)
 	}
 	check("Session (by handle)", "get")
+}
+
+// 200 concurrent logins across 4 Clients (replicas) sharing one Redis, or
+// one Cluster: the sid and user indexes lose no entry, and LogoutSID and
+// LogoutUser end exactly the sessions of a sid or a user, with their token
+// records, on every replica; the others live on.
+func TestReplicasLogoutBySIDAndUser(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rdb  func(t *testing.T) redis.UniversalClient
+	}{
+		{"Redis", func(t *testing.T) redis.UniversalClient { return redistest.Client(t) }},
+		{"Cluster", func(t *testing.T) redis.UniversalClient { return redistest.Cluster(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const (
+				logins   = 200
+				replicas = 4
+				users    = 5
+				sids     = 20
+			)
+			ctx := context.Background()
+			rdb := tc.rdb(t)
+			st, err := redisstore.New(rdb, redisstore.Options{Prefix: redistest.Prefix(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clients := make([]*stepup.Client, replicas)
+			for i := range clients {
+				c, err := stepup.New(ctx, stepup.Config{
+					Domain: "fabrikam.eu.auth0.com", ClientID: "client-1", ClientSecret: "secret-1",
+					RedirectURL: "https://app.example.com/callback", Store: st, SealingKeys: [][]byte{sealingKey},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				clients[i] = c
+			}
+			const api = "https://api.fabrikam.example"
+			sessions := make([]*stepup.Session, logins)
+			var wg sync.WaitGroup
+			errs := make(chan error, logins)
+			for i := range logins {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sub, sid := fmt.Sprintf("auth0|user-%d", i%users), fmt.Sprintf("sid-%d", i%sids)
+					s, err := clients[i%replicas].StartSession(ctx, &stepup.LoginResult{
+						IDToken:  &stepup.IDToken{Subject: sub, SessionID: sid, Raw: "id." + sub},
+						Token:    &oauth2.Token{AccessToken: "at-" + strconv.Itoa(i), Expiry: time.Now().Add(time.Hour)},
+						Audience: api,
+					}, nil)
+					if err != nil {
+						errs <- err
+						return
+					}
+					sessions[i] = s
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("a login: %v", err)
+			}
+			ended := make([]bool, logins)
+			check := func(what string) {
+				t.Helper()
+				for i, s := range sessions {
+					c := clients[(i+1)%replicas] // never the replica that started it
+					_, err := c.Session(ctx, s.Handle)
+					_, terr := c.TokenSource(ctx, s.Handle, stepup.TokenSourceOptions{Audience: api}).Token()
+					switch {
+					case ended[i] && (!errors.Is(err, stepup.ErrNoSession) || !errors.Is(terr, stepup.ErrNoSession)):
+						t.Errorf("%s: session %d (%s, %s) lives on: %v, tokens %v", what, i, s.Subject, s.SessionID, err, terr)
+					case !ended[i] && (err != nil || terr != nil):
+						t.Errorf("%s: session %d (%s, %s) ended: %v, tokens %v", what, i, s.Subject, s.SessionID, err, terr)
+					}
+				}
+			}
+			check("after the logins")
+			// sid-3's sessions, from replica 2.
+			n, err := clients[2].LogoutSID(ctx, "sid-3")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 0
+			for i := range sessions {
+				if i%sids == 3 {
+					ended[i] = true
+					want++
+				}
+			}
+			if n != want {
+				t.Errorf("LogoutSID(sid-3) ended %d sessions, want %d", n, want)
+			}
+			check("after LogoutSID(sid-3)")
+			// Every session of user-1 (some of which sid-3 took already),
+			// from replica 0.
+			n, err = clients[0].LogoutUser(ctx, "auth0|user-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = 0
+			for i := range sessions {
+				if i%users == 1 && !ended[i] {
+					ended[i] = true
+					want++
+				}
+			}
+			if n != want {
+				t.Errorf("LogoutUser(user-1) ended %d sessions, want %d", n, want)
+			}
+			check("after LogoutUser(user-1)")
+			// No record of an ended session is left in Redis.
+			for i, s := range sessions {
+				if !ended[i] {
+					continue
+				}
+				if keys, err := redistest.Keys(ctx, rdb, st.Key("*"+s.Handle+"*")); err != nil || len(keys) != 0 {
+					t.Errorf("session %d ended, yet Redis holds %q (%v)", i, keys, err)
+				}
+			}
+		})
+	}
 }
 
 // Two replicas on a Sentinel set-up, opened from a REDIS_URL as a
