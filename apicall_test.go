@@ -558,7 +558,7 @@ func TestClientVerifierOptions(t *testing.T) {
 	if v.keys != c.keys || v.ownsKeys {
 		t.Error("the Verifier does not share the Client's key set")
 	}
-	if v.ns != "https://stepup.example/" || v.nsAMR != "https://stepup.example/amr" || v.cache == nil || !slices.Equal(v.algs, []string{"RS256"}) ||
+	if v.ns != "https://stepup.example/" || v.names.amr != "https://stepup.example/amr" || v.cache == nil || !slices.Equal(v.jws.algs, []string{"RS256"}) ||
 		v.issuer != c.issuer || v.audience != apiAudience || v.leeway != c.cfg.Leeway {
 		t.Errorf("Verifier %+v", v)
 	}

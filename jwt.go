@@ -1,0 +1,674 @@
+package stepup
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"errors"
+	"math"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// The verification core shared by every kind of token stepup checks: ID
+// tokens (verify.go), access tokens (api.go) and back-channel logout tokens
+// (verify_logout.go). It splits a compact JWS, decodes its header, verifies
+// its signature with the tenant's keys (jwks.go) or the client secret, and
+// decodes the registered claims straight into typed fields. Each token kind
+// then applies its own rules to those fields; none calls into another's file.
+//
+// The fast path allocates little on purpose: the signing input is hashed
+// from a caller's stack buffer, the header and payload are decoded into that
+// buffer and copied once into one string that every claim value without
+// escapes shares, and the claims nobody asked for are validated but not
+// built. No unsafe is used: the one copy it would save is well under 1% of
+// an RSA verification.
+
+// jwtStackBytes is the scratch buffer a verification keeps on its stack: the
+// signing input plus its decoded header and payload. Larger tokens (up to
+// maxTokenBytes) use a heap buffer.
+const jwtStackBytes = 6 << 10
+
+// maxSignatureBytes bounds a decoded signature: RSA up to 8192 bits.
+const maxSignatureBytes = 1024
+
+// maxTokenBytes bounds the size of a token we look at.
+const maxTokenBytes = 64 << 10
+
+// joseHeader is the part of a JWS header we read.
+type joseHeader struct {
+	Alg, Kid, Typ string
+}
+
+// jwsVerifier checks compact JWS signatures for one token kind.
+type jwsVerifier struct {
+	algs   []string // accepted header algs; never "none"
+	keys   *keySet  // the tenant's keys; nil: only HS256 can verify
+	secret []byte   // HS256 key; nil: HS256 never verifies
+}
+
+// pssOptions accept any salt length, as jwx (and our verifier before it)
+// did: RFC 7518 §3.5 says the salt is as long as the hash, and a signer with
+// another length proves the same key possession.
+var pssOptions = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}
+
+// verifyJWS splits raw, decodes its header, checks its alg against v.algs and
+// its typ with typOK, verifies the signature, and returns the header, the
+// decoded payload (JSON, not yet parsed) and the key that verified it (nil
+// for HS256). scratch is a buffer the caller owns (usually on its stack); it
+// is used only during the call. Failures are *TokenError, or an error
+// matching ErrTenantUnavailable when the keys cannot be fetched.
+func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(string) bool, typDetail string, scratch []byte) (joseHeader, string, *verificationKey, error) {
+	var h joseHeader
+	if len(raw) > maxTokenBytes {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "token too large")
+	}
+	i := strings.IndexByte(raw, '.')
+	if i < 0 {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS")
+	}
+	j := strings.IndexByte(raw[i+1:], '.')
+	if j < 0 {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS")
+	}
+	j += i + 1
+	if strings.IndexByte(raw[j+1:], '.') >= 0 {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS (encrypted tokens are not supported)")
+	}
+	enc := base64.RawURLEncoding
+	// Layout of scratch: the signing input, then the decoded header and
+	// payload, adjacent so that one string holds both.
+	need := j + enc.DecodedLen(i) + enc.DecodedLen(j-i-1)
+	if need > len(scratch) {
+		scratch = make([]byte, need)
+	}
+	in := scratch[:copy(scratch, raw[:j])]
+	hn, err := enc.Decode(scratch[j:], in[:i])
+	if err != nil {
+		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad base64url", Err: err}
+	}
+	pn, err := enc.Decode(scratch[j+hn:], in[i+1:])
+	if err != nil {
+		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "bad base64url", Err: err}
+	}
+	decoded := string(scratch[j : j+hn+pn])
+	h, err = parseHeader(decoded[:hn])
+	if err != nil {
+		return h, "", nil, err
+	}
+	if !algAllowed(v.algs, h.Alg) {
+		return h, "", nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not in the allowed list")
+	}
+	if h.Typ != "" && !typOK(h.Typ) {
+		return h, "", nil, tokenErr(ErrTokenType, "typ", typDetail)
+	}
+	key, err := v.verifySignature(ctx, h, in, raw[j+1:])
+	if err != nil {
+		return h, "", nil, err
+	}
+	return h, decoded[hn:], key, nil
+}
+
+// parseHeader decodes a JWS header and refuses what we never accept: crit
+// extensions, a missing alg, and "none".
+func parseHeader(s string) (joseHeader, error) {
+	h, hasCrit, err := decodeJOSEHeader(s)
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) {
+			return h, te
+		}
+		return h, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "not a JSON object", Err: err}
+	}
+	if hasCrit {
+		return h, tokenErr(ErrTokenMalformed, "crit", "critical header extensions are not supported")
+	}
+	if h.Alg == "" {
+		return h, tokenErr(ErrTokenAlgorithm, "alg", "missing")
+	}
+	if strings.EqualFold(h.Alg, "none") {
+		return h, tokenErr(ErrTokenAlgorithm, "alg", `"none" is never accepted`)
+	}
+	return h, nil
+}
+
+func algAllowed(algs []string, alg string) bool {
+	for _, a := range algs {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// jwsAlg describes a JWS signature algorithm we verify.
+type jwsAlg struct {
+	hash crypto.Hash
+	kind byte // 'R' RSASSA-PKCS1-v1_5, 'P' RSASSA-PSS, 'E' ECDSA, 'H' HMAC
+	size int  // ECDSA: bytes of each of r and s
+}
+
+func lookupAlg(alg string) (jwsAlg, bool) {
+	switch alg {
+	case "RS256":
+		return jwsAlg{crypto.SHA256, 'R', 0}, true
+	case "RS384":
+		return jwsAlg{crypto.SHA384, 'R', 0}, true
+	case "RS512":
+		return jwsAlg{crypto.SHA512, 'R', 0}, true
+	case "PS256":
+		return jwsAlg{crypto.SHA256, 'P', 0}, true
+	case "PS384":
+		return jwsAlg{crypto.SHA384, 'P', 0}, true
+	case "PS512":
+		return jwsAlg{crypto.SHA512, 'P', 0}, true
+	case "ES256":
+		return jwsAlg{crypto.SHA256, 'E', 32}, true
+	case "ES384":
+		return jwsAlg{crypto.SHA384, 'E', 48}, true
+	case "ES512":
+		return jwsAlg{crypto.SHA512, 'E', 66}, true
+	case "HS256":
+		return jwsAlg{crypto.SHA256, 'H', 0}, true
+	}
+	return jwsAlg{}, false
+}
+
+// isRSAJWSAlg reports whether alg is an RSA JWS algorithm (the only kind
+// access tokens accept).
+func isRSAJWSAlg(alg string) bool {
+	a, ok := lookupAlg(alg)
+	return ok && (a.kind == 'R' || a.kind == 'P')
+}
+
+// verifySignature verifies sigB64 over in with the candidate keys for h (or
+// the client secret for HS256), with crypto/rsa, crypto/ecdsa and crypto/hmac.
+func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in []byte, sigB64 string) (*verificationKey, error) {
+	a, ok := lookupAlg(h.Alg)
+	if !ok {
+		return nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not supported")
+	}
+	enc := base64.RawURLEncoding
+	if enc.DecodedLen(len(sigB64)) > maxSignatureBytes {
+		return nil, tokenErr(ErrTokenSignature, "", "signature too long")
+	}
+	var b64 [(maxSignatureBytes*4 + 2) / 3]byte
+	var sigBuf [maxSignatureBytes]byte
+	n, err := enc.Decode(sigBuf[:], b64[:copy(b64[:], sigB64)])
+	if err != nil {
+		return nil, &TokenError{Kind: ErrTokenMalformed, Claim: "signature", Detail: "bad base64url", Err: err}
+	}
+	sig := sigBuf[:n]
+
+	if a.kind == 'H' {
+		if len(v.secret) == 0 {
+			return nil, tokenErr(ErrTokenAlgorithm, "alg", "HS256 needs the client secret")
+		}
+		if !verifyHMAC(v.secret, in, sig) {
+			return nil, tokenErr(ErrTokenSignature, "", "HS256 signature does not verify with the client secret")
+		}
+		return nil, nil
+	}
+
+	var dbuf [64]byte
+	var digest []byte
+	switch a.hash {
+	case crypto.SHA256:
+		d := sha256.Sum256(in)
+		digest = dbuf[:copy(dbuf[:], d[:])]
+	case crypto.SHA384:
+		d := sha512.Sum384(in)
+		digest = dbuf[:copy(dbuf[:], d[:])]
+	default:
+		d := sha512.Sum512(in)
+		digest = dbuf[:copy(dbuf[:], d[:])]
+	}
+
+	if v.keys == nil {
+		return nil, tokenErr(ErrTokenUnknownKey, "kid", "no key set configured")
+	}
+	keys, err := v.keys.candidates(ctx, h.Kid, h.Alg)
+	if err != nil {
+		return nil, err
+	}
+	tried := 0
+	for _, key := range keys {
+		if !key.acceptsAlg(h.Alg) {
+			continue
+		}
+		var err error
+		switch pub := key.key.(type) {
+		case *rsa.PublicKey:
+			tried++
+			if a.kind == 'P' {
+				err = rsa.VerifyPSS(pub, a.hash, bytes.Clone(digest), sig, pssOptions) // a copy: VerifyPSS lets its hash escape
+			} else {
+				err = rsa.VerifyPKCS1v15(pub, a.hash, digest, sig)
+			}
+		case *ecdsa.PublicKey:
+			tried++
+			if a.kind != 'E' || !verifyECDSA(pub, a.size, digest, sig) {
+				err = errECDSA
+			}
+		default:
+			continue
+		}
+		if err == nil {
+			return key, nil
+		}
+	}
+	if tried == 0 {
+		return nil, tokenErr(ErrTokenUnknownKey, "kid", "no key in the JWKS matches the token's kid and alg")
+	}
+	return nil, tokenErr(ErrTokenSignature, "", "signature does not verify")
+}
+
+var errECDSA = errors.New("ECDSA verification failed")
+
+// verifyHMAC checks an HS256 signature. It works on copies so that the
+// caller's stack buffers do not escape through hash.Hash (an interface).
+func verifyHMAC(secret, in, sig []byte) bool {
+	m := hmac.New(sha256.New, secret)
+	m.Write(bytes.Clone(in))
+	return hmac.Equal(m.Sum(nil), bytes.Clone(sig))
+}
+
+// verifyECDSA checks a JWS ECDSA signature: r||s, each left-padded to the
+// curve's size (RFC 7518 §3.4). It copies digest for the same reason as
+// verifyHMAC.
+func verifyECDSA(pub *ecdsa.PublicKey, size int, digest, sig []byte) bool {
+	if len(sig) != 2*size || (pub.Curve.Params().BitSize+7)/8 != size {
+		return false
+	}
+	r := new(big.Int).SetBytes(sig[:size])
+	s := new(big.Int).SetBytes(sig[size:])
+	return ecdsa.Verify(pub, bytes.Clone(digest), r, s)
+}
+
+// numericDate is a decoded NumericDate claim.
+type numericDate struct {
+	t  time.Time
+	ok bool // present and not null
+}
+
+// claimNames are the extra claim names an access-token Verifier reads: the
+// authentication claims an Action copied under a namespace.
+type claimNames struct {
+	acr, amr, authTime string // "" when no namespace is set
+}
+
+// registeredClaims are the claims any of our token kinds reads, decoded
+// straight from the payload. Strings without escapes share the payload's
+// memory; string lists are carved out of the arena passed to decodeClaims.
+type registeredClaims struct {
+	iss, sub, azp, clientID, nonce, sid, acr, orgID, jti, scope string
+
+	hasAzp, hasNonce, hasScope bool
+
+	aud, amr, permissions, scopes []string
+	iat, exp, nbf, authTime      numericDate
+
+	// events is the raw JSON value of the events claim (logout tokens).
+	events    string
+	hasEvents bool
+
+	// The namespaced authentication claims (claimNames), and whether each
+	// member was present at all (even null).
+	nsACR                      string
+	nsAMR                      []string
+	nsAuthTime                 numericDate
+	hasNSACR, hasNSAMR, hasNSA bool
+}
+
+// payloadErr wraps a JSON error in the payload.
+func payloadErr(err error) error {
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te
+	}
+	return &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "not a valid JSON object", Err: err}
+}
+
+// maxClaimNamesOnStack is how many member names decodeClaims checks for
+// repeats without allocating; beyond it, a map takes over.
+const maxClaimNamesOnStack = 48
+
+// decodeClaims decodes payload, which must be exactly one JSON object, into
+// c. Members it does not read are validated (the same grammar as
+// decodeJSONObject, so that a Claims map can always be built later) but not
+// kept. A repeated member name is an error, as in decodeJSONObject. ns may be
+// nil.
+func decodeClaims(payload string, c *registeredClaims, arena []string, ns *claimNames) error {
+	d := jsonDecoder{s: payload, depth: 1}
+	d.ws()
+	if d.i >= len(d.s) || d.s[d.i] != '{' {
+		return payloadErr(errJSONNotObject)
+	}
+	d.i++
+	var names [maxClaimNamesOnStack]string
+	n := 0
+	var spill map[string]struct{}
+	d.ws()
+	if d.i < len(d.s) && d.s[d.i] == '}' {
+		d.i++
+	} else {
+		for {
+			d.ws()
+			if d.i >= len(d.s) || d.s[d.i] != '"' {
+				return payloadErr(errJSONSyntax)
+			}
+			k, err := d.str()
+			if err != nil {
+				return payloadErr(err)
+			}
+			if spill == nil {
+				for _, seen := range names[:n] {
+					if seen == k {
+						return payloadErr(errJSONDuplicate)
+					}
+				}
+				if n < len(names) {
+					names[n] = k
+					n++
+				} else {
+					spill = make(map[string]struct{}, 2*len(names))
+					for _, s := range names {
+						spill[s] = struct{}{}
+					}
+				}
+			}
+			if spill != nil {
+				if _, dup := spill[k]; dup {
+					return payloadErr(errJSONDuplicate)
+				}
+				spill[k] = struct{}{}
+			}
+			d.ws()
+			if d.i >= len(d.s) || d.s[d.i] != ':' {
+				return payloadErr(errJSONSyntax)
+			}
+			d.i++
+			d.ws()
+			if err := c.member(&d, k, &arena, ns); err != nil {
+				return payloadErr(err)
+			}
+			end, err := d.next('}')
+			if err != nil {
+				return payloadErr(err)
+			}
+			if end {
+				break
+			}
+		}
+	}
+	d.ws()
+	if d.i != len(d.s) {
+		return payloadErr(errJSONSyntax)
+	}
+	return nil
+}
+
+// member decodes the value of member k at d.i.
+func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns *claimNames) error {
+	var err error
+	switch k {
+	case "iss":
+		c.iss, _, err = d.claimString(k)
+	case "sub":
+		c.sub, _, err = d.claimString(k)
+	case "azp":
+		c.azp, c.hasAzp, err = d.claimString(k)
+	case "client_id":
+		c.clientID, _, err = d.claimString(k)
+	case "nonce":
+		// Present at all, even null, counts for logout tokens (which must not have one).
+		c.hasNonce = true
+		c.nonce, _, err = d.claimString(k)
+	case "sid":
+		c.sid, _, err = d.claimString(k)
+	case "acr":
+		c.acr, _, err = d.claimString(k)
+	case "org_id":
+		c.orgID, _, err = d.claimString(k)
+	case "jti":
+		c.jti, _, err = d.claimString(k)
+	case "aud":
+		if d.peek() == '"' {
+			var s string
+			if s, err = d.str(); err == nil {
+				c.aud = appendArena(arena, s)
+			}
+		} else {
+			c.aud, _, err = d.claimStrings(k, arena)
+		}
+	case "amr":
+		c.amr, _, err = d.claimStrings(k, arena)
+	case "permissions":
+		c.permissions, _, err = d.claimStrings(k, arena)
+	case "scope":
+		switch d.peek() {
+		case '"':
+			var s string
+			if s, err = d.str(); err == nil {
+				c.scope, c.hasScope = s, true
+				c.scopes = splitScope(s, arena)
+			}
+		case '[':
+			c.scopes, c.hasScope, err = d.claimStrings(k, arena)
+		case 'n':
+			err = d.lit("null")
+		default:
+			err = tokenErr(ErrTokenMalformed, k, "must be a space-separated string")
+		}
+	case "iat":
+		c.iat, err = d.claimTime(k)
+	case "exp":
+		c.exp, err = d.claimTime(k)
+	case "nbf":
+		c.nbf, err = d.claimTime(k)
+	case "auth_time":
+		c.authTime, err = d.claimTime(k)
+	case "events":
+		start := d.i
+		if err = d.skip(); err == nil {
+			c.events, c.hasEvents = d.s[start:d.i], true
+		}
+	default:
+		switch {
+		case ns == nil || ns.acr == "":
+			err = d.skip()
+		case k == ns.acr:
+			c.hasNSACR = true
+			c.nsACR, _, err = d.claimString(k)
+		case k == ns.amr:
+			c.hasNSAMR = true
+			c.nsAMR, _, err = d.claimStrings(k, arena)
+		case k == ns.authTime:
+			c.hasNSA = true
+			c.nsAuthTime, err = d.claimTime(k)
+		default:
+			err = d.skip()
+		}
+	}
+	return err
+}
+
+// appendArena appends s to the arena and returns it as a one-element list
+// whose capacity ends at its length (appending to it never overwrites the
+// arena).
+func appendArena(arena *[]string, s string) []string {
+	start := len(*arena)
+	*arena = append(*arena, s)
+	return (*arena)[start : start+1 : start+1]
+}
+
+// splitScope splits a space-separated scope claim into arena (as
+// strings.Fields does for ASCII white space).
+func splitScope(s string, arena *[]string) []string {
+	start := len(*arena)
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && isScopeSpace(s[i]) {
+			i++
+		}
+		s = s[i:]
+		j := 0
+		for j < len(s) && !isScopeSpace(s[j]) {
+			j++
+		}
+		if j > 0 {
+			*arena = append(*arena, s[:j])
+		}
+		s = s[j:]
+	}
+	if len(*arena) == start {
+		return nil
+	}
+	return (*arena)[start:len(*arena):len(*arena)]
+}
+
+func isScopeSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f' }
+
+// peek returns the byte at d.i, or 0 at the end.
+func (d *jsonDecoder) peek() byte {
+	if d.i < len(d.s) {
+		return d.s[d.i]
+	}
+	return 0
+}
+
+// claimString decodes a string claim: null is absent, another type is
+// ErrTokenMalformed.
+func (d *jsonDecoder) claimString(name string) (string, bool, error) {
+	switch d.peek() {
+	case '"':
+		s, err := d.str()
+		return s, err == nil, err
+	case 'n':
+		return "", false, d.lit("null")
+	}
+	return "", false, tokenErr(ErrTokenMalformed, name, "must be a string")
+}
+
+// claimStrings decodes an array of strings into arena: null is absent.
+func (d *jsonDecoder) claimStrings(name string, arena *[]string) ([]string, bool, error) {
+	switch d.peek() {
+	case 'n':
+		return nil, false, d.lit("null")
+	case '[':
+	default:
+		return nil, false, tokenErr(ErrTokenMalformed, name, "must be an array of strings")
+	}
+	if d.depth++; d.depth > maxJSONDepth {
+		return nil, false, errJSONDepth
+	}
+	d.i++
+	start := len(*arena)
+	d.ws()
+	if d.peek() == ']' {
+		d.i++
+		d.depth--
+		return []string{}, true, nil
+	}
+	for {
+		d.ws()
+		if d.peek() != '"' {
+			if d.peek() == 0 {
+				return nil, false, errJSONSyntax
+			}
+			return nil, false, tokenErr(ErrTokenMalformed, name, "must be an array of strings")
+		}
+		s, err := d.str()
+		if err != nil {
+			return nil, false, err
+		}
+		*arena = append(*arena, s)
+		end, err := d.next(']')
+		if err != nil {
+			return nil, false, err
+		}
+		if end {
+			d.depth--
+			return (*arena)[start:len(*arena):len(*arena)], true, nil
+		}
+	}
+}
+
+// claimTime decodes a NumericDate claim: null is absent.
+func (d *jsonDecoder) claimTime(name string) (numericDate, error) {
+	c := d.peek()
+	if c == 'n' {
+		return numericDate{}, d.lit("null")
+	}
+	if c != '-' && (c < '0' || c > '9') {
+		return numericDate{}, tokenErr(ErrTokenMalformed, name, "must be a number of seconds since 1970")
+	}
+	f, err := d.float()
+	if err != nil {
+		return numericDate{}, err
+	}
+	if math.IsNaN(f) || f < 0 || f > 1e11 {
+		return numericDate{}, tokenErr(ErrTokenMalformed, name, "must be a number of seconds since 1970")
+	}
+	sec, frac := math.Modf(f)
+	return numericDate{t: time.Unix(int64(sec), int64(frac*1e9)), ok: true}, nil
+}
+
+// checkTimes checks exp (required), iat (required when iatRequired; never in
+// the future) and nbf (optional) against now with leeway.
+func (c *registeredClaims) checkTimes(now time.Time, leeway time.Duration, iatRequired bool) error {
+	if !c.exp.ok {
+		return tokenErr(ErrTokenExpired, "exp", "exp missing")
+	}
+	if !now.Before(c.exp.t.Add(leeway)) {
+		return tokenErr(ErrTokenExpired, "exp", "token expired")
+	}
+	return c.checkIssuedAt(now, leeway, iatRequired)
+}
+
+// checkIssuedAt checks iat and nbf: iat is never in the future.
+func (c *registeredClaims) checkIssuedAt(now time.Time, leeway time.Duration, iatRequired bool) error {
+	if !c.iat.ok && iatRequired {
+		return tokenErr(ErrTokenIssuedAt, "iat", "iat missing")
+	}
+	if c.iat.ok && c.iat.t.After(now.Add(leeway)) {
+		return tokenErr(ErrTokenIssuedAt, "iat", "issued in the future")
+	}
+	if c.nbf.ok && c.nbf.t.After(now.Add(leeway)) {
+		return tokenErr(ErrTokenNotYetValid, "nbf", "not valid yet")
+	}
+	return nil
+}
+
+// checkIssuer checks that iss is exactly issuer.
+func (c *registeredClaims) checkIssuer(issuer string) error {
+	if c.iss != issuer {
+		return tokenErr(ErrTokenIssuer, "iss", "issuer missing or not the tenant's")
+	}
+	return nil
+}
+
+// checkAudience checks that aud contains want; detail says what want is.
+func (c *registeredClaims) checkAudience(want, detail string) error {
+	for _, a := range c.aud {
+		if a == want {
+			return nil
+		}
+	}
+	return tokenErr(ErrTokenAudience, "aud", detail)
+}
+
+// checkSubject checks that sub is a non-empty string.
+func (c *registeredClaims) checkSubject() error {
+	if c.sub == "" {
+		return tokenErr(ErrTokenSubject, "sub", "sub missing or empty")
+	}
+	return nil
+}
