@@ -313,7 +313,7 @@ type registeredClaims struct {
 	hasAzp, hasNonce, hasScope bool
 
 	aud, amr, permissions, scopes []string
-	iat, exp, nbf, authTime      numericDate
+	iat, exp, nbf, authTime       numericDate
 
 	// events is the raw JSON value of the events claim (logout tokens).
 	events    string
@@ -534,7 +534,9 @@ func splitScope(s string, arena *[]string) []string {
 	return (*arena)[start:len(*arena):len(*arena)]
 }
 
-func isScopeSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f' }
+func isScopeSpace(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f'
+}
 
 // peek returns the byte at d.i, or 0 at the end.
 func (d *jsonDecoder) peek() byte {
