@@ -532,6 +532,10 @@ func TestWithRetryMark(t *testing.T) {
 		{"/a?" + RetryParam + "=old&b=1", "/a?b=1&" + RetryParam + "=M"},
 		{"/a?b=1&" + RetryParam + "=old&" + RetryParam + "=older", "/a?b=1&" + RetryParam + "=M"},
 		{"/a?", "/a?" + RetryParam + "=M"},
+		// Keys are compared decoded, as the reader (url.Values) sees them.
+		{"/a?stepup%5Fretry=x&b=1", "/a?b=1&" + RetryParam + "=M"},
+		{"/a?stepup%5fretry=x&stepup_r%65try=y", "/a?" + RetryParam + "=M"},
+		{"/a?b%zz=1&c=2", "/a?c=2&" + RetryParam + "=M"},
 	}
 	for _, tc := range tests {
 		got, err := withRetryMark(tc.in, "M")
@@ -542,8 +546,13 @@ func TestWithRetryMark(t *testing.T) {
 	if _, err := withRetryMark("//evil.example/", "M"); err == nil {
 		t.Error("a non-local path was accepted")
 	}
-	if _, err := withRetryMark("/"+strings.Repeat("a", 2040), "M"); err == nil {
+	if _, err := withRetryMark("/"+strings.Repeat("a", 2048), "M"); err == nil {
 		t.Error("a path over 2048 bytes was accepted")
+	}
+	// A page URL a little under 2 KB still gets its (long) marker.
+	page := "/" + strings.Repeat("a", 2000)
+	if out, err := withRetryMark(page, strings.Repeat("M", maxRetryMarkBytes)); err != nil || checkReturnTo(out) != nil {
+		t.Errorf("withRetryMark(a %d-byte page): %v", len(page), err)
 	}
 }
 

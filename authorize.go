@@ -313,8 +313,8 @@ func checkReturnTo(p string) error {
 	switch {
 	case p == "":
 		return errors.New("empty path")
-	case len(p) > 2048:
-		return errors.New("longer than 2048 bytes")
+	case len(p) > maxReturnToBytes:
+		return fmt.Errorf("longer than %d bytes", maxReturnToBytes)
 	case p[0] != '/':
 		return fmt.Errorf("%q is not a local path starting with /", p)
 	case len(p) > 1 && (p[1] == '/' || p[1] == '\\'):
