@@ -263,9 +263,9 @@ func (c *Client) StepUp(w http.ResponseWriter, r *http.Request, opts AuthorizeOp
 	want := retryMark{Audience: audience, ACR: opts.Policy.ACRValues(), MaxAge: -1}
 	switch {
 	case opts.MaxAge != nil && *opts.MaxAge >= 0:
-		want.MaxAge = int64((*opts.MaxAge + time.Second - 1) / time.Second)
+		want.MaxAge = ceilSeconds(*opts.MaxAge)
 	case opts.Policy.MaxAge > 0:
-		want.MaxAge = int64((opts.Policy.MaxAge + time.Second - 1) / time.Second)
+		want.MaxAge = ceilSeconds(opts.Policy.MaxAge)
 	}
 	now := c.now()
 	if s != nil {
@@ -273,8 +273,8 @@ func (c *Client) StepUp(w http.ResponseWriter, r *http.Request, opts AuthorizeOp
 			m.Audience == want.Audience && m.ACR == want.ACR && m.MaxAge == want.MaxAge &&
 			(m.Secret == "" || m.Secret != cookieMark(s)) {
 			window := c.cfg.TransactionTTL + time.Minute
-			if m.MaxAge >= 0 {
-				window = min(window, max(time.Duration(m.MaxAge)*time.Second, time.Minute))
+			if m.MaxAge >= 0 && m.MaxAge < int64(window/time.Second) { // no overflow for a huge max_age
+				window = max(time.Duration(m.MaxAge)*time.Second, time.Minute)
 			}
 			at := time.Unix(m.At, 0)
 			if !now.Before(at.Add(-time.Minute)) && now.Before(at.Add(window)) {

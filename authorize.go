@@ -162,7 +162,7 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 	var maxAge string
 	switch {
 	case opts.MaxAge != nil:
-		rec.MaxAge = int64((*opts.MaxAge + time.Second - 1) / time.Second)
+		rec.MaxAge = ceilSeconds(*opts.MaxAge)
 		maxAge = strconv.FormatInt(rec.MaxAge, 10)
 	case policy.MaxAge > 0:
 		maxAge, _ = policy.MaxAgeSeconds()

@@ -219,7 +219,7 @@ func (v *idTokenVerifier) checkClaims(t *IDToken, c *registeredClaims, want idTo
 		if !c.authTime.ok {
 			return tokenErr(ErrTokenAuthTime, "auth_time", "auth_time required when max_age was sent")
 		}
-		if now.Sub(c.authTime.t) > want.MaxAge+v.leeway {
+		if now.Sub(c.authTime.t) > addSaturating(want.MaxAge, v.leeway) {
 			return tokenErr(ErrTokenAuthTime, "auth_time", "authentication older than max_age")
 		}
 	}
