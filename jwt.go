@@ -42,6 +42,28 @@ const maxSignatureBytes = 1024
 // maxTokenBytes bounds the size of a token we look at.
 const maxTokenBytes = 64 << 10
 
+// jwtBase64 decodes the parts of a token: base64url without padding, and
+// strict, so that one token has one spelling (non-zero trailing bits are
+// refused; isCompactJWSText refuses the line breaks the decoder skips).
+var jwtBase64 = base64.RawURLEncoding.Strict()
+
+// jwsText marks the bytes a compact JWS may hold: the base64url alphabet and '.'.
+var jwsText = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") {
+		t[c] = true
+	}
+	return t
+}()
+
+func isCompactJWSText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !jwsText[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
 // joseHeader is the part of a JWS header we read.
 type joseHeader struct {
 	Alg, Kid, Typ string
@@ -82,7 +104,10 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	if strings.IndexByte(raw[j+1:], '.') >= 0 {
 		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS (encrypted tokens are not supported)")
 	}
-	enc := base64.RawURLEncoding
+	if !isCompactJWSText(raw) {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "characters outside base64url")
+	}
+	enc := jwtBase64
 	// Layout of scratch: the signing input, then the decoded header and
 	// payload, adjacent so that one string holds both.
 	need := j + enc.DecodedLen(i) + enc.DecodedLen(j-i-1)
@@ -195,7 +220,7 @@ func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in []by
 	if !ok {
 		return nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not supported")
 	}
-	enc := base64.RawURLEncoding
+	enc := jwtBase64
 	if enc.DecodedLen(len(sigB64)) > maxSignatureBytes {
 		return nil, tokenErr(ErrTokenSignature, "", "signature too long")
 	}
