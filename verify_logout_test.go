@@ -45,15 +45,17 @@ func TestLogoutTokenValid(t *testing.T) {
 		t.Errorf("got %+v", lt)
 	}
 	for name, mutate := range map[string]func(h, c map[string]any){
-		"typ JWT":         func(h, c map[string]any) { h["typ"] = "JWT" },
-		"typ absent":      func(h, c map[string]any) { delete(h, "typ") },
-		"media type":      func(h, c map[string]any) { h["typ"] = "application/logout+jwt" },
-		"sid only":        func(h, c map[string]any) { delete(c, "sub") },
-		"sub only":        func(h, c map[string]any) { delete(c, "sid") },
-		"no exp, fresh":   func(h, c map[string]any) { delete(c, "exp") },
-		"aud list":        func(h, c map[string]any) { c["aud"] = []string{"other", testClientID} },
-		"other events":    func(h, c map[string]any) { c["events"].(map[string]any)["urn:x"] = 1 },
-		"event with data": func(h, c map[string]any) { c["events"] = map[string]any{backchannelLogoutEvent: map[string]any{"k": "v"}} },
+		"typ JWT":       func(h, c map[string]any) { h["typ"] = "JWT" },
+		"typ absent":    func(h, c map[string]any) { delete(h, "typ") },
+		"media type":    func(h, c map[string]any) { h["typ"] = "application/logout+jwt" },
+		"sid only":      func(h, c map[string]any) { delete(c, "sub") },
+		"sub only":      func(h, c map[string]any) { delete(c, "sid") },
+		"no exp, fresh": func(h, c map[string]any) { delete(c, "exp") },
+		"aud list":      func(h, c map[string]any) { c["aud"] = []string{"other", testClientID} },
+		"other events":  func(h, c map[string]any) { c["events"].(map[string]any)["urn:x"] = 1 },
+		"event with data": func(h, c map[string]any) {
+			c["events"] = map[string]any{backchannelLogoutEvent: map[string]any{"k": "v"}}
+		},
 	} {
 		if _, err := f.v.verifyLogout(ctx, f.signLogout(t, mutate)); err != nil {
 			t.Errorf("%s: %v", name, err)
