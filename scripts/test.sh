@@ -13,7 +13,11 @@
 #    STEPUP_TEST_REDIS_CLUSTER, STEPUP_TEST_CHROMIUM, and STEPUP_TEST_REQUIRE=1,
 #    so that a test missing a server or the browser fails instead of skipping);
 # 4. checks gofmt, runs go vet ./... and go test -race ./... (and the same in
-#    bench/ when it is a module of its own).
+#    bench/ when it is a module of its own);
+# 5. a short fuzz pass: every Fuzz target of the module, one after another,
+#    for STEPUP_FUZZTIME each (default 3s; 0 skips the pass; it is skipped
+#    too when extra arguments select tests). About two minutes for the ~24
+#    targets. The long pass is in the README's testing section.
 #
 # It runs every step and exits non-zero if any failed. Needs root (or sudo)
 # only when something must be installed. Extra arguments go to go test,
@@ -82,6 +86,34 @@ step "go test -race ./..." go test -race "$@" ./...
 if [ -f bench/go.mod ]; then
 	step "bench: go vet ./..." bash -c 'cd bench && go vet ./...'
 	step "bench: go test ./..." bash -c 'cd bench && go test ./...'
+fi
+
+# fuzz_pass runs every Fuzz target of every package for $1 each, in turn
+# (go test -fuzz takes one target of one package at a time).
+fuzz_pass() {
+	local fuzztime=$1 pkg name names rc=0 n=0
+	for pkg in $(go list ./...); do
+		names=$(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true)
+		for name in $names; do
+			n=$((n + 1))
+			log "fuzz $pkg $name for $fuzztime"
+			if ! go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "$pkg"; then
+				log "FAILED: fuzz $pkg $name (the failing input is in that package's testdata/fuzz/$name)"
+				rc=1
+			fi
+		done
+	done
+	if [ "$n" -eq 0 ]; then
+		log "no fuzz target found"
+		return 1
+	fi
+	log "fuzzed $n targets"
+	return $rc
+}
+
+fuzztime=${STEPUP_FUZZTIME:-3s}
+if [ $# -eq 0 ] && [ "$fuzztime" != 0 ]; then
+	step "fuzz pass ($fuzztime per target)" fuzz_pass "$fuzztime"
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then
