@@ -106,18 +106,9 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, binding stri
 		return nil, fmt.Errorf("%w: neither code nor error", ErrInvalidCallback)
 	}
 
-	opts, err := c.tokenAuthOptions()
+	tok, err := c.redeemCode(ctx, code, tx.Verifier, now)
 	if err != nil {
 		return nil, err
-	}
-	opts = append(opts, oauth2.VerifierOption(tx.Verifier))
-	tok, err := c.oauth.Exchange(c.httpContext(ctx), code, opts...)
-	if err != nil {
-		return nil, tokenError(err)
-	}
-	// x/oauth2 computes Expiry with time.Now; use the Client's clock.
-	if tok.ExpiresIn > 0 {
-		tok.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
