@@ -33,7 +33,7 @@ func apiSession(t *testing.T, c *Client, subject string, tokens map[string]*oaut
 		tokens = map[string]*oauth2.Token{"": nil}
 	}
 	for aud, tok := range tokens {
-		login := &LoginResult{IDToken: &IDToken{Subject: subject, Claims: map[string]any{"email": "alice@fabrikam.example"}},
+		login := &LoginResult{IDToken: &IDToken{Subject: subject, Email: "alice@fabrikam.example"},
 			Token: tok, Audience: aud, At: c.now()}
 		var err error
 		if s, err = c.StartSession(context.Background(), login, s); err != nil {

@@ -335,6 +335,10 @@ type claimNames struct {
 type registeredClaims struct {
 	iss, sub, azp, clientID, nonce, sid, acr, orgID, jti, scope string
 
+	// email and name are the profile claims the session keeps; a value of
+	// another type is ignored, as it always was.
+	email, name string
+
 	hasAzp, hasNonce, hasScope bool
 
 	aud, amr, permissions, scopes []string
@@ -500,6 +504,10 @@ func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns 
 		c.nbf, err = d.claimTime(k)
 	case "auth_time":
 		c.authTime, err = d.claimTime(k)
+	case "email":
+		c.email, err = d.lenientString()
+	case "name":
+		c.name, err = d.lenientString()
 	case "events":
 		start := d.i
 		if err = d.skip(); err == nil {
@@ -582,6 +590,14 @@ func (d *jsonDecoder) claimString(name string) (string, bool, error) {
 		return "", false, d.lit("null")
 	}
 	return "", false, tokenErr(ErrTokenMalformed, name, "must be a string")
+}
+
+// lenientString decodes a string, or skips a value of another type ("").
+func (d *jsonDecoder) lenientString() (string, error) {
+	if d.peek() == '"' {
+		return d.str()
+	}
+	return "", d.skip()
 }
 
 // claimStrings decodes an array of strings into arena: null is absent.

@@ -84,12 +84,28 @@ type IDToken struct {
 	ACR             string
 	AMR             []string
 	OrgID           string
-	// Claims holds every claim, decoded as encoding/json decodes into any.
-	Claims map[string]any
+	// Email and Name are the email and name claims when they are strings.
+	Email, Name string
 	// Raw is the token as received.
 	Raw string
 
-	arena [6]string // backs Audience and AMR
+	payload string    // the decoded payload, for Claims
+	arena   [6]string // backs Audience and AMR
+}
+
+// Claims returns every claim of the token, decoded as encoding/json decodes
+// into any, in a map of the caller's own (built on each call).
+//
+// It was a field, built for every ID token; verification now decodes the
+// claims stepup reads straight into the fields above, and the map is built
+// only for a caller who asks (a login hook reading custom claims).
+func (t *IDToken) Claims() map[string]any {
+	// verify validated the payload with the same grammar: this cannot fail.
+	m, err := decodeJSONObject(t.payload)
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 // Authentication returns the authentication evidence the token reports.
@@ -176,18 +192,13 @@ func (v *idTokenVerifier) verify(ctx context.Context, raw string, want idTokenCh
 	if err != nil {
 		return nil, err
 	}
-	t := &IDToken{Raw: raw}
+	t := &IDToken{Raw: raw, payload: payload}
 	var c registeredClaims
 	if err := decodeClaims(payload, &c, t.arena[:0], nil); err != nil {
 		return nil, err
 	}
 	if err := v.checkClaims(t, &c, want); err != nil {
 		return nil, err
-	}
-	// The Claims map is built for every ID token: there is one per login,
-	// and the session and login hooks read profile claims from it.
-	if t.Claims, err = decodeJSONObject(payload); err != nil {
-		return nil, payloadErr(err)
 	}
 	return t, nil
 }
@@ -229,5 +240,6 @@ func (v *idTokenVerifier) checkClaims(t *IDToken, c *registeredClaims, want idTo
 	t.Issuer, t.Subject, t.Audience, t.AuthorizedParty = c.iss, c.sub, c.aud, c.azp
 	t.IssuedAt, t.Expiry, t.AuthTime = c.iat.t, c.exp.t, c.authTime.t
 	t.Nonce, t.SessionID, t.ACR, t.AMR, t.OrgID = c.nonce, c.sid, c.acr, c.amr, c.orgID
+	t.Email, t.Name = c.email, c.name
 	return nil
 }
