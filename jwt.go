@@ -94,9 +94,11 @@ func tokenErr(kind error, claim, detail string) *TokenError {
 }
 
 // jwtStackBytes is the scratch buffer a verification keeps on its stack: the
-// signing input plus its decoded header and payload. Larger tokens (up to
-// maxTokenBytes) use a heap buffer.
-const jwtStackBytes = 6 << 10
+// token plus its decoded parts, enough for tokens up to about 2.3 KB (Auth0's
+// are about 1 KB). Larger tokens (up to maxTokenBytes) use a heap buffer.
+// Small on purpose: the stack is zeroed on every call and its cache lines
+// are touched.
+const jwtStackBytes = 4 << 10
 
 // maxSignatureBytes bounds a decoded signature: RSA up to 8192 bits.
 const maxSignatureBytes = 1024
@@ -106,25 +108,8 @@ const maxTokenBytes = 64 << 10
 
 // jwtBase64 decodes the parts of a token: base64url without padding, and
 // strict, so that one token has one spelling (non-zero trailing bits are
-// refused; isCompactJWSText refuses the line breaks the decoder skips).
+// refused; verifyJWS refuses the line breaks the decoder skips).
 var jwtBase64 = base64.RawURLEncoding.Strict()
-
-// jwsText marks the bytes a compact JWS may hold: the base64url alphabet and '.'.
-var jwsText = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") {
-		t[c] = true
-	}
-	return t
-}()
-
-func isCompactJWSText(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !jwsText[s[i]] {
-			return false
-		}
-	}
-	return true
-}
 
 // joseHeader is the part of a JWS header we read.
 type joseHeader struct {
@@ -166,26 +151,39 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	if strings.IndexByte(raw[j+1:], '.') >= 0 {
 		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS (encrypted tokens are not supported)")
 	}
-	if !isCompactJWSText(raw) {
-		return h, "", nil, tokenErr(ErrTokenMalformed, "", "characters outside base64url")
+	// The strict decoder refuses every byte outside base64url except the
+	// line breaks it skips: refuse those here, so one token has one spelling.
+	if strings.IndexByte(raw, '\n') >= 0 || strings.IndexByte(raw, '\r') >= 0 {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "line break in the token")
 	}
 	enc := jwtBase64
-	// Layout of scratch: the signing input, then the decoded header and
-	// payload, adjacent so that one string holds both.
-	need := j + enc.DecodedLen(i) + enc.DecodedLen(j-i-1)
+	sigLen := enc.DecodedLen(len(raw) - j - 1)
+	if sigLen > maxSignatureBytes {
+		return h, "", nil, tokenErr(ErrTokenSignature, "", "signature too long")
+	}
+	// Layout of scratch: the token, then its decoded header and payload
+	// (adjacent, so that one string holds both), then its signature.
+	need := len(raw) + enc.DecodedLen(i) + enc.DecodedLen(j-i-1) + sigLen
 	if need > len(scratch) {
 		scratch = make([]byte, need)
 	}
-	in := scratch[:copy(scratch, raw[:j])]
-	hn, err := enc.Decode(scratch[j:], in[:i])
+	tok := scratch[:copy(scratch, raw)]
+	in := tok[:j]
+	out := scratch[len(tok):]
+	hn, err := enc.Decode(out, in[:i])
 	if err != nil {
 		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad base64url", Err: err}
 	}
-	pn, err := enc.Decode(scratch[j+hn:], in[i+1:])
+	pn, err := enc.Decode(out[hn:], in[i+1:])
 	if err != nil {
 		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "bad base64url", Err: err}
 	}
-	decoded := string(scratch[j : j+hn+pn])
+	sn, err := enc.Decode(out[hn+pn:], tok[j+1:])
+	if err != nil {
+		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "signature", Detail: "bad base64url", Err: err}
+	}
+	sig := out[hn+pn : hn+pn+sn]
+	decoded := string(out[:hn+pn])
 	h, err = parseHeader(decoded[:hn])
 	if err != nil {
 		return h, "", nil, err
@@ -196,7 +194,7 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	if h.Typ != "" && !typOK(h.Typ) {
 		return h, "", nil, tokenErr(ErrTokenType, "typ", typDetail)
 	}
-	key, err := v.verifySignature(ctx, h, in, raw[j+1:])
+	key, err := v.verifySignature(ctx, h, in, sig)
 	if err != nil {
 		return h, "", nil, err
 	}
@@ -275,24 +273,13 @@ func isRSAJWSAlg(alg string) bool {
 	return ok && (a.kind == 'R' || a.kind == 'P')
 }
 
-// verifySignature verifies sigB64 over in with the candidate keys for h (or
+// verifySignature verifies sig over in with the candidate keys for h (or
 // the client secret for HS256), with crypto/rsa, crypto/ecdsa and crypto/hmac.
-func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in []byte, sigB64 string) (*verificationKey, error) {
+func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig []byte) (*verificationKey, error) {
 	a, ok := lookupAlg(h.Alg)
 	if !ok {
 		return nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not supported")
 	}
-	enc := jwtBase64
-	if enc.DecodedLen(len(sigB64)) > maxSignatureBytes {
-		return nil, tokenErr(ErrTokenSignature, "", "signature too long")
-	}
-	var b64 [(maxSignatureBytes*4 + 2) / 3]byte
-	var sigBuf [maxSignatureBytes]byte
-	n, err := enc.Decode(sigBuf[:], b64[:copy(b64[:], sigB64)])
-	if err != nil {
-		return nil, &TokenError{Kind: ErrTokenMalformed, Claim: "signature", Detail: "bad base64url", Err: err}
-	}
-	sig := sigBuf[:n]
 
 	if a.kind == 'H' {
 		if len(v.secret) == 0 {
@@ -443,6 +430,7 @@ func decodeClaims(payload string, c *registeredClaims, arena []string, ns *claim
 		return payloadErr(errJSONNotObject)
 	}
 	d.i++
+	var seen uint32
 	var names [maxClaimNamesOnStack]string
 	n := 0
 	var spill map[string]struct{}
@@ -459,36 +447,46 @@ func decodeClaims(payload string, c *registeredClaims, arena []string, ns *claim
 			if err != nil {
 				return payloadErr(err)
 			}
-			if spill == nil {
-				for _, seen := range names[:n] {
-					if seen == k {
-						return payloadErr(errJSONDuplicate)
-					}
-				}
-				if n < len(names) {
-					names[n] = k
-					n++
-				} else {
-					spill = make(map[string]struct{}, 2*len(names))
-					for _, s := range names {
-						spill[s] = struct{}{}
-					}
-				}
-			}
-			if spill != nil {
-				if _, dup := spill[k]; dup {
-					return payloadErr(errJSONDuplicate)
-				}
-				spill[k] = struct{}{}
-			}
 			d.ws()
 			if d.i >= len(d.s) || d.s[d.i] != ':' {
 				return payloadErr(errJSONSyntax)
 			}
 			d.i++
 			d.ws()
-			if err := c.member(&d, k, &arena, ns); err != nil {
+			slot, err := c.member(&d, k, &arena, ns)
+			if err != nil {
 				return payloadErr(err)
+			}
+			// Repeated names: the claims we read by a bit each, the others
+			// by comparison with the names seen so far (few, in practice).
+			if slot >= 0 {
+				if seen&(1<<slot) != 0 {
+					return payloadErr(errJSONDuplicate)
+				}
+				seen |= 1 << slot
+			} else {
+				if spill == nil {
+					for _, s := range names[:n] {
+						if s == k {
+							return payloadErr(errJSONDuplicate)
+						}
+					}
+					if n < len(names) {
+						names[n] = k
+						n++
+					} else {
+						spill = make(map[string]struct{}, 2*len(names))
+						for _, s := range names {
+							spill[s] = struct{}{}
+						}
+					}
+				}
+				if spill != nil {
+					if _, dup := spill[k]; dup {
+						return payloadErr(errJSONDuplicate)
+					}
+					spill[k] = struct{}{}
+				}
 			}
 			end, err := d.next('}')
 			if err != nil {
@@ -506,31 +504,44 @@ func decodeClaims(payload string, c *registeredClaims, arena []string, ns *claim
 	return nil
 }
 
-// member decodes the value of member k at d.i.
-func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns *claimNames) error {
+// member decodes the value of member k at d.i. It returns the claim's slot
+// (a bit for decodeClaims' repeated-name check) when it is one we read, -1
+// otherwise.
+func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns *claimNames) (int, error) {
 	var err error
+	slot := -1
 	switch k {
 	case "iss":
+		slot = 0
 		c.iss, _, err = d.claimString(k)
 	case "sub":
+		slot = 1
 		c.sub, _, err = d.claimString(k)
 	case "azp":
+		slot = 2
 		c.azp, c.hasAzp, err = d.claimString(k)
 	case "client_id":
+		slot = 3
 		c.clientID, _, err = d.claimString(k)
 	case "nonce":
+		slot = 4
 		// Present at all, even null, counts for logout tokens (which must not have one).
 		c.hasNonce = true
 		c.nonce, _, err = d.claimString(k)
 	case "sid":
+		slot = 5
 		c.sid, _, err = d.claimString(k)
 	case "acr":
+		slot = 6
 		c.acr, _, err = d.claimString(k)
 	case "org_id":
+		slot = 7
 		c.orgID, _, err = d.claimString(k)
 	case "jti":
+		slot = 8
 		c.jti, _, err = d.claimString(k)
 	case "aud":
+		slot = 9
 		if d.peek() == '"' {
 			var s string
 			if s, err = d.str(); err == nil {
@@ -540,10 +551,13 @@ func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns 
 			c.aud, _, err = d.claimStrings(k, arena)
 		}
 	case "amr":
+		slot = 10
 		c.amr, _, err = d.claimStrings(k, arena)
 	case "permissions":
+		slot = 11
 		c.permissions, _, err = d.claimStrings(k, arena)
 	case "scope":
+		slot = 12
 		switch d.peek() {
 		case '"':
 			var s string
@@ -559,18 +573,25 @@ func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns 
 			err = tokenErr(ErrTokenMalformed, k, "must be a space-separated string")
 		}
 	case "iat":
+		slot = 13
 		c.iat, err = d.claimTime(k)
 	case "exp":
+		slot = 14
 		c.exp, err = d.claimTime(k)
 	case "nbf":
+		slot = 15
 		c.nbf, err = d.claimTime(k)
 	case "auth_time":
+		slot = 16
 		c.authTime, err = d.claimTime(k)
 	case "email":
+		slot = 17
 		c.email, err = d.lenientString()
 	case "name":
+		slot = 18
 		c.name, err = d.lenientString()
 	case "events":
+		slot = 19
 		start := d.i
 		if err = d.skip(); err == nil {
 			c.events, c.hasEvents = d.s[start:d.i], true
@@ -580,19 +601,22 @@ func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns 
 		case ns == nil || ns.acr == "":
 			err = d.skip()
 		case k == ns.acr:
+			slot = 20
 			c.hasNSACR = true
 			c.nsACR, _, err = d.claimString(k)
 		case k == ns.amr:
+			slot = 21
 			c.hasNSAMR = true
 			c.nsAMR, _, err = d.claimStrings(k, arena)
 		case k == ns.authTime:
+			slot = 22
 			c.hasNSA = true
 			c.nsAuthTime, err = d.claimTime(k)
 		default:
 			err = d.skip()
 		}
 	}
-	return err
+	return slot, err
 }
 
 // appendArena appends s to the arena and returns it as a one-element list
