@@ -2,10 +2,7 @@ package stepup
 
 import (
 	"context"
-	"crypto"
-	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unsafe"
 )
 
 // VerifierConfig configures a Verifier of access tokens, for a resource
@@ -75,8 +71,24 @@ type AccessToken struct {
 	// Authentication is read from acr, amr and auth_time, or from the
 	// namespaced claims set by an Action (VerifierConfig.ClaimNamespace).
 	Authentication Authentication
-	// Claims holds every claim, decoded as encoding/json decodes into any.
-	Claims map[string]any
+
+	payload string     // the decoded payload, for Claims
+	arena   [16]string // backs Audience, Scopes, Permissions and AMR
+}
+
+// Claims returns every claim of the token, decoded as encoding/json decodes
+// into any. It decodes the payload on each call (Verify does not build the
+// map: most APIs never read it), so the map is the caller's own.
+//
+// It was a field before v0.x; the verification fast path keeps the
+// registered claims in the token's fields instead.
+func (t *AccessToken) Claims() map[string]any {
+	// Verify validated the payload with the same grammar: this cannot fail.
+	m, err := decodeJSONObject(t.payload)
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 // HasScope reports whether the token carries s as a scope or a permission.
@@ -88,7 +100,7 @@ func (t *AccessToken) HasScope(s string) bool {
 type Verifier struct {
 	issuer   string
 	audience string
-	algs     []string
+	jws      jwsVerifier
 	keys     *keySet
 	ownsKeys bool
 	now      func() time.Time
@@ -96,9 +108,7 @@ type Verifier struct {
 	ns       string
 	cache    *tokenCache
 	onError  func(http.ResponseWriter, *http.Request, error)
-	nsACR    string
-	nsAMR    string
-	nsAuthAt string
+	names    claimNames // the namespaced authentication claims
 }
 
 // NewVerifier returns a Verifier. It does no network I/O: the JWKS is
@@ -170,17 +180,18 @@ func newVerifier(cfg VerifierConfig, keys *keySet) (*Verifier, error) {
 	case v.leeway < 0:
 		v.leeway = 0
 	}
-	v.algs = cfg.Algorithms
-	if v.algs == nil {
-		v.algs = []string{"RS256", "PS256"}
+	algs := cfg.Algorithms
+	if algs == nil {
+		algs = []string{"RS256", "PS256"}
 	}
-	for _, a := range v.algs {
-		if _, _, ok := rsaAlg(a); !ok {
+	for _, a := range algs {
+		if !isRSAJWSAlg(a) {
 			return nil, fmt.Errorf("%w: VerifierConfig.Algorithms: %q is not supported for access tokens (use RS256, PS256...)", ErrInvalidConfig, a)
 		}
 	}
+	v.jws = jwsVerifier{algs: slices.Clone(algs), keys: keys}
 	if v.ns != "" {
-		v.nsACR, v.nsAMR, v.nsAuthAt = v.ns+"acr", v.ns+"amr", v.ns+"auth_time"
+		v.names = claimNames{acr: v.ns + "acr", amr: v.ns + "amr", authTime: v.ns + "auth_time"}
 	}
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
@@ -197,193 +208,93 @@ func (v *Verifier) Close() error {
 	return nil
 }
 
-// rsaAlg returns the hash and padding of an RSA JWS algorithm.
-func rsaAlg(alg string) (crypto.Hash, bool, bool) {
-	switch alg {
-	case "RS256":
-		return crypto.SHA256, false, true
-	case "RS384":
-		return crypto.SHA384, false, true
-	case "RS512":
-		return crypto.SHA512, false, true
-	case "PS256":
-		return crypto.SHA256, true, true
-	case "PS384":
-		return crypto.SHA384, true, true
-	case "PS512":
-		return crypto.SHA512, true, true
-	}
-	return 0, false, false
+// accessTyp accepts the typ of an access token: JWT or at+jwt (RFC 9068).
+func accessTyp(typ string) bool {
+	return strings.EqualFold(typ, "JWT") || strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
 }
 
 // Verify checks an access token: its signature with the tenant's keys, typ
 // (JWT or at+jwt), iss, aud, exp, nbf and iat (with leeway) and sub, and
 // returns its claims. Failures are *TokenError (matching ErrInvalidToken);
 // when the JWKS cannot be fetched the error matches ErrTenantUnavailable.
+//
+// It runs on the verification core (jwt.go): the registered claims are
+// decoded straight into the token's fields and the rest of the payload is
+// only validated (AccessToken.Claims builds the map on demand). About 11
+// allocations per uncached verification, 9 of them crypto/rsa's; none when
+// the token is cached.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*AccessToken, error) {
+	var scratch [jwtStackBytes]byte
 	var sum [32]byte
 	if v.cache != nil {
-		sum = sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+		if len(raw) <= len(scratch) {
+			sum = sha256.Sum256(scratch[:copy(scratch[:], raw)])
+		} else {
+			sum = sha256.Sum256([]byte(raw))
+		}
 		if tok, ok := v.cache.get(&sum, v.now(), v.keys.snap.Load()); ok {
 			return tok, nil
 		}
 	}
-	h, headerB64, payloadB64, sigB64, err := splitJWS(raw)
+	_, payload, key, err := v.jws.verifyJWS(ctx, raw, accessTyp, "an access token must have typ JWT or at+jwt", scratch[:])
 	if err != nil {
 		return nil, err
 	}
-	if !algAllowed(v.algs, h.Alg) {
-		return nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not in the allowed list")
-	}
-	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") && !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
-		return nil, tokenErr(ErrTokenType, "typ", "an access token must have typ JWT or at+jwt")
-	}
-	key, err := v.verifySignature(ctx, h, raw[:len(headerB64)+1+len(payloadB64)], sigB64)
-	if err != nil {
+	t := &AccessToken{payload: payload}
+	var c registeredClaims
+	if err := decodeClaims(payload, &c, t.arena[:0], &v.names); err != nil {
 		return nil, err
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(payloadB64)
-	if err != nil {
-		return nil, &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "bad base64url", Err: err}
-	}
-	claims, err := decodeClaims(payload)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := v.checkClaims(claims)
-	if err != nil {
+	if err := v.checkClaims(t, &c); err != nil {
 		return nil, err
 	}
 	if v.cache != nil {
-		v.cache.put(&sum, tok, tok.Expiry.Add(v.leeway), v.now(), key)
-	}
-	return tok, nil
-}
-
-// verifySignature verifies sigB64 over signingInput with the candidate keys,
-// using crypto/rsa directly (the JWKS keys were parsed by jwx).
-func (v *Verifier) verifySignature(ctx context.Context, h joseHeader, signingInput, sigB64 string) (*verificationKey, error) {
-	hash, pss, _ := rsaAlg(h.Alg)
-	var sigBuf [1024]byte
-	if base64.RawURLEncoding.DecodedLen(len(sigB64)) > len(sigBuf) {
-		return nil, tokenErr(ErrTokenSignature, "", "signature too long")
-	}
-	sig, err := base64.RawURLEncoding.AppendDecode(sigBuf[:0], unsafe.Slice(unsafe.StringData(sigB64), len(sigB64)))
-	if err != nil {
-		return nil, &TokenError{Kind: ErrTokenMalformed, Claim: "signature", Detail: "bad base64url", Err: err}
-	}
-	var digest []byte
-	in := unsafe.Slice(unsafe.StringData(signingInput), len(signingInput))
-	switch hash {
-	case crypto.SHA256:
-		d := sha256.Sum256(in)
-		digest = d[:]
-	default:
-		hh := hash.New()
-		hh.Write(in)
-		digest = hh.Sum(nil)
-	}
-	keys, err := v.keys.candidates(ctx, h.Kid, h.Alg)
-	if err != nil {
-		return nil, err
-	}
-	tried := 0
-	for _, key := range keys {
-		pub, ok := key.key.(*rsa.PublicKey)
-		if !ok || !key.acceptsAlg(h.Alg) {
-			continue
-		}
-		tried++
-		if pss {
-			err = rsa.VerifyPSS(pub, hash, digest, sig, nil)
-		} else {
-			err = rsa.VerifyPKCS1v15(pub, hash, digest, sig)
-		}
-		if err == nil {
-			return key, nil
-		}
-	}
-	if tried == 0 {
-		return nil, tokenErr(ErrTokenUnknownKey, "kid", "no key in the JWKS matches the token's kid and alg")
-	}
-	return nil, tokenErr(ErrTokenSignature, "", "signature does not verify")
-}
-
-func (v *Verifier) checkClaims(c map[string]any) (*AccessToken, error) {
-	t := &AccessToken{Claims: c}
-	now := v.now()
-	var err error
-	var ok bool
-	if t.Issuer, err = issuerClaim(c, v.issuer); err != nil {
-		return nil, err
-	}
-	if t.Audience, err = audienceClaimWith(c, v.audience, "audience missing or does not contain this API"); err != nil {
-		return nil, err
-	}
-	if err := checkTimes(c, now, v.leeway, &t.IssuedAt, &t.Expiry, false); err != nil {
-		return nil, err
-	}
-	if t.NotBefore, _, err = timeClaim(c, "nbf"); err != nil {
-		return nil, err
-	}
-	if t.Subject, err = subjectClaim(c); err != nil {
-		return nil, err
-	}
-	if t.AuthorizedParty, ok, err = stringClaim(c, "azp"); err != nil {
-		return nil, err
-	}
-	if !ok {
-		if t.AuthorizedParty, _, err = stringClaim(c, "client_id"); err != nil {
-			return nil, err
-		}
-	}
-	switch s := c["scope"].(type) {
-	case nil:
-	case string:
-		t.Scopes = strings.Fields(s)
-	case []any:
-		if t.Scopes, _, err = stringsClaim(c, "scope"); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, tokenErr(ErrTokenMalformed, "scope", "must be a space-separated string")
-	}
-	if t.Permissions, _, err = stringsClaim(c, "permissions"); err != nil {
-		return nil, err
-	}
-	if t.OrgID, _, err = stringClaim(c, "org_id"); err != nil {
-		return nil, err
-	}
-	if err := v.readAuthentication(c, &t.Authentication); err != nil {
-		return nil, err
+		v.cache.put(&sum, t, t.Expiry.Add(v.leeway), v.now(), key)
 	}
 	return t, nil
 }
 
-// readAuthentication reads acr, amr and auth_time, preferring the namespaced claims.
-func (v *Verifier) readAuthentication(c map[string]any, a *Authentication) error {
-	acrName, amrName, atName := "acr", "amr", "auth_time"
-	if v.ns != "" {
-		if _, ok := c[v.nsACR]; ok {
-			acrName = v.nsACR
-		}
-		if _, ok := c[v.nsAMR]; ok {
-			amrName = v.nsAMR
-		}
-		if _, ok := c[v.nsAuthAt]; ok {
-			atName = v.nsAuthAt
-		}
-	}
-	var err error
-	if a.ACR, _, err = stringClaim(c, acrName); err != nil {
+func (v *Verifier) checkClaims(t *AccessToken, c *registeredClaims) error {
+	now := v.now()
+	if err := c.checkIssuer(v.issuer); err != nil {
 		return err
 	}
-	if a.AMR, _, err = stringsClaim(c, amrName); err != nil {
+	if err := c.checkAudience(v.audience, "audience missing or does not contain this API"); err != nil {
 		return err
 	}
-	if a.AuthTime, _, err = timeClaim(c, atName); err != nil {
+	if err := c.checkTimes(now, v.leeway, false); err != nil {
 		return err
 	}
+	if err := c.checkSubject(); err != nil {
+		return err
+	}
+	t.Issuer, t.Subject, t.Audience = c.iss, c.sub, c.aud
+	t.Expiry, t.IssuedAt, t.NotBefore = c.exp.t, c.iat.t, c.nbf.t
+	t.AuthorizedParty = c.azp
+	if !c.hasAzp {
+		t.AuthorizedParty = c.clientID
+	}
+	t.Scopes, t.Permissions, t.OrgID = c.scopes, c.permissions, c.orgID
+	// The namespaced claims an Action set win over the standard ones, each
+	// on its own, whenever the member is present.
+	a := Authentication{ACR: c.acr, AMR: c.amr, AuthTime: c.authTime.t}
+	if c.hasNSACR {
+		a.ACR = c.nsACR
+	}
+	if c.hasNSAMR {
+		a.AMR = c.nsAMR
+	}
+	authTime := c.authTime
+	if c.hasNSA {
+		authTime = c.nsAuthTime
+		a.AuthTime = authTime.t
+	}
+	// An authentication in the future would satisfy any MaxAge until the
+	// token expires: refuse it, as ID tokens do.
+	if authTime.ok && authTime.t.After(now.Add(v.leeway)) {
+		return tokenErr(ErrTokenAuthTime, "auth_time", "auth_time in the future")
+	}
+	t.Authentication = a
 	return nil
 }
 

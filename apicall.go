@@ -255,18 +255,18 @@ func (c *Client) StepUp(w http.ResponseWriter, r *http.Request, opts AuthorizeOp
 	want := retryMark{Audience: audience, ACR: opts.Policy.ACRValues(), MaxAge: -1}
 	switch {
 	case opts.MaxAge != nil && *opts.MaxAge >= 0:
-		want.MaxAge = int64((*opts.MaxAge + time.Second - 1) / time.Second)
+		want.MaxAge = ceilSeconds(*opts.MaxAge)
 	case opts.Policy.MaxAge > 0:
-		want.MaxAge = int64((opts.Policy.MaxAge + time.Second - 1) / time.Second)
+		want.MaxAge = ceilSeconds(opts.Policy.MaxAge)
 	}
 	now := c.now()
 	if s != nil {
-		if m, ok := c.openRetryMark(r.URL.Query().Get(RetryParam), s.Handle); ok &&
+		if m, ok := c.findRetryMark(r, s.Handle); ok &&
 			m.Audience == want.Audience && m.ACR == want.ACR && m.MaxAge == want.MaxAge &&
 			(m.Secret == "" || m.Secret != cookieMark(s)) {
 			window := c.cfg.TransactionTTL + time.Minute
-			if m.MaxAge >= 0 {
-				window = min(window, max(time.Duration(m.MaxAge)*time.Second, time.Minute))
+			if m.MaxAge >= 0 && m.MaxAge < int64(window/time.Second) { // no overflow for a huge max_age
+				window = max(time.Duration(m.MaxAge)*time.Second, time.Minute)
 			}
 			at := time.Unix(m.At, 0)
 			if !now.Before(at.Add(-time.Minute)) && now.Before(at.Add(window)) {
@@ -321,6 +321,26 @@ func (c *Client) sealRetryMark(m retryMark, handle string) string {
 	return base64.RawURLEncoding.EncodeToString(c.ring.seal(b, retryAAD(handle)))
 }
 
+// maxRetryMarks bounds the RetryParam values of one page URL that are tried.
+const maxRetryMarks = 4
+
+// findRetryMark returns the first RetryParam of r's query that opens for the
+// session handle. Keys are compared decoded (as url.Values has them), the
+// same way withRetryMark removes them, so that an encoded spelling such as
+// "stepup%5Fretry" can neither hide a marker nor shadow the real one.
+func (c *Client) findRetryMark(r *http.Request, handle string) (retryMark, bool) {
+	vals := r.URL.Query()[RetryParam]
+	for i, v := range vals {
+		if i == maxRetryMarks {
+			break
+		}
+		if m, ok := c.openRetryMark(v, handle); ok {
+			return m, true
+		}
+	}
+	return retryMark{}, false
+}
+
 // openRetryMark opens a marker sealed for the session handle; anything else
 // (absent, tampered, another session's, an unknown key) is no marker.
 func (c *Client) openRetryMark(v, handle string) (retryMark, bool) {
@@ -339,8 +359,29 @@ func (c *Client) openRetryMark(v, handle string) (retryMark, bool) {
 	return m, true
 }
 
-// withRetryMark returns the local path p with its RetryParam replaced by mark.
+// maxRetryMarkBytes bounds a sealed marker (as openRetryMark does).
+const maxRetryMarkBytes = 1024
+
+// maxPagePathBytes bounds the page path and query a step-up returns to;
+// maxReturnToBytes (checkReturnTo) leaves room for the marker on top of it,
+// so that any page a browser can load within the bound can be stepped up.
+const maxPagePathBytes = 2048
+
+// maxReturnToBytes bounds a return path: a page's path and query
+// (maxPagePathBytes) plus the loop-protection marker StepUp adds.
+const maxReturnToBytes = maxPagePathBytes + len("&"+RetryParam+"=") + maxRetryMarkBytes
+
+// withRetryMark returns the local path p with its RetryParam replaced by
+// mark. A pair is dropped when its key, decoded as url.ParseQuery decodes
+// it, is RetryParam (so "stepup%5Fretry=x" goes too), or when its key cannot
+// be decoded (url.ParseQuery ignores it, so no reader of the URL sees it).
 func withRetryMark(p, mark string) (string, error) {
+	if len(p) > maxPagePathBytes {
+		return "", fmt.Errorf("longer than %d bytes", maxPagePathBytes)
+	}
+	if len(mark) > maxRetryMarkBytes {
+		return "", errors.New("loop-protection marker too long (audience or acr_values too long)")
+	}
 	if err := checkReturnTo(p); err != nil {
 		return "", err
 	}
@@ -350,7 +391,8 @@ func withRetryMark(p, mark string) (string, error) {
 		if kv == "" {
 			continue
 		}
-		if k, _, _ := strings.Cut(kv, "="); k == RetryParam {
+		k, _, _ := strings.Cut(kv, "=")
+		if dk, err := url.QueryUnescape(k); err != nil || dk == RetryParam {
 			continue
 		}
 		kept = append(kept, kv)

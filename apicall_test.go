@@ -32,7 +32,7 @@ func apiSession(t *testing.T, c *Client, subject string, tokens map[string]*oaut
 		tokens = map[string]*oauth2.Token{"": nil}
 	}
 	for aud, tok := range tokens {
-		login := &LoginResult{IDToken: &IDToken{Subject: subject, Claims: map[string]any{"email": "alice@fabrikam.example"}},
+		login := &LoginResult{IDToken: &IDToken{Subject: subject, Email: "alice@fabrikam.example"},
 			Token: tok, Audience: aud, At: c.now()}
 		var err error
 		if s, err = c.StartSession(context.Background(), login, s); err != nil {
@@ -526,6 +526,10 @@ func TestWithRetryMark(t *testing.T) {
 		{"/a?" + RetryParam + "=old&b=1", "/a?b=1&" + RetryParam + "=M"},
 		{"/a?b=1&" + RetryParam + "=old&" + RetryParam + "=older", "/a?b=1&" + RetryParam + "=M"},
 		{"/a?", "/a?" + RetryParam + "=M"},
+		// Keys are compared decoded, as the reader (url.Values) sees them.
+		{"/a?stepup%5Fretry=x&b=1", "/a?b=1&" + RetryParam + "=M"},
+		{"/a?stepup%5fretry=x&stepup_r%65try=y", "/a?" + RetryParam + "=M"},
+		{"/a?b%zz=1&c=2", "/a?c=2&" + RetryParam + "=M"},
 	}
 	for _, tc := range tests {
 		got, err := withRetryMark(tc.in, "M")
@@ -536,8 +540,13 @@ func TestWithRetryMark(t *testing.T) {
 	if _, err := withRetryMark("//evil.example/", "M"); err == nil {
 		t.Error("a non-local path was accepted")
 	}
-	if _, err := withRetryMark("/"+strings.Repeat("a", 2040), "M"); err == nil {
+	if _, err := withRetryMark("/"+strings.Repeat("a", 2048), "M"); err == nil {
 		t.Error("a path over 2048 bytes was accepted")
+	}
+	// A page URL a little under 2 KB still gets its (long) marker.
+	page := "/" + strings.Repeat("a", 2000)
+	if out, err := withRetryMark(page, strings.Repeat("M", maxRetryMarkBytes)); err != nil || checkReturnTo(out) != nil {
+		t.Errorf("withRetryMark(a %d-byte page): %v", len(page), err)
 	}
 }
 
@@ -552,7 +561,7 @@ func TestClientVerifierOptions(t *testing.T) {
 	if v.keys != c.keys || v.ownsKeys {
 		t.Error("the Verifier does not share the Client's key set")
 	}
-	if v.ns != "https://stepup.example/" || v.nsAMR != "https://stepup.example/amr" || v.cache == nil || !slices.Equal(v.algs, []string{"RS256"}) ||
+	if v.ns != "https://stepup.example/" || v.names.amr != "https://stepup.example/amr" || v.cache == nil || !slices.Equal(v.jws.algs, []string{"RS256"}) ||
 		v.issuer != c.issuer || v.audience != apiAudience || v.leeway != c.cfg.Leeway {
 		t.Errorf("Verifier %+v", v)
 	}

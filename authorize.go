@@ -357,7 +357,7 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 	var maxAge string
 	switch {
 	case opts.MaxAge != nil:
-		rec.MaxAge = int64((*opts.MaxAge + time.Second - 1) / time.Second)
+		rec.MaxAge = ceilSeconds(*opts.MaxAge)
 		maxAge = strconv.FormatInt(rec.MaxAge, 10)
 	case policy.MaxAge > 0:
 		maxAge, _ = policy.MaxAgeSeconds()
@@ -514,8 +514,8 @@ func checkReturnTo(p string) error {
 	switch {
 	case p == "":
 		return errors.New("empty path")
-	case len(p) > maxReturnToLen:
-		return fmt.Errorf("%s is longer than %d bytes", clip(p), maxReturnToLen)
+	case len(p) > maxReturnToBytes:
+		return fmt.Errorf("%s is longer than %d bytes", clip(p), maxReturnToBytes)
 	case p[0] != '/':
 		return fmt.Errorf("%s is not a local path starting with /", clip(p))
 	case len(p) > 1 && (p[1] == '/' || p[1] == '\\'):

@@ -129,11 +129,7 @@ func (c *Challenge) String() string {
 		param("acr_values", strings.Join(c.ACRValues, " "))
 	}
 	if c.HasMaxAge {
-		secs := int64((c.MaxAge + time.Second - 1) / time.Second)
-		if secs < 0 {
-			secs = 0
-		}
-		param("max_age", strconv.FormatInt(secs, 10))
+		param("max_age", strconv.FormatInt(ceilSeconds(c.MaxAge), 10))
 	}
 	if len(c.Scope) > 0 {
 		param("scope", strings.Join(c.Scope, " "))

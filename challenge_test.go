@@ -1,9 +1,12 @@
 package stepup
 
 import (
+	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +232,45 @@ func FuzzParseChallenge(f *testing.F) {
 			t.Fatalf("round trip of %q: %+v became %+v", h, c, again)
 		}
 	})
+}
+
+// max_age=9223372036 (the largest whole number of seconds a Duration holds)
+// passed parsing and overflowed when rounded up: the authorize URL carried a
+// negative max_age and the login failed after the tenant (issue 15).
+func TestChallengeHugeMaxAge(t *testing.T) {
+	h := http.Header{}
+	h.Set("WWW-Authenticate", `Bearer error="insufficient_user_authentication", acr_values="`+ACRMultiFactor+`", max_age=9223372036`)
+	ch, err := ParseChallenge(&http.Response{StatusCode: http.StatusUnauthorized, Header: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ch.Policy()
+	if got, ok := p.MaxAgeSeconds(); !ok || got != "9223372036" {
+		t.Errorf("Policy().MaxAgeSeconds() = %q, %v; want 9223372036", got, ok)
+	}
+	w := httptest.NewRecorder()
+	WriteChallenge(w, *ch)
+	if got := w.Header().Get("WWW-Authenticate"); !strings.Contains(got, `max_age="9223372036"`) {
+		t.Errorf("challenge written back: %q, want max_age=9223372036", got)
+	}
+	c, _, _ := offlineClient(t, nil)
+	ar, err := c.AuthorizeURL(context.Background(), ch.AuthorizeOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(ar.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Query().Get("max_age"); got != "9223372036" {
+		t.Errorf("authorize URL max_age=%q, want 9223372036", got)
+	}
+	for _, tc := range []struct {
+		d    time.Duration
+		want int64
+	}{{0, 0}, {-time.Second, 0}, {1, 1}, {time.Second, 1}, {time.Second + 1, 2}, {math.MaxInt64, math.MaxInt64/int64(time.Second) + 1}} {
+		if got := ceilSeconds(tc.d); got != tc.want {
+			t.Errorf("ceilSeconds(%d) = %d, want %d", tc.d, got, tc.want)
+		}
+	}
 }

@@ -163,22 +163,13 @@ func (c *Client) exchange(ctx context.Context, callback url.Values, transaction 
 		return nil, false, fmt.Errorf("%w: this callback was already used", ErrTransactionNotFound)
 	}
 
-	opts, err := c.tokenAuthOptions()
+	tok, err := c.redeemCode(ctx, code, tx.verifier(), now)
 	if err != nil {
-		return nil, spent, err
-	}
-	opts = append(opts, oauth2.VerifierOption(tx.verifier()))
-	tok, err := c.oauth.Exchange(c.httpContext(ctx), code, opts...)
-	if err != nil {
-		return nil, false, tokenError(err)
+		return nil, false, err
 	}
 	// The tenant redeemed the code it issued for this transaction: nothing
 	// more can complete it.
 	spent = true
-	// x/oauth2 computes Expiry with time.Now; use the Client's clock.
-	if tok.ExpiresIn > 0 {
-		tok.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
-	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
 		return nil, spent, ErrMissingIDToken

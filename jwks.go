@@ -21,11 +21,20 @@ import (
 const (
 	// defaultMinRefetchInterval bounds how often an unknown kid may trigger a
 	// JWKS fetch: a flood of tokens with random kids costs the tenant at most
-	// one fetch per interval.
+	// one fetch per interval (plus one after each background refresh). Only
+	// unknown-kid refetches that worked count: the first fetch and the
+	// background refreshes do not, so a rotation right after start-up is
+	// picked up by the next token.
 	defaultMinRefetchInterval = 30 * time.Second
 	// defaultFailureBackoff is how long a failed fetch is remembered: during
-	// it, callers fail closed at once instead of queueing more fetches.
+	// it, callers fail closed at once with the fetch's error (a
+	// *TenantError, 503) instead of queueing more fetches; after it, the next
+	// token that needs the JWKS tries again. Short, because a tenant that is
+	// back should be used at once, and long enough that an outage costs the
+	// tenant at most one request per backoff.
 	defaultFailureBackoff = 2 * time.Second
+	// maxUnknownKIDs bounds the kids remembered as unknown.
+	maxUnknownKIDs = 1024
 	// defaultRefreshInterval is the background refresh period of jwk.Cache.
 	defaultRefreshInterval = 10 * time.Minute
 	// defaultFetchTimeout bounds one JWKS request when the HTTP client has no timeout.
@@ -41,12 +50,21 @@ const jwksEndpoint = "/.well-known/jwks.json"
 // first use (construction does no I/O and starts no goroutine), kept fresh by
 // jwx's jwk.Cache in the background, and refetched once, on demand, when a
 // token names a kid the set does not have (key rotation). Concurrent callers
-// share one fetch, and on-demand fetches are rate limited.
+// share one fetch.
 //
-// When the key set has never been fetched, or the fetch an unknown kid
-// triggered fails, callers get an error matching ErrTenantUnavailable: no
-// token is accepted on a guess. Once fetched, a set is kept while background
-// refreshes fail (Auth0 signing keys live for months).
+// The unknown-kid refetch: the first unknown kid after any fetch (the first
+// one, a background refresh, or an earlier refetch) is refetched at once;
+// after a refetch that worked, the next one waits minRefetch, unless a
+// background refresh came in between. A kid still unknown after its refetch
+// is remembered as unknown for minRefetch and refused without a fetch. So a
+// rotation at any moment is seen by the next token, and a flood of random
+// kids costs about one fetch per interval.
+//
+// When the key set has never been fetched, or a fetch an unknown kid
+// triggered fails, callers get an error matching ErrTenantUnavailable (503),
+// never "unknown key": no token is accepted or refused on a guess. A failed
+// fetch is retried after failureBackoff. Once fetched, a set is kept while
+// background refreshes fail (Auth0 signing keys live for months).
 //
 // Keys of type "oct" (symmetric) published in a JWKS are ignored: a
 // public document cannot hold a verification secret.
@@ -61,13 +79,21 @@ type keySet struct {
 	snap atomic.Pointer[keySnapshot] // current keys; nil until the first successful fetch
 	gen  atomic.Uint64               // counts snapshots
 
-	mu        sync.Mutex // guards the fields below
-	cache     *jwk.Cache
-	cancel    context.CancelFunc
-	closed    bool
-	inflight  *fetchCall
-	lastFetch time.Time // start of the last on-demand fetch (first fetch or unknown-kid refetch)
-	lastErr   error     // error of the last on-demand fetch, if it failed
+	mu       sync.Mutex // guards the fields below
+	cache    *jwk.Cache
+	cancel   context.CancelFunc
+	closed   bool
+	inflight *fetchCall
+	// refetchAt is the start of the last unknown-kid refetch that worked,
+	// and refetchGen the generation of the snapshot it produced: a newer
+	// snapshot (a background refresh) allows the next refetch at once.
+	refetchAt  time.Time
+	refetchGen uint64
+	lastErr    error     // error of the last on-demand fetch, nil once one works
+	lastErrAt  time.Time // when lastErr's fetch started
+	// unknown remembers, until the time it maps to, the kids that were still
+	// unknown after a refetch.
+	unknown map[string]time.Time
 }
 
 // fetchCall is one in-flight fetch shared by all callers that want it.
@@ -165,7 +191,7 @@ func (k *keySet) current(ctx context.Context) (*keySnapshot, error) {
 	if s := k.snap.Load(); s != nil {
 		return s, nil
 	}
-	if err := k.fetch(ctx, nil); err != nil {
+	if err := k.fetch(ctx, nil, ""); err != nil {
 		return nil, err
 	}
 	if s := k.snap.Load(); s != nil {
@@ -175,8 +201,8 @@ func (k *keySet) current(ctx context.Context) (*keySnapshot, error) {
 }
 
 // candidates returns the keys that may have signed a token with header kid
-// and alg. A kid the set does not know triggers one shared, rate-limited
-// refetch. Without a kid, every key that accepts alg is a candidate (Auth0
+// and alg. A kid the set does not know triggers one shared refetch (see
+// keySet). Without a kid, every key that accepts alg is a candidate (Auth0
 // always sends a kid; other issuers with a single key may not).
 func (k *keySet) candidates(ctx context.Context, kid, alg string) ([]*verificationKey, error) {
 	s, err := k.current(ctx)
@@ -189,7 +215,7 @@ func (k *keySet) candidates(ctx context.Context, kid, alg string) ([]*verificati
 	if keys, ok := s.byKID[kid]; ok {
 		return keys, nil
 	}
-	if err := k.fetch(ctx, s); err != nil {
+	if err := k.fetch(ctx, s, kid); err != nil {
 		if errors.Is(err, errRefetchLimited) {
 			return nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "no key with this kid in the JWKS (refetched recently)"}
 		}
@@ -199,7 +225,31 @@ func (k *keySet) candidates(ctx context.Context, kid, alg string) ([]*verificati
 	if keys, ok := s.byKID[kid]; ok {
 		return keys, nil
 	}
+	k.rememberUnknown(kid)
 	return nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "no key with this kid in the JWKS"}
+}
+
+// rememberUnknown notes kid as unknown for minRefetch. The map is bounded:
+// when full, expired entries go; if none has, kid is not remembered (it is
+// then still refused while the refetch interval runs).
+func (k *keySet) rememberUnknown(kid string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	if k.unknown == nil {
+		k.unknown = make(map[string]time.Time)
+	}
+	if len(k.unknown) >= maxUnknownKIDs {
+		for id, until := range k.unknown {
+			if !now.Before(until) {
+				delete(k.unknown, id)
+			}
+		}
+		if len(k.unknown) >= maxUnknownKIDs {
+			return
+		}
+	}
+	k.unknown[kid] = now.Add(k.minRefetch)
 }
 
 // withoutKID returns the keys to try for a token that names no kid.
@@ -228,12 +278,13 @@ func (s *keySnapshot) has(kid string, fp *[32]byte) bool {
 
 var errRefetchLimited = errors.New("refetch rate limited")
 
-// fetch fetches the JWKS unless a fetch is in flight (then it waits for it)
-// or, for an unknown-kid refetch (seen != nil), an on-demand fetch started
-// within minRefetch (then it returns errRefetchLimited). Without keys (seen ==
-// nil), a fetch that failed within failureBackoff is not retried: its error
-// is returned.
-func (k *keySet) fetch(ctx context.Context, seen *keySnapshot) error {
+// fetch fetches the JWKS unless a fetch is in flight (then it waits for it).
+// seen == nil asks for the first fetch; otherwise kid was not in seen and
+// this is an unknown-kid refetch, which returns errRefetchLimited when kid
+// is remembered as unknown or the refetch interval is running (see keySet).
+// A fetch that failed within failureBackoff is not retried: its error is
+// returned.
+func (k *keySet) fetch(ctx context.Context, seen *keySnapshot, kid string) error {
 	k.mu.Lock()
 	if k.closed {
 		k.mu.Unlock()
@@ -250,20 +301,26 @@ func (k *keySet) fetch(ctx context.Context, seen *keySnapshot) error {
 	call := k.inflight
 	if call == nil {
 		now := k.now()
-		since := now.Sub(k.lastFetch)
+		if seen != nil {
+			if until, ok := k.unknown[kid]; ok {
+				if now.Before(until) {
+					k.mu.Unlock()
+					return errRefetchLimited
+				}
+				delete(k.unknown, kid)
+			}
+		}
 		switch {
-		case seen == nil && !k.lastFetch.IsZero() && k.lastErr != nil && since < k.failureBackoff:
-			// No keys yet and the tenant just failed: fail closed at once.
+		case k.lastErr != nil && now.Sub(k.lastErrAt) < k.failureBackoff:
+			// The tenant just failed: fail closed at once, with its error.
 			err := k.lastErr
 			k.mu.Unlock()
 			return err
-		case seen != nil && !k.lastFetch.IsZero() && since < k.minRefetch:
-			// Unknown kids refetch at most once per interval, whether the
-			// last fetch worked or not.
+		case seen != nil && seen.gen == k.refetchGen && !k.refetchAt.IsZero() && now.Sub(k.refetchAt) < k.minRefetch:
+			// This snapshot came from a refetch within the interval.
 			k.mu.Unlock()
 			return errRefetchLimited
 		}
-		k.lastFetch = now
 		call = &fetchCall{done: make(chan struct{})}
 		k.inflight = call
 		cache, err := k.cacheLocked()
@@ -278,7 +335,18 @@ func (k *keySet) fetch(ctx context.Context, seen *keySnapshot) error {
 		}
 		k.mu.Lock()
 		call.err = err
-		k.lastErr = err
+		if err != nil {
+			k.lastErr, k.lastErrAt = err, now
+		} else {
+			k.lastErr = nil
+			if seen != nil {
+				// Only unknown-kid refetches that worked start the interval.
+				k.refetchAt = now
+				if s := k.snap.Load(); s != nil {
+					k.refetchGen = s.gen
+				}
+			}
+		}
 		k.inflight = nil
 		k.mu.Unlock()
 		close(call.done)

@@ -141,31 +141,35 @@ func TestKeySetFailClosed(t *testing.T) {
 		t.Fatalf("after recovery: %v", err)
 	}
 
-	// With keys known and the tenant down, unknown kids still cost at most
-	// one fetch per interval.
+	// With keys known and the tenant down during a rotation, an unknown kid
+	// is a 503 (tenant unavailable), never "unknown key"; the tenant is asked
+	// again after the failure backoff, not after the refetch interval.
 	clock.Advance(time.Hour)
 	srv.setStatus(http.StatusInternalServerError)
 	before := srv.hits.Load()
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 10; i++ {
 		_, err := ks.candidates(ctx, fmt.Sprintf("down-%d", i), "RS256")
-		if i == 0 && !errors.Is(err, ErrTenantUnavailable) {
-			t.Fatalf("refetch during an outage: got %v, want ErrTenantUnavailable", err)
+		if !errors.Is(err, ErrTenantUnavailable) || errors.Is(err, ErrTokenUnknownKey) || ErrorStatus(err) != http.StatusServiceUnavailable {
+			t.Fatalf("refetch %d during an outage: got %v (status %d), want ErrTenantUnavailable (503)", i, err, ErrorStatus(err))
 		}
-		if i > 0 && !errors.Is(err, ErrTokenUnknownKey) {
-			t.Fatalf("within the interval: got %v, want ErrTokenUnknownKey", err)
-		}
-		clock.Advance(defaultFailureBackoff)
-		if i == 10 {
-			break
-		}
+		clock.Advance(defaultFailureBackoff / 2)
 	}
-	if n := srv.hits.Load() - before; n != 1 {
-		t.Fatalf("JWKS fetched %d times during an outage flood, want 1", n)
+	// Ten attempts, half a backoff apart: one fetch per backoff.
+	if n := srv.hits.Load() - before; n != 5 {
+		t.Fatalf("JWKS fetched %d times during an outage of 5 backoffs, want 5", n)
 	}
 	if _, err := ks.candidates(ctx, keys[0].kid, "RS256"); err != nil {
 		t.Fatalf("known kid during the outage: %v", err)
 	}
+	// The tenant is back with the rotated key: served after the backoff,
+	// although an unknown-kid fetch was tried less than an interval ago.
+	next := testKeys(t, 2)[1]
+	srv.setKeys(keys[0], next)
 	srv.setStatus(http.StatusOK)
+	clock.Advance(defaultFailureBackoff)
+	if _, err := ks.candidates(ctx, next.kid, "RS256"); err != nil {
+		t.Fatalf("rotated key after the outage: %v", err)
+	}
 
 	// Unusable documents fail closed too.
 	for _, doc := range []any{map[string]any{"keys": []any{}}, "not a set", map[string]any{"keys": []any{map[string]any{"kty": "oct", "k": "c2VjcmV0"}}}} {
@@ -238,5 +242,114 @@ func TestKeySetClose(t *testing.T) {
 	// Close of a never-used set is fine.
 	if err := newKeySet("https://example.invalid/jwks", nil, nil).Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A rotation one second after start-up: the next token with the new kid is
+// served, with one refetch (the first fetch does not count against the
+// refetch interval).
+func TestKeySetRotationRightAfterStartup(t *testing.T) {
+	keys := testKeys(t, 2)
+	srv := newJWKSServer(t, keys[0])
+	clock := newTestClock()
+	ks := newTestKeySet(t, srv, clock)
+	ctx := context.Background()
+	if _, err := ks.candidates(ctx, keys[0].kid, "RS256"); err != nil {
+		t.Fatal(err)
+	}
+	srv.setKeys(keys[1], keys[0])
+	clock.Advance(time.Second)
+	if _, err := ks.candidates(ctx, keys[1].kid, "RS256"); err != nil {
+		t.Fatalf("new kid 1 s after start-up: %v", err)
+	}
+	if n := srv.hits.Load(); n != 2 {
+		t.Fatalf("JWKS fetched %d times, want 2 (start-up + one refetch)", n)
+	}
+}
+
+// 2,000 random kids over 31 s cost at most two fetches after start-up; a kid
+// still unknown after its refetch is remembered, even across a background
+// refresh, while a new unknown kid after that refresh is refetched at once.
+func TestKeySetRandomKIDFloodOver31s(t *testing.T) {
+	keys := testKeys(t, 1)
+	srv := newJWKSServer(t, keys[0])
+	clock := newTestClock()
+	ks := newTestKeySet(t, srv, clock)
+	ctx := context.Background()
+	if _, err := ks.current(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := srv.hits.Load()
+	step := 31 * time.Second / 2000
+	for i := 0; i < 2000; i++ {
+		if _, err := ks.candidates(ctx, fmt.Sprintf("random-%d", i), "RS256"); !errors.Is(err, ErrTokenUnknownKey) {
+			t.Fatalf("kid %d: got %v, want ErrTokenUnknownKey", i, err)
+		}
+		clock.Advance(step)
+	}
+	if n := srv.hits.Load() - start; n > 2 || n < 1 {
+		t.Fatalf("JWKS fetched %d times for 2,000 random kids over 31 s, want 1 or 2", n)
+	}
+
+	// After the interval, a kid is refetched and, still unknown, remembered;
+	// then a background refresh (jwx's cache) makes a new snapshot.
+	clock.Advance(defaultMinRefetchInterval)
+	before := srv.hits.Load()
+	if _, err := ks.candidates(ctx, "remembered", "RS256"); !errors.Is(err, ErrTokenUnknownKey) {
+		t.Fatal(err)
+	}
+	if n := srv.hits.Load() - before; n != 1 {
+		t.Fatalf("a new unknown kid after the interval cost %d fetches, want 1", n)
+	}
+	if _, err := ks.cache.Refresh(ctx, ks.url); err != nil {
+		t.Fatal(err)
+	}
+	before = srv.hits.Load()
+	if _, err := ks.candidates(ctx, "remembered", "RS256"); !errors.Is(err, ErrTokenUnknownKey) {
+		t.Fatalf("remembered kid: %v", err)
+	}
+	if n := srv.hits.Load() - before; n != 0 {
+		t.Fatalf("a kid remembered as unknown cost %d fetches, want 0", n)
+	}
+	if _, err := ks.candidates(ctx, "fresh-after-refresh", "RS256"); !errors.Is(err, ErrTokenUnknownKey) {
+		t.Fatalf("fresh kid: %v", err)
+	}
+	if n := srv.hits.Load() - before; n != 1 {
+		t.Fatalf("the first unknown kid after a background refresh cost %d fetches, want 1", n)
+	}
+}
+
+// A rotation during a flood of random kids: the new key is served within one
+// refetch interval of the rotation.
+func TestKeySetRotationDuringFlood(t *testing.T) {
+	keys := testKeys(t, 2)
+	srv := newJWKSServer(t, keys[0])
+	clock := newTestClock()
+	ks := newTestKeySet(t, srv, clock)
+	ctx := context.Background()
+	if _, err := ks.current(ctx); err != nil {
+		t.Fatal(err)
+	}
+	step := 10 * time.Millisecond
+	for i := 0; i < 500; i++ { // 5 s of flood: the interval is running
+		_, _ = ks.candidates(ctx, fmt.Sprintf("flood-%d", i), "RS256")
+		clock.Advance(step)
+	}
+	srv.setKeys(keys[0], keys[1])
+	rotated := clock.Now()
+	for i := 0; ; i++ {
+		_, _ = ks.candidates(ctx, fmt.Sprintf("more-%d", i), "RS256")
+		if _, err := ks.candidates(ctx, keys[1].kid, "RS256"); err == nil {
+			break
+		} else if !errors.Is(err, ErrTokenUnknownKey) {
+			t.Fatal(err)
+		}
+		if clock.Now().Sub(rotated) > defaultMinRefetchInterval {
+			t.Fatalf("the new key was not served within %v of the rotation", defaultMinRefetchInterval)
+		}
+		clock.Advance(step)
+	}
+	if d := clock.Now().Sub(rotated); d > defaultMinRefetchInterval {
+		t.Fatalf("new key served %v after the rotation, want within %v", d, defaultMinRefetchInterval)
 	}
 }

@@ -1,6 +1,7 @@
 package stepup
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,8 +72,30 @@ func (p Policy) MaxAgeSeconds() (string, bool) {
 	if p.MaxAge <= 0 {
 		return "", false
 	}
-	s := int64((p.MaxAge + time.Second - 1) / time.Second)
-	return strconv.FormatInt(s, 10), true
+	return strconv.FormatInt(ceilSeconds(p.MaxAge), 10), true
+}
+
+// ceilSeconds rounds d up to whole seconds, as max_age is sent, without
+// overflowing: d + time.Second - 1 wraps negative for a max_age near the
+// largest Duration (max_age=9223372036 parsed from a challenge did).
+// Negative durations give 0.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s++
+	}
+	return s
+}
+
+// addSaturating returns a + b for b >= 0, capped at the largest Duration.
+func addSaturating(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // RequiresStepUp reports whether p asks for more than a plain login: an acr, an amr or a maximum age.

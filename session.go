@@ -493,11 +493,11 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 		r.Connection, r.ConnSent = connectionKey(c.cfg.ConnectionPolicies, idt.Subject), false
 	}
 	r.OrgID = idt.OrgID
-	if v, ok := idt.Claims["email"].(string); ok {
-		r.Email = v
+	if idt.Email != "" {
+		r.Email = idt.Email
 	}
-	if v, ok := idt.Claims["name"].(string); ok {
-		r.Name = v
+	if idt.Name != "" {
+		r.Name = idt.Name
 	}
 	if !login.Silent {
 		r.Auth = toEvidence(idt.Authentication())

@@ -24,9 +24,9 @@ func realisticSession(tb testing.TB, c *Client, now time.Time) (cookie string, s
 	idt := func(acr string, amr ...string) *IDToken {
 		return &IDToken{
 			Subject: "auth0|6543a1b2c3d4e5f6a7b8c9d0", SessionID: "S7kQ-1v9LxW8aZ3pT0mN2bYc4dEf5gHj", ACR: acr, AMR: amr, AuthTime: now,
-			OrgID:  "org_7bYc4dEf5gHjS7kQ",
-			Claims: map[string]any{"email": "alice.martin@fabrikam.example", "name": "Alice Martin"},
-			Raw:    "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0." + strings.Repeat("x", 700) + "." + strings.Repeat("s", 342),
+			OrgID: "org_7bYc4dEf5gHjS7kQ",
+			Email: "alice.martin@fabrikam.example", Name: "Alice Martin",
+			Raw: "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0." + strings.Repeat("x", 700) + "." + strings.Repeat("s", 342),
 		}
 	}
 	tok := func() *oauth2.Token {

@@ -65,10 +65,20 @@ func decodeJOSEHeader(s string) (h joseHeader, hasCrit bool, err error) {
 		d.i++
 	} else {
 		for {
-			k, v, err := d.member()
+			d.ws()
+			if d.i >= len(d.s) || d.s[d.i] != '"' {
+				return h, false, errJSONSyntax
+			}
+			k, err := d.str()
 			if err != nil {
 				return h, false, err
 			}
+			d.ws()
+			if d.i >= len(d.s) || d.s[d.i] != ':' {
+				return h, false, errJSONSyntax
+			}
+			d.i++
+			d.ws()
 			var dst *string
 			slot := -1
 			switch k {
@@ -87,12 +97,14 @@ func decodeJOSEHeader(s string) (h joseHeader, hasCrit bool, err error) {
 				}
 				seen[slot] = true
 			}
-			if dst != nil && v != nil {
-				sv, ok := v.(string)
-				if !ok {
-					return h, false, &TokenError{Kind: ErrTokenMalformed, Claim: k, Detail: "must be a string"}
+			// Values are read without boxing them into any: the header is
+			// decoded on every verification.
+			if dst != nil {
+				if *dst, _, err = d.claimString(k); err != nil {
+					return h, false, err
 				}
-				*dst = sv
+			} else if err := d.skip(); err != nil {
+				return h, false, err
 			}
 			end, err := d.next('}')
 			if err != nil {
@@ -382,8 +394,69 @@ func (d *jsonDecoder) hex4() (rune, bool) {
 	return r, true
 }
 
+// skip validates the value at d.i with the grammar of value without keeping
+// it: scalars and arrays cost no allocation; nested objects are decoded (and
+// dropped) so that their repeated names are found as in decodeJSONObject.
+func (d *jsonDecoder) skip() error {
+	d.ws()
+	if d.i >= len(d.s) {
+		return errJSONSyntax
+	}
+	switch c := d.s[d.i]; {
+	case c == '{':
+		_, err := d.object()
+		return err
+	case c == '[':
+		if d.depth++; d.depth > maxJSONDepth {
+			return errJSONDepth
+		}
+		d.i++
+		d.ws()
+		if d.i < len(d.s) && d.s[d.i] == ']' {
+			d.i++
+			d.depth--
+			return nil
+		}
+		for {
+			if err := d.skip(); err != nil {
+				return err
+			}
+			end, err := d.next(']')
+			if err != nil {
+				return err
+			}
+			if end {
+				d.depth--
+				return nil
+			}
+		}
+	case c == '"':
+		_, err := d.str()
+		return err
+	case c == 't':
+		return d.lit("true")
+	case c == 'f':
+		return d.lit("false")
+	case c == 'n':
+		return d.lit("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		_, err := d.float()
+		return err
+	}
+	return errJSONSyntax
+}
+
 // number decodes a JSON number (RFC 8259 grammar) as float64.
 func (d *jsonDecoder) number() (any, error) {
+	f, err := d.float()
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// float decodes a JSON number (RFC 8259 grammar).
+func (d *jsonDecoder) float() (float64, error) {
 	start := d.i
 	if d.s[d.i] == '-' {
 		d.i++
@@ -396,12 +469,12 @@ func (d *jsonDecoder) number() (any, error) {
 			d.i++
 		}
 	default:
-		return nil, errJSONSyntax
+		return 0, errJSONSyntax
 	}
 	if d.i < len(d.s) && d.s[d.i] == '.' {
 		d.i++
 		if d.i >= len(d.s) || d.s[d.i] < '0' || d.s[d.i] > '9' {
-			return nil, errJSONSyntax
+			return 0, errJSONSyntax
 		}
 		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
 			d.i++
@@ -413,7 +486,7 @@ func (d *jsonDecoder) number() (any, error) {
 			d.i++
 		}
 		if d.i >= len(d.s) || d.s[d.i] < '0' || d.s[d.i] > '9' {
-			return nil, errJSONSyntax
+			return 0, errJSONSyntax
 		}
 		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
 			d.i++
@@ -422,7 +495,7 @@ func (d *jsonDecoder) number() (any, error) {
 	f, err := strconv.ParseFloat(d.s[start:d.i], 64)
 	if err != nil {
 		// Out of float64 range: encoding/json rejects it too.
-		return nil, errJSONSyntax
+		return 0, errJSONSyntax
 	}
 	return f, nil
 }

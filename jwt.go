@@ -1,0 +1,803 @@
+package stepup
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"errors"
+	"math"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// The verification core shared by every kind of token stepup checks: ID
+// tokens (verify.go), access tokens (api.go) and back-channel logout tokens
+// (verify_logout.go). It splits a compact JWS, decodes its header, verifies
+// its signature with the tenant's keys (jwks.go) or the client secret, and
+// decodes the registered claims straight into typed fields. Each token kind
+// then applies its own rules to those fields; none calls into another's file.
+//
+// The fast path allocates little on purpose: the signing input is hashed
+// from a caller's stack buffer, the header and payload are decoded into that
+// buffer and copied once into one string that every claim value without
+// escapes shares, and the claims nobody asked for are validated but not
+// built. No unsafe is used: the one copy it would save is well under 1% of
+// an RSA verification.
+
+// Kinds of *TokenError. Each *TokenError matches ErrInvalidToken and its Kind.
+var (
+	ErrTokenMalformed       = errors.New("stepup: token malformed")
+	ErrTokenAlgorithm       = errors.New("stepup: token signing algorithm not allowed")
+	ErrTokenSignature       = errors.New("stepup: token signature invalid")
+	ErrTokenUnknownKey      = errors.New("stepup: token signed by an unknown key")
+	ErrTokenIssuer          = errors.New("stepup: token issuer mismatch")
+	ErrTokenAudience        = errors.New("stepup: token audience mismatch")
+	ErrTokenAuthorizedParty = errors.New("stepup: token authorized party (azp) mismatch")
+	ErrTokenSubject         = errors.New("stepup: token subject missing")
+	ErrTokenIssuedAt        = errors.New("stepup: token issued-at (iat) missing or in the future")
+	ErrTokenExpired         = errors.New("stepup: token expired")
+	ErrTokenNotYetValid     = errors.New("stepup: token not yet valid (nbf)")
+	ErrTokenNonce           = errors.New("stepup: token nonce mismatch")
+	ErrTokenAuthTime        = errors.New("stepup: token auth_time missing or too old")
+	ErrTokenType            = errors.New("stepup: token type (typ) not acceptable")
+)
+
+// TokenError reports why an ID or access token was rejected. It matches
+// ErrInvalidToken and its Kind (one of the ErrToken... sentinels). Its
+// message never contains token content, so it is safe to log.
+type TokenError struct {
+	Kind   error  // an ErrToken... sentinel
+	Claim  string // the claim or header parameter at fault, if any
+	Detail string // what was wrong, without token content
+	Err    error  // the underlying cause, if any
+}
+
+func (e *TokenError) Error() string {
+	var b strings.Builder
+	if e.Kind != nil {
+		b.WriteString(e.Kind.Error())
+	} else {
+		b.WriteString(ErrInvalidToken.Error())
+	}
+	if e.Claim != "" {
+		b.WriteString(" (")
+		b.WriteString(e.Claim)
+		b.WriteString(")")
+	}
+	if e.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Is makes a *TokenError match ErrInvalidToken and its Kind.
+func (e *TokenError) Is(target error) bool {
+	return target == ErrInvalidToken || (e.Kind != nil && target == e.Kind)
+}
+
+func (e *TokenError) Unwrap() error { return e.Err }
+
+func tokenErr(kind error, claim, detail string) *TokenError {
+	return &TokenError{Kind: kind, Claim: claim, Detail: detail}
+}
+
+// jwtStackBytes is the scratch buffer a verification keeps on its stack: the
+// token plus its decoded parts, enough for tokens up to about 2.3 KB (Auth0's
+// are about 1 KB). Larger tokens (up to maxTokenBytes) use a heap buffer.
+// Small on purpose: the stack is zeroed on every call and its cache lines
+// are touched.
+const jwtStackBytes = 4 << 10
+
+// maxSignatureBytes bounds a decoded signature: RSA up to 8192 bits.
+const maxSignatureBytes = 1024
+
+// maxTokenBytes bounds the size of a token we look at.
+const maxTokenBytes = 64 << 10
+
+// jwtBase64 decodes the parts of a token: base64url without padding, and
+// strict, so that one token has one spelling (non-zero trailing bits are
+// refused; verifyJWS refuses the line breaks the decoder skips).
+var jwtBase64 = base64.RawURLEncoding.Strict()
+
+// joseHeader is the part of a JWS header we read.
+type joseHeader struct {
+	Alg, Kid, Typ string
+}
+
+// jwsVerifier checks compact JWS signatures for one token kind.
+type jwsVerifier struct {
+	algs   []string // accepted header algs; never "none"
+	keys   *keySet  // the tenant's keys; nil: only HS256 can verify
+	secret []byte   // HS256 key; nil: HS256 never verifies
+}
+
+// pssOptions accept any salt length, as jwx (and our verifier before it)
+// did: RFC 7518 §3.5 says the salt is as long as the hash, and a signer with
+// another length proves the same key possession.
+var pssOptions = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}
+
+// verifyJWS splits raw, decodes its header, checks its alg against v.algs and
+// its typ with typOK, verifies the signature, and returns the header, the
+// decoded payload (JSON, not yet parsed) and the key that verified it (nil
+// for HS256). scratch is a buffer the caller owns (usually on its stack); it
+// is used only during the call. Failures are *TokenError, or an error
+// matching ErrTenantUnavailable when the keys cannot be fetched.
+func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(string) bool, typDetail string, scratch []byte) (joseHeader, string, *verificationKey, error) {
+	var h joseHeader
+	if len(raw) > maxTokenBytes {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "token too large")
+	}
+	i := strings.IndexByte(raw, '.')
+	if i < 0 {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS")
+	}
+	j := strings.IndexByte(raw[i+1:], '.')
+	if j < 0 {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS")
+	}
+	j += i + 1
+	if strings.IndexByte(raw[j+1:], '.') >= 0 {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS (encrypted tokens are not supported)")
+	}
+	// The strict decoder refuses every byte outside base64url except the
+	// line breaks it skips: refuse those here, so one token has one spelling.
+	if strings.IndexByte(raw, '\n') >= 0 || strings.IndexByte(raw, '\r') >= 0 {
+		return h, "", nil, tokenErr(ErrTokenMalformed, "", "line break in the token")
+	}
+	enc := jwtBase64
+	sigLen := enc.DecodedLen(len(raw) - j - 1)
+	if sigLen > maxSignatureBytes {
+		return h, "", nil, tokenErr(ErrTokenSignature, "", "signature too long")
+	}
+	// Layout of scratch: the token, then its decoded header and payload
+	// (adjacent, so that one string holds both), then its signature.
+	need := len(raw) + enc.DecodedLen(i) + enc.DecodedLen(j-i-1) + sigLen
+	if need > len(scratch) {
+		scratch = make([]byte, need)
+	}
+	tok := scratch[:copy(scratch, raw)]
+	in := tok[:j]
+	out := scratch[len(tok):]
+	hn, err := enc.Decode(out, in[:i])
+	if err != nil {
+		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad base64url", Err: err}
+	}
+	pn, err := enc.Decode(out[hn:], in[i+1:])
+	if err != nil {
+		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "bad base64url", Err: err}
+	}
+	sn, err := enc.Decode(out[hn+pn:], tok[j+1:])
+	if err != nil {
+		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "signature", Detail: "bad base64url", Err: err}
+	}
+	sig := out[hn+pn : hn+pn+sn]
+	decoded := string(out[:hn+pn])
+	h, err = parseHeader(decoded[:hn])
+	if err != nil {
+		return h, "", nil, err
+	}
+	if !algAllowed(v.algs, h.Alg) {
+		return h, "", nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not in the allowed list")
+	}
+	if h.Typ != "" && !typOK(h.Typ) {
+		return h, "", nil, tokenErr(ErrTokenType, "typ", typDetail)
+	}
+	key, err := v.verifySignature(ctx, h, in, sig)
+	if err != nil {
+		return h, "", nil, err
+	}
+	return h, decoded[hn:], key, nil
+}
+
+// parseHeader decodes a JWS header and refuses what we never accept: crit
+// extensions, a missing alg, and "none".
+func parseHeader(s string) (joseHeader, error) {
+	h, hasCrit, err := decodeJOSEHeader(s)
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) {
+			return h, te
+		}
+		return h, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "not a JSON object", Err: err}
+	}
+	if hasCrit {
+		return h, tokenErr(ErrTokenMalformed, "crit", "critical header extensions are not supported")
+	}
+	if h.Alg == "" {
+		return h, tokenErr(ErrTokenAlgorithm, "alg", "missing")
+	}
+	if strings.EqualFold(h.Alg, "none") {
+		return h, tokenErr(ErrTokenAlgorithm, "alg", `"none" is never accepted`)
+	}
+	return h, nil
+}
+
+func algAllowed(algs []string, alg string) bool {
+	for _, a := range algs {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// jwsAlg describes a JWS signature algorithm we verify.
+type jwsAlg struct {
+	hash crypto.Hash
+	kind byte // 'R' RSASSA-PKCS1-v1_5, 'P' RSASSA-PSS, 'E' ECDSA, 'H' HMAC
+	size int  // ECDSA: bytes of each of r and s
+}
+
+func lookupAlg(alg string) (jwsAlg, bool) {
+	switch alg {
+	case "RS256":
+		return jwsAlg{crypto.SHA256, 'R', 0}, true
+	case "RS384":
+		return jwsAlg{crypto.SHA384, 'R', 0}, true
+	case "RS512":
+		return jwsAlg{crypto.SHA512, 'R', 0}, true
+	case "PS256":
+		return jwsAlg{crypto.SHA256, 'P', 0}, true
+	case "PS384":
+		return jwsAlg{crypto.SHA384, 'P', 0}, true
+	case "PS512":
+		return jwsAlg{crypto.SHA512, 'P', 0}, true
+	case "ES256":
+		return jwsAlg{crypto.SHA256, 'E', 32}, true
+	case "ES384":
+		return jwsAlg{crypto.SHA384, 'E', 48}, true
+	case "ES512":
+		return jwsAlg{crypto.SHA512, 'E', 66}, true
+	case "HS256":
+		return jwsAlg{crypto.SHA256, 'H', 0}, true
+	}
+	return jwsAlg{}, false
+}
+
+// isRSAJWSAlg reports whether alg is an RSA JWS algorithm (the only kind
+// access tokens accept).
+func isRSAJWSAlg(alg string) bool {
+	a, ok := lookupAlg(alg)
+	return ok && (a.kind == 'R' || a.kind == 'P')
+}
+
+// verifySignature verifies sig over in with the candidate keys for h (or
+// the client secret for HS256), with crypto/rsa, crypto/ecdsa and crypto/hmac.
+func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig []byte) (*verificationKey, error) {
+	a, ok := lookupAlg(h.Alg)
+	if !ok {
+		return nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not supported")
+	}
+
+	if a.kind == 'H' {
+		if len(v.secret) == 0 {
+			return nil, tokenErr(ErrTokenAlgorithm, "alg", "HS256 needs the client secret")
+		}
+		if !verifyHMAC(v.secret, in, sig) {
+			return nil, tokenErr(ErrTokenSignature, "", "HS256 signature does not verify with the client secret")
+		}
+		return nil, nil
+	}
+
+	var dbuf [64]byte
+	var digest []byte
+	switch a.hash {
+	case crypto.SHA256:
+		d := sha256.Sum256(in)
+		digest = dbuf[:copy(dbuf[:], d[:])]
+	case crypto.SHA384:
+		d := sha512.Sum384(in)
+		digest = dbuf[:copy(dbuf[:], d[:])]
+	default:
+		d := sha512.Sum512(in)
+		digest = dbuf[:copy(dbuf[:], d[:])]
+	}
+
+	if v.keys == nil {
+		return nil, tokenErr(ErrTokenUnknownKey, "kid", "no key set configured")
+	}
+	keys, err := v.keys.candidates(ctx, h.Kid, h.Alg)
+	if err != nil {
+		return nil, err
+	}
+	tried := 0
+	for _, key := range keys {
+		if !key.acceptsAlg(h.Alg) {
+			continue
+		}
+		var err error
+		switch pub := key.key.(type) {
+		case *rsa.PublicKey:
+			tried++
+			if a.kind == 'P' {
+				err = rsa.VerifyPSS(pub, a.hash, bytes.Clone(digest), sig, pssOptions) // a copy: VerifyPSS lets its hash escape
+			} else {
+				err = rsa.VerifyPKCS1v15(pub, a.hash, digest, sig)
+			}
+		case *ecdsa.PublicKey:
+			tried++
+			if a.kind != 'E' || !verifyECDSA(pub, a.size, digest, sig) {
+				err = errECDSA
+			}
+		default:
+			continue
+		}
+		if err == nil {
+			return key, nil
+		}
+	}
+	if tried == 0 {
+		return nil, tokenErr(ErrTokenUnknownKey, "kid", "no key in the JWKS matches the token's kid and alg")
+	}
+	return nil, tokenErr(ErrTokenSignature, "", "signature does not verify")
+}
+
+var errECDSA = errors.New("ECDSA verification failed")
+
+// verifyHMAC checks an HS256 signature. It works on copies so that the
+// caller's stack buffers do not escape through hash.Hash (an interface).
+func verifyHMAC(secret, in, sig []byte) bool {
+	m := hmac.New(sha256.New, secret)
+	m.Write(bytes.Clone(in))
+	return hmac.Equal(m.Sum(nil), bytes.Clone(sig))
+}
+
+// verifyECDSA checks a JWS ECDSA signature: r||s, each left-padded to the
+// curve's size (RFC 7518 §3.4). It copies digest for the same reason as
+// verifyHMAC.
+func verifyECDSA(pub *ecdsa.PublicKey, size int, digest, sig []byte) bool {
+	if len(sig) != 2*size || (pub.Curve.Params().BitSize+7)/8 != size {
+		return false
+	}
+	r := new(big.Int).SetBytes(sig[:size])
+	s := new(big.Int).SetBytes(sig[size:])
+	return ecdsa.Verify(pub, bytes.Clone(digest), r, s)
+}
+
+// numericDate is a decoded NumericDate claim.
+type numericDate struct {
+	t  time.Time
+	ok bool // present and not null
+}
+
+// claimNames are the extra claim names an access-token Verifier reads: the
+// authentication claims an Action copied under a namespace.
+type claimNames struct {
+	acr, amr, authTime string // "" when no namespace is set
+}
+
+// registeredClaims are the claims any of our token kinds reads, decoded
+// straight from the payload. Strings without escapes share the payload's
+// memory; string lists are carved out of the arena passed to decodeClaims.
+type registeredClaims struct {
+	iss, sub, azp, clientID, nonce, sid, acr, orgID, jti, scope string
+
+	// email and name are the profile claims the session keeps; a value of
+	// another type is ignored, as it always was.
+	email, name string
+
+	hasAzp, hasNonce, hasScope bool
+
+	aud, amr, permissions, scopes []string
+	iat, exp, nbf, authTime       numericDate
+
+	// events is the raw JSON value of the events claim (logout tokens).
+	events    string
+	hasEvents bool
+
+	// The namespaced authentication claims (claimNames), and whether each
+	// member was present at all (even null).
+	nsACR                      string
+	nsAMR                      []string
+	nsAuthTime                 numericDate
+	hasNSACR, hasNSAMR, hasNSA bool
+}
+
+// payloadErr wraps a JSON error in the payload.
+func payloadErr(err error) error {
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te
+	}
+	return &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "not a valid JSON object", Err: err}
+}
+
+// maxClaimNamesOnStack is how many member names decodeClaims checks for
+// repeats without allocating; beyond it, a map takes over.
+const maxClaimNamesOnStack = 48
+
+// decodeClaims decodes payload, which must be exactly one JSON object, into
+// c. Members it does not read are validated (the same grammar as
+// decodeJSONObject, so that a Claims map can always be built later) but not
+// kept. A repeated member name is an error, as in decodeJSONObject. ns may be
+// nil.
+func decodeClaims(payload string, c *registeredClaims, arena []string, ns *claimNames) error {
+	d := jsonDecoder{s: payload, depth: 1}
+	d.ws()
+	if d.i >= len(d.s) || d.s[d.i] != '{' {
+		return payloadErr(errJSONNotObject)
+	}
+	d.i++
+	var seen uint32
+	var names [maxClaimNamesOnStack]string
+	n := 0
+	var spill map[string]struct{}
+	d.ws()
+	if d.i < len(d.s) && d.s[d.i] == '}' {
+		d.i++
+	} else {
+		for {
+			d.ws()
+			if d.i >= len(d.s) || d.s[d.i] != '"' {
+				return payloadErr(errJSONSyntax)
+			}
+			k, err := d.str()
+			if err != nil {
+				return payloadErr(err)
+			}
+			d.ws()
+			if d.i >= len(d.s) || d.s[d.i] != ':' {
+				return payloadErr(errJSONSyntax)
+			}
+			d.i++
+			d.ws()
+			slot, err := c.member(&d, k, &arena, ns)
+			if err != nil {
+				return payloadErr(err)
+			}
+			// Repeated names: the claims we read by a bit each, the others
+			// by comparison with the names seen so far (few, in practice).
+			if slot >= 0 {
+				if seen&(1<<slot) != 0 {
+					return payloadErr(errJSONDuplicate)
+				}
+				seen |= 1 << slot
+			} else {
+				if spill == nil {
+					for _, s := range names[:n] {
+						if s == k {
+							return payloadErr(errJSONDuplicate)
+						}
+					}
+					if n < len(names) {
+						names[n] = k
+						n++
+					} else {
+						spill = make(map[string]struct{}, 2*len(names))
+						for _, s := range names {
+							spill[s] = struct{}{}
+						}
+					}
+				}
+				if spill != nil {
+					if _, dup := spill[k]; dup {
+						return payloadErr(errJSONDuplicate)
+					}
+					spill[k] = struct{}{}
+				}
+			}
+			end, err := d.next('}')
+			if err != nil {
+				return payloadErr(err)
+			}
+			if end {
+				break
+			}
+		}
+	}
+	d.ws()
+	if d.i != len(d.s) {
+		return payloadErr(errJSONSyntax)
+	}
+	return nil
+}
+
+// member decodes the value of member k at d.i. It returns the claim's slot
+// (a bit for decodeClaims' repeated-name check) when it is one we read, -1
+// otherwise.
+func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns *claimNames) (int, error) {
+	var err error
+	slot := -1
+	switch k {
+	case "iss":
+		slot = 0
+		c.iss, _, err = d.claimString(k)
+	case "sub":
+		slot = 1
+		c.sub, _, err = d.claimString(k)
+	case "azp":
+		slot = 2
+		c.azp, c.hasAzp, err = d.claimString(k)
+	case "client_id":
+		slot = 3
+		c.clientID, _, err = d.claimString(k)
+	case "nonce":
+		slot = 4
+		// Present at all, even null, counts for logout tokens (which must not have one).
+		c.hasNonce = true
+		c.nonce, _, err = d.claimString(k)
+	case "sid":
+		slot = 5
+		c.sid, _, err = d.claimString(k)
+	case "acr":
+		slot = 6
+		c.acr, _, err = d.claimString(k)
+	case "org_id":
+		slot = 7
+		c.orgID, _, err = d.claimString(k)
+	case "jti":
+		slot = 8
+		c.jti, _, err = d.claimString(k)
+	case "aud":
+		slot = 9
+		if d.peek() == '"' {
+			var s string
+			if s, err = d.str(); err == nil {
+				c.aud = appendArena(arena, s)
+			}
+		} else {
+			c.aud, _, err = d.claimStrings(k, arena)
+		}
+	case "amr":
+		slot = 10
+		c.amr, _, err = d.claimStrings(k, arena)
+	case "permissions":
+		slot = 11
+		c.permissions, _, err = d.claimStrings(k, arena)
+	case "scope":
+		slot = 12
+		switch d.peek() {
+		case '"':
+			var s string
+			if s, err = d.str(); err == nil {
+				c.scope, c.hasScope = s, true
+				c.scopes = splitScope(s, arena)
+			}
+		case '[':
+			c.scopes, c.hasScope, err = d.claimStrings(k, arena)
+		case 'n':
+			err = d.lit("null")
+		default:
+			err = tokenErr(ErrTokenMalformed, k, "must be a space-separated string")
+		}
+	case "iat":
+		slot = 13
+		c.iat, err = d.claimTime(k)
+	case "exp":
+		slot = 14
+		c.exp, err = d.claimTime(k)
+	case "nbf":
+		slot = 15
+		c.nbf, err = d.claimTime(k)
+	case "auth_time":
+		slot = 16
+		c.authTime, err = d.claimTime(k)
+	case "email":
+		slot = 17
+		c.email, err = d.lenientString()
+	case "name":
+		slot = 18
+		c.name, err = d.lenientString()
+	case "events":
+		slot = 19
+		start := d.i
+		if err = d.skip(); err == nil {
+			c.events, c.hasEvents = d.s[start:d.i], true
+		}
+	default:
+		switch {
+		case ns == nil || ns.acr == "":
+			err = d.skip()
+		case k == ns.acr:
+			slot = 20
+			c.hasNSACR = true
+			c.nsACR, _, err = d.claimString(k)
+		case k == ns.amr:
+			slot = 21
+			c.hasNSAMR = true
+			c.nsAMR, _, err = d.claimStrings(k, arena)
+		case k == ns.authTime:
+			slot = 22
+			c.hasNSA = true
+			c.nsAuthTime, err = d.claimTime(k)
+		default:
+			err = d.skip()
+		}
+	}
+	return slot, err
+}
+
+// appendArena appends s to the arena and returns it as a one-element list
+// whose capacity ends at its length (appending to it never overwrites the
+// arena).
+func appendArena(arena *[]string, s string) []string {
+	start := len(*arena)
+	*arena = append(*arena, s)
+	return (*arena)[start : start+1 : start+1]
+}
+
+// splitScope splits a space-separated scope claim into arena (as
+// strings.Fields does for ASCII white space).
+func splitScope(s string, arena *[]string) []string {
+	start := len(*arena)
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && isScopeSpace(s[i]) {
+			i++
+		}
+		s = s[i:]
+		j := 0
+		for j < len(s) && !isScopeSpace(s[j]) {
+			j++
+		}
+		if j > 0 {
+			*arena = append(*arena, s[:j])
+		}
+		s = s[j:]
+	}
+	if len(*arena) == start {
+		return nil
+	}
+	return (*arena)[start:len(*arena):len(*arena)]
+}
+
+func isScopeSpace(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f'
+}
+
+// peek returns the byte at d.i, or 0 at the end.
+func (d *jsonDecoder) peek() byte {
+	if d.i < len(d.s) {
+		return d.s[d.i]
+	}
+	return 0
+}
+
+// claimString decodes a string claim: null is absent, another type is
+// ErrTokenMalformed.
+func (d *jsonDecoder) claimString(name string) (string, bool, error) {
+	switch d.peek() {
+	case '"':
+		s, err := d.str()
+		return s, err == nil, err
+	case 'n':
+		return "", false, d.lit("null")
+	}
+	return "", false, tokenErr(ErrTokenMalformed, name, "must be a string")
+}
+
+// lenientString decodes a string, or skips a value of another type ("").
+func (d *jsonDecoder) lenientString() (string, error) {
+	if d.peek() == '"' {
+		return d.str()
+	}
+	return "", d.skip()
+}
+
+// claimStrings decodes an array of strings into arena: null is absent.
+func (d *jsonDecoder) claimStrings(name string, arena *[]string) ([]string, bool, error) {
+	switch d.peek() {
+	case 'n':
+		return nil, false, d.lit("null")
+	case '[':
+	default:
+		return nil, false, tokenErr(ErrTokenMalformed, name, "must be an array of strings")
+	}
+	if d.depth++; d.depth > maxJSONDepth {
+		return nil, false, errJSONDepth
+	}
+	d.i++
+	start := len(*arena)
+	d.ws()
+	if d.peek() == ']' {
+		d.i++
+		d.depth--
+		return []string{}, true, nil
+	}
+	for {
+		d.ws()
+		if d.peek() != '"' {
+			if d.peek() == 0 {
+				return nil, false, errJSONSyntax
+			}
+			return nil, false, tokenErr(ErrTokenMalformed, name, "must be an array of strings")
+		}
+		s, err := d.str()
+		if err != nil {
+			return nil, false, err
+		}
+		*arena = append(*arena, s)
+		end, err := d.next(']')
+		if err != nil {
+			return nil, false, err
+		}
+		if end {
+			d.depth--
+			return (*arena)[start:len(*arena):len(*arena)], true, nil
+		}
+	}
+}
+
+// claimTime decodes a NumericDate claim: null is absent.
+func (d *jsonDecoder) claimTime(name string) (numericDate, error) {
+	c := d.peek()
+	if c == 'n' {
+		return numericDate{}, d.lit("null")
+	}
+	if c != '-' && (c < '0' || c > '9') {
+		return numericDate{}, tokenErr(ErrTokenMalformed, name, "must be a number of seconds since 1970")
+	}
+	f, err := d.float()
+	if err != nil {
+		return numericDate{}, err
+	}
+	if math.IsNaN(f) || f < 0 || f > 1e11 {
+		return numericDate{}, tokenErr(ErrTokenMalformed, name, "must be a number of seconds since 1970")
+	}
+	sec, frac := math.Modf(f)
+	return numericDate{t: time.Unix(int64(sec), int64(frac*1e9)), ok: true}, nil
+}
+
+// checkTimes checks exp (required), iat (required when iatRequired; never in
+// the future) and nbf (optional) against now with leeway.
+func (c *registeredClaims) checkTimes(now time.Time, leeway time.Duration, iatRequired bool) error {
+	if !c.exp.ok {
+		return tokenErr(ErrTokenExpired, "exp", "exp missing")
+	}
+	if !now.Before(c.exp.t.Add(leeway)) {
+		return tokenErr(ErrTokenExpired, "exp", "token expired")
+	}
+	return c.checkIssuedAt(now, leeway, iatRequired)
+}
+
+// checkIssuedAt checks iat and nbf: iat is never in the future.
+func (c *registeredClaims) checkIssuedAt(now time.Time, leeway time.Duration, iatRequired bool) error {
+	if !c.iat.ok && iatRequired {
+		return tokenErr(ErrTokenIssuedAt, "iat", "iat missing")
+	}
+	if c.iat.ok && c.iat.t.After(now.Add(leeway)) {
+		return tokenErr(ErrTokenIssuedAt, "iat", "issued in the future")
+	}
+	if c.nbf.ok && c.nbf.t.After(now.Add(leeway)) {
+		return tokenErr(ErrTokenNotYetValid, "nbf", "not valid yet")
+	}
+	return nil
+}
+
+// checkIssuer checks that iss is exactly issuer.
+func (c *registeredClaims) checkIssuer(issuer string) error {
+	if c.iss != issuer {
+		return tokenErr(ErrTokenIssuer, "iss", "issuer missing or not the tenant's")
+	}
+	return nil
+}
+
+// checkAudience checks that aud contains want; detail says what want is.
+func (c *registeredClaims) checkAudience(want, detail string) error {
+	for _, a := range c.aud {
+		if a == want {
+			return nil
+		}
+	}
+	return tokenErr(ErrTokenAudience, "aud", detail)
+}
+
+// checkSubject checks that sub is a non-empty string.
+func (c *registeredClaims) checkSubject() error {
+	if c.sub == "" {
+		return tokenErr(ErrTokenSubject, "sub", "sub missing or empty")
+	}
+	return nil
+}
