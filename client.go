@@ -185,6 +185,13 @@ type Config struct {
 	// fails. err matches the sentinels of this package; ErrorStatus maps it
 	// to an HTTP status. Default: a plain HTML page with that status.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+	// Events, when set, receives an audit event for each login, step-up,
+	// API challenge, refresh, out-of-band step-up and logout (see Event),
+	// synchronously, on the goroutine that did the work: keep it fast and
+	// never block in it (hand slow work to a goroutine or a queue). An
+	// event never holds a token, a code, a cookie or a secret. Default: no
+	// hook (the events are still logged, see Event).
+	Events func(ctx context.Context, e Event)
 }
 
 // CookieConfig names the Client's cookies. On https (see Config.RedirectURL)
