@@ -388,6 +388,6 @@ func TestAPIStepUpLongPageURL(t *testing.T) {
 	}
 	w = u.callback(u.authorize(w))
 	if loc := w.Header().Get("Location"); !strings.HasPrefix(loc, page+"&"+RetryParam+"=") {
-		t.Fatalf("back to %.80q..., want the page with its marker", loc)
+		t.Fatalf("back to %.80q... (%d %.300s), want the page with its marker", loc, w.Code, w.Body.String())
 	}
 }

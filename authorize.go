@@ -32,7 +32,7 @@ const (
 	maxLoginHintLen    = 320  // an email address (254) or an iss_sub JSON hint
 	maxOrganizationLen = 50   // Auth0: organization names are at most 50 characters, ids ~20
 	maxInvitationLen   = 64   // Auth0's invitation tickets are 32 characters
-	maxReturnToLen     = 2048 // as checkReturnTo
+	maxReturnToLen     = 2048 // a return_to from the browser (LoginHandler); checkReturnTo leaves room for the step-up marker
 	maxAudienceLen     = 512
 	maxPromptLen       = 64
 	maxScopes          = 32
@@ -238,8 +238,8 @@ func checkAuthorizeOptions(opts *AuthorizeOptions, policy *Policy) error {
 	if err := checkText(opts.Prompt, maxPromptLen); err != nil {
 		return invalid("Prompt", err)
 	}
-	if opts.MaxAge != nil && (*opts.MaxAge < 0 || *opts.MaxAge > maxMaxAge) {
-		return invalid("MaxAge", fmt.Errorf("%s is negative or above %s", *opts.MaxAge, maxMaxAge))
+	if opts.MaxAge != nil && *opts.MaxAge < 0 {
+		return invalid("MaxAge", fmt.Errorf("%s is negative", *opts.MaxAge))
 	}
 	if opts.Policy.MaxAge < 0 {
 		return invalid("Policy.MaxAge", fmt.Errorf("%s is negative", opts.Policy.MaxAge))
@@ -247,8 +247,8 @@ func checkAuthorizeOptions(opts *AuthorizeOptions, policy *Policy) error {
 	// The policy sent (opts.Policy as adapted to the connection) is what
 	// travels; opts.Policy itself goes nowhere else.
 	for _, p := range []*Policy{policy} {
-		if p.MaxAge < 0 || p.MaxAge > maxMaxAge {
-			return invalid("Policy.MaxAge", fmt.Errorf("%s is negative or above %s", p.MaxAge, maxMaxAge))
+		if p.MaxAge < 0 {
+			return invalid("Policy.MaxAge", fmt.Errorf("%s is negative", p.MaxAge))
 		}
 		if err := checkText(p.Name, maxPolicyNameLen); err != nil {
 			return invalid("Policy.Name", err)
@@ -292,10 +292,6 @@ func checkAuthorizeOptions(opts *AuthorizeOptions, policy *Policy) error {
 	}
 	return nil
 }
-
-// maxMaxAge bounds a max_age (a year: far above any sensible one, far below
-// an overflow of seconds rounding).
-const maxMaxAge = 366 * 24 * time.Hour
 
 func checkScopeList(vs []string) error {
 	if len(vs) > maxScopes {

@@ -79,7 +79,7 @@ func (r *txRecord) verifier() string { return base64.RawURLEncoding.EncodeToStri
 // within them).
 const (
 	txMaxList   = 32
-	txMaxString = maxReturnToLen
+	txMaxString = maxReturnToBytes
 )
 
 // encodeTx writes the payload: a small versioned binary encoding (a JSON
@@ -162,7 +162,7 @@ func (d *txReader) str(what string) string {
 	if d.err != nil {
 		return ""
 	}
-	if n > txMaxString || n > uint64(len(d.b)) {
+	if n > uint64(txMaxString) || n > uint64(len(d.b)) {
 		d.fail(what)
 		return ""
 	}

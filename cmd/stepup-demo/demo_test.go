@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -541,7 +542,7 @@ func TestStoreDown(t *testing.T) {
 	}
 	// A session cookie cannot be checked either: fail closed.
 	resp, _ = newAgent(t).do(http.MethodGet, d.url+"/customers",
-		http.Header{"Cookie": {"stepup_session=" + strings.Repeat("a", 43) + "." + strings.Repeat("b", 43)}})
+		http.Header{"Cookie": {"stepup_session=" + strings.Repeat("a", 43) + "." + strings.Repeat("b", 43) + "." + strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)}})
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET /customers with a cookie and Redis down: %d, want 503", resp.StatusCode)
 	}
