@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -175,6 +176,7 @@ type demo struct {
 	apiPolicy stepup.Policy
 	pagePol   stepup.Policy
 	tenant    *auth0test.Tenant // embedded tenant, or nil
+	ca        *demoCA           // the embedded tenant's CA, or nil
 	issuer    string
 	storeName string
 	rdb       redis.UniversalClient
@@ -208,7 +210,16 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 		if d.cfg.Audience == "" {
 			d.cfg.Audience = defaultAudience
 		}
-		tn, sec, err := startEmbeddedTenant(s.BaseURL, d.cfg.Audience, s.Namespace, log, now)
+		dir := s.CADir
+		if dir == "" {
+			if dir, err = defaultCADir(); err != nil {
+				return d, err
+			}
+		}
+		if d.ca, err = loadOrCreateCA(dir, time.Now()); err != nil {
+			return d, err
+		}
+		tn, sec, err := startEmbeddedTenant(s.BaseURL, d.cfg.Audience, s.Namespace, d.ca.ca, log, now)
 		if err != nil {
 			return d, fmt.Errorf("stepup-demo: starting the embedded tenant: %w", err)
 		}
@@ -330,7 +341,14 @@ func (d *demo) close() {
 func (d *demo) banner(w io.Writer) {
 	fmt.Fprintf(w, "Fabrikam intranet (stepup demo): %s\n", d.cfg.BaseURL)
 	if d.tenant != nil {
-		fmt.Fprintf(w, "  tenant:   embedded dev tenant (auth0test) at %s\n", d.tenant.URL())
+		fmt.Fprintf(w, "  tenant:   embedded dev tenant (auth0test) at %s, certificate from the demo CA %s\n", d.tenant.URL(), d.ca.certPath)
+		if d.ca.created {
+			fmt.Fprintf(w, "  new demo CA: trust it once so that your browser opens the tenant's pages without a warning\n")
+		} else {
+			fmt.Fprintf(w, "  (trusted it already? then nothing to do; the CA is the one of earlier runs)\n")
+		}
+		fmt.Fprintf(w, "  trust:    %s\n", trustCommand(runtime.GOOS, d.ca.certPath))
+		fmt.Fprintf(w, "            (other systems and Firefox: README, \"Trust the demo CA once\"; it vouches for loopback names only)\n")
 		fmt.Fprintf(w, "  sign in:  %s / %s\n", auth0test.AliceEmail, auth0test.AlicePassword)
 		fmt.Fprintf(w, "  one-time code (demo aid, plays the phone): %s/demo/otp\n", d.cfg.BaseURL)
 		fmt.Fprintf(w, "  a user without MFA: %s / %s\n", auth0test.BobEmail, auth0test.BobPassword)
