@@ -28,13 +28,10 @@ const (
 
 // docsShots maps the steps' screenshots to the README's copies in docs/.
 var docsShots = map[string]string{
-	"01-tenant-login":   "demo-login.png",
-	"02-tenant-otp":     "demo-otp.png",
-	"04-employees":      "demo-employees.png",
-	"07-bob-refused":    "demo-refused.png",
-	"06-customers-bob":  "demo-customers.png",
-	"05-signed-out":     "demo-signed-out.png",
-	"03-demo-otp-phone": "demo-otp-aid.png",
+	"01-tenant-login": "demo-login.png",
+	"02-tenant-otp":   "demo-otp.png",
+	"04-employees":    "demo-employees.png",
+	"07-bob-refused":  "demo-refused.png",
 }
 
 // TestBrowserEndToEnd drives the demo with a real Chromium: /employees, the

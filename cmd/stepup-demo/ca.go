@@ -74,7 +74,7 @@ func loadOrCreateCA(dir string, now time.Time) (*demoCA, error) {
 	case err == nil:
 		return &demoCA{ca: ca, certPath: certPath}, nil
 	case !errors.Is(err, errNoCA):
-		return nil, badConfig("the demo CA in %s: %v (delete the directory to make a new CA, then trust the new one)", dir, err)
+		return nil, badConfig("the demo CA in %s (STEPUP_DEMO_CA_DIR): %v (delete the directory to make a new CA, then trust the new one)", dir, err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, badConfig("creating the demo CA directory (STEPUP_DEMO_CA_DIR): %v", err)

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -624,11 +626,15 @@ func TestBadConfiguration(t *testing.T) {
 		{"sealing key", map[string]string{"STEPUP_SEALING_KEY": "c2hvcnQ="}, "STEPUP_SEALING_KEY"},
 		{"namespace", map[string]string{"STEPUP_API_CLAIM_NAMESPACE": "stepup"}, "STEPUP_API_CLAIM_NAMESPACE"},
 		{"CA file", map[string]string{"SSL_CERT_FILE": "/nonexistent/ca.pem"}, "SSL_CERT_FILE"},
+		{"demo CA directory is a file", map[string]string{"STEPUP_DEMO_CA_DIR": os.Args[0]}, "STEPUP_DEMO_CA_DIR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, ok := tc.env["STEPUP_ADDR"]; !ok {
 				tc.env["STEPUP_ADDR"] = "127.0.0.1:0"
+			}
+			if _, ok := tc.env["STEPUP_DEMO_CA_DIR"]; !ok {
+				tc.env["STEPUP_DEMO_CA_DIR"] = t.TempDir()
 			}
 			err := run(context.Background(), func(k string) string { return tc.env[k] }, io.Discard, io.Discard, hooks{ready: func(*demo) {
 				t.Error("the demo started")
@@ -646,7 +652,10 @@ func TestBadConfiguration(t *testing.T) {
 
 // childEnv is a clean environment for the demo run as a child process.
 func childEnv(kv ...string) []string {
-	env := []string{"STEPUP_DEMO_RUN_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	// STEPUP_DEMO_CA_DIR: never the user's own demo CA (a test that starts
+	// the embedded tenant passes a temporary one).
+	env := []string{"STEPUP_DEMO_RUN_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"STEPUP_DEMO_CA_DIR=" + filepath.Join(os.TempDir(), "stepup-demo-test-unused-ca")}
 	return append(env, kv...)
 }
 
@@ -664,10 +673,14 @@ func TestExitCodeOfMain(t *testing.T) {
 }
 
 func TestGracefulShutdownOnSignal(t *testing.T) {
+	// One CA directory for both runs: the first creates the demo CA, the
+	// second reuses it, and their banners say so.
+	caDir := t.TempDir()
+	caState := map[syscall.Signal]string{syscall.SIGTERM: "(new: trust it once", syscall.SIGINT: "(the one of earlier runs"}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = childEnv("STEPUP_ADDR=127.0.0.1:0")
+			cmd.Env = childEnv("STEPUP_ADDR=127.0.0.1:0", "STEPUP_DEMO_CA_DIR="+caDir)
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -687,7 +700,8 @@ func TestGracefulShutdownOnSignal(t *testing.T) {
 				}
 			}
 			text := strings.Join(banner, "\n")
-			for _, want := range []string{"http://127.0.0.1:", auth0test.AliceEmail, auth0test.AlicePassword, "/demo/otp", "store:    memory"} {
+			for _, want := range []string{"http://127.0.0.1:", auth0test.AliceEmail, auth0test.AlicePassword, "/demo/otp", "store:    memory",
+				"demo CA:  " + filepath.Join(caDir, "ca.pem") + " " + caState[sig], "trust:    " + trustCommand(runtime.GOOS, filepath.Join(caDir, "ca.pem"))} {
 				if !strings.Contains(text, want) {
 					t.Errorf("banner lacks %q:\n%s", want, text)
 				}

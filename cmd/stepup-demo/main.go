@@ -341,14 +341,14 @@ func (d *demo) close() {
 func (d *demo) banner(w io.Writer) {
 	fmt.Fprintf(w, "Fabrikam intranet (stepup demo): %s\n", d.cfg.BaseURL)
 	if d.tenant != nil {
-		fmt.Fprintf(w, "  tenant:   embedded dev tenant (auth0test) at %s, certificate from the demo CA %s\n", d.tenant.URL(), d.ca.certPath)
+		fmt.Fprintf(w, "  tenant:   embedded dev tenant (auth0test) at %s\n", d.tenant.URL())
 		if d.ca.created {
-			fmt.Fprintf(w, "  new demo CA: trust it once so that your browser opens the tenant's pages without a warning\n")
+			fmt.Fprintf(w, "  demo CA:  %s (new: trust it once, and the tenant's pages open without a certificate warning)\n", d.ca.certPath)
 		} else {
-			fmt.Fprintf(w, "  (trusted it already? then nothing to do; the CA is the one of earlier runs)\n")
+			fmt.Fprintf(w, "  demo CA:  %s (the one of earlier runs: once trusted, nothing more to do)\n", d.ca.certPath)
 		}
 		fmt.Fprintf(w, "  trust:    %s\n", trustCommand(runtime.GOOS, d.ca.certPath))
-		fmt.Fprintf(w, "            (other systems and Firefox: README, \"Trust the demo CA once\"; it vouches for loopback names only)\n")
+		fmt.Fprintf(w, "            (it vouches for loopback names only; other systems and Firefox: README, \"Trust the demo CA once\")\n")
 		fmt.Fprintf(w, "  sign in:  %s / %s\n", auth0test.AliceEmail, auth0test.AlicePassword)
 		fmt.Fprintf(w, "  one-time code (demo aid, plays the phone): %s/demo/otp\n", d.cfg.BaseURL)
 		fmt.Fprintf(w, "  a user without MFA: %s / %s\n", auth0test.BobEmail, auth0test.BobPassword)
