@@ -2,6 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,18 +45,7 @@ var docsShots = map[string]string{
 // /customers with a password-only session in a fresh browser context; sign
 // out. Screenshots of each step are saved as test artifacts.
 func TestBrowserEndToEnd(t *testing.T) {
-	chromium := os.Getenv(envChromium)
-	if chromium == "" {
-		msg := envChromium + " is not set: this test drives a real browser; run scripts/test.sh, or: " +
-			"apt-get install -y chromium && " + envChromium + "=/usr/bin/chromium go test ./cmd/stepup-demo/"
-		if redistest.Required() {
-			t.Fatalf("%s; STEPUP_TEST_REQUIRE=1, so this is a failure", msg)
-		}
-		t.Skip(msg)
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("%s=%s: %v", envChromium, chromium, err)
-	}
+	chromium := chromiumPath(t)
 	artifacts := os.Getenv(envArtifacts)
 	if artifacts == "" {
 		artifacts = t.TempDir()
@@ -66,22 +61,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	// temporary directory (so its NSS database holds nothing else). The
 	// browser gets no certificate flag at all.
 	home := trustDemoCA(t, d.stdout.String())
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // root in containers
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Env("HOME=" + home),
-		chromedp.WindowSize(1100, 900),
-	}
+	opts := browserOptions(t, chromium, home)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
@@ -295,4 +275,87 @@ func trustDemoCA(t *testing.T, banner string) string {
 	}
 	t.Logf("trusted the demo CA: %s", cmd)
 	return home
+}
+
+// chromiumPath is the browser of STEPUP_TEST_CHROMIUM; the test skips
+// without it (fails with STEPUP_TEST_REQUIRE=1).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	chromium := os.Getenv(envChromium)
+	if chromium == "" {
+		msg := envChromium + " is not set: this test drives a real browser; run scripts/test.sh, or: " +
+			"apt-get install -y chromium && " + envChromium + "=/usr/bin/chromium go test ./cmd/stepup-demo/"
+		if redistest.Required() {
+			t.Fatalf("%s; STEPUP_TEST_REQUIRE=1, so this is a failure", msg)
+		}
+		t.Skip(msg)
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("%s=%s: %v", envChromium, chromium, err)
+	}
+	return chromium
+}
+
+// browserOptions start a headless Chromium whose HOME (and so its NSS
+// database) is home: no certificate flag of any kind.
+func browserOptions(t *testing.T, chromium, home string, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	return append([]chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // root in containers
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Env("HOME=" + home),
+		chromedp.WindowSize(1100, 900),
+	}, extra...)
+}
+
+// TestBrowserDemoCAOnlyForLoopback: trusting the demo CA weakens nothing.
+// Chromium, with the CA trusted as the README says, accepts a certificate
+// from it for localhost and refuses one for any other site (the CA's
+// critical name constraint), even when that site resolves to this machine.
+func TestBrowserDemoCAOnlyForLoopback(t *testing.T) {
+	chromium := chromiumPath(t)
+	ca, err := loadOrCreateCA(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := trustDemoCA(t, "  trust:    "+trustCommand("linux", ca.certPath)+"\n")
+	serve := func(name string) string {
+		t.Helper()
+		_, cert := issueLeaf(t, ca.ca, []string{name}, nil)
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "<!doctype html><title>ok</title><p id=ok>served to "+name+"</p>")
+		}))
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+		return "https://" + name + ":" + port + "/"
+	}
+	good, other := serve("localhost"), serve("bank.example")
+	// A resolver rule, not a certificate flag: bank.example is this machine.
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		browserOptions(t, chromium, home, chromedp.Flag("host-resolver-rules", "MAP bank.example 127.0.0.1"))...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelT()
+	if err := chromedp.Do(ctx, chromedp.Navigate(good), chromedp.WaitVisible(chromedp.CSS("#ok"))); err != nil {
+		t.Fatalf("localhost with a certificate from the trusted demo CA: %v", err)
+	}
+	err = chromedp.Do(ctx, chromedp.Navigate(other))
+	if err == nil || !strings.Contains(err.Error(), "ERR_CERT") {
+		t.Fatalf("bank.example with a certificate from the demo CA: %v, want a certificate error", err)
+	}
+	t.Logf("Chromium refused the demo CA for another site: %v", err)
 }

@@ -87,7 +87,7 @@ func TestDemoCALoopbackOnly(t *testing.T) {
 		{"another address", nil, []net.IP{net.IPv4(10, 0, 0, 1)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			leaf := issueLeaf(t, ca, tc.dns, tc.ips)
+			leaf, _ := issueLeaf(t, ca, tc.dns, tc.ips)
 			_, err := leaf.Verify(x509.VerifyOptions{Roots: pool})
 			if (err == nil) != tc.ok {
 				t.Errorf("verify: %v, want ok=%v", err, tc.ok)
@@ -96,7 +96,9 @@ func TestDemoCALoopbackOnly(t *testing.T) {
 	}
 }
 
-func issueLeaf(t *testing.T, ca *auth0test.CA, dns []string, ips []net.IP) *x509.Certificate {
+// issueLeaf issues a server certificate for dns and ips from ca, in the
+// shape a TLS server serves it (leaf, then ca).
+func issueLeaf(t *testing.T, ca *auth0test.CA, dns []string, ips []net.IP) (*x509.Certificate, tls.Certificate) {
 	t.Helper()
 	tmpl, _, _, err := newCA(time.Now()) // a key and serial to borrow
 	if err != nil {
@@ -115,7 +117,7 @@ func issueLeaf(t *testing.T, ca *auth0test.CA, dns []string, ips []net.IP) *x509
 	if err != nil {
 		t.Fatal(err)
 	}
-	return leaf
+	return leaf, tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: tmpl.Key}
 }
 
 // TestDemoCAUnusable: a CA that is there but cannot be used is an error that

@@ -39,10 +39,6 @@ var problems = map[string]problem{
 		Title: "The extra check did not happen",
 		What:  "You came back from the sign-in service without the second factor this page needs; asking again would end the same way.",
 		Next:  "Ask an admin: the sign-in service is not set up to ask for a second factor (see the README's \"Use your own tenant\")."},
-	"api_refused": {Code: "api_refused", Status: http.StatusForbidden,
-		Title: "The salary service refused your sign-in",
-		What:  "The salary service still refuses the sign-in you just completed for it.",
-		Next:  "Ask an admin: the sign-in service does not put the second factor into the salary service's tokens."},
 	"login_denied": {Code: "login_denied", Status: http.StatusForbidden,
 		Title: "Sign-in refused",
 		What:  "The sign-in service refused to sign you in.",
@@ -107,8 +103,6 @@ func classify(err error, signedIn bool) problem {
 		return problems["stepup_denied"]
 	case errors.As(err, &ae):
 		return problems["login_denied"]
-	case errors.Is(err, stepup.ErrStepUpLoop):
-		return problems["api_refused"]
 	case errors.As(err, &sue) && sue.Reason == stepup.ReasonNotPerformed:
 		return problems["stepup_not_performed"]
 	case errors.Is(err, stepup.ErrTransactionNotFound), errors.Is(err, stepup.ErrStateMismatch):

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"slices"
@@ -62,6 +63,13 @@ func TestErrorPages(t *testing.T) {
 		expectPage(t, resp, body, http.StatusBadRequest, "Something went wrong", "without a reason the intranet knows")
 		if strings.Contains(body, "script") {
 			t.Errorf("the page shows text from its URL: %s", body)
+		}
+	})
+	t.Run("every reason", func(t *testing.T) {
+		for code, p := range problems {
+			resp, body := newAgent(t).get(d.url + "/error?reason=" + code)
+			expectPage(t, resp, body, p.Status, html.EscapeString(p.Title), html.EscapeString(p.What), html.EscapeString(p.Next),
+				`data-reason="`+code+`"`, `id="who">not signed in`, "<summary>Technical detail</summary>")
 		}
 	})
 	t.Run("login route", func(t *testing.T) {

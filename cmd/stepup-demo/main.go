@@ -8,7 +8,12 @@
 //
 //	go run ./cmd/stepup-demo
 //
-// and prints the URL, the demo user and where to read the one-time code.
+// and prints the URL, the demo user, where to read the one-time code, and
+// the one command that makes this system's browsers trust the demo CA: a CA
+// created on the first run under os.UserConfigDir()/stepup-demo (or
+// STEPUP_DEMO_CA_DIR), reused by later runs, that can vouch for loopback
+// names only (ca.go). The tenant thus stays on https, as Auth0 is, and a
+// browser opens it without a certificate warning once the CA is trusted.
 // Against a real tenant and a shared Redis:
 //
 //	AUTH0_DOMAIN=fabrikam.eu.auth0.com AUTH0_CLIENT_ID=... AUTH0_CLIENT_SECRET=... \
@@ -18,7 +23,7 @@
 // Environment (see settings.go): STEPUP_ADDR, STEPUP_BASE_URL, AUTH0_DOMAIN,
 // AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_AUDIENCE, REDIS_URL,
 // STEPUP_MAX_AGE, STEPUP_API_CLAIM_NAMESPACE, STEPUP_SEALING_KEY,
-// STEPUP_REDIS_PREFIX, SSL_CERT_FILE. REDIS_URL names one server
+// STEPUP_REDIS_PREFIX, SSL_CERT_FILE, STEPUP_DEMO_CA_DIR. REDIS_URL names one server
 // (redis://host:6379/0), a Redis Cluster (redis://seed1:p1?addr=seed2:p2...)
 // or a Sentinel set-up (redis://sentinel1:p1?master_name=NAME&addr=...), as
 // redisstore.OpenURL reads it. A configuration it cannot run with exits with
