@@ -111,11 +111,13 @@ func readmeGoBlocks(md string) []readmeBlock {
 var readmeImports = map[string]string{
 	"context": "context", "errors": "errors", "fmt": "fmt", "html": "html", "io": "io", "log": "log",
 	"os": "os", "strings": "strings", "time": "time", "slog": "log/slog", "json": "encoding/json",
-	"http": "net/http", "httptest": "net/http/httptest", "url": "net/url",
+	"http": "net/http", "httptest": "net/http/httptest", "url": "net/url", "testing": "testing",
+	"redis":      "github.com/redis/go-redis/v9",
 	"stepup":     "github.com/stepupauth/stepup",
 	"auth0test":  "github.com/stepupauth/stepup/auth0test",
 	"redisstore": "github.com/stepupauth/stepup/redisstore",
 	"store":      "github.com/stepupauth/stepup/store",
+	"storetest":  "github.com/stepupauth/stepup/store/storetest",
 	"oauth2":     "golang.org/x/oauth2",
 }
 
