@@ -39,6 +39,9 @@ const (
 type Config struct {
 	// Addr is the loopback address to listen on. Default "127.0.0.1:0" (a free port).
 	Addr string
+	// CA, when not nil, issues the tenant's serving certificate (see CA).
+	// Default: a CA made at start, trusted by nothing but Client and CertPool.
+	CA *CA
 
 	// Applications registered on the tenant. Default: []Application{DefaultApplication()}.
 	Applications []Application

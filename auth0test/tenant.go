@@ -189,7 +189,11 @@ func Start(cfg Config) (*Tenant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth0test: listen: %w", err)
 	}
-	tlsCert, caPEM, pool, err := newCertificates(ln.Addr().(*net.TCPAddr).IP)
+	issue := newCertificates
+	if cfg.CA != nil {
+		issue = cfg.CA.issue
+	}
+	tlsCert, caPEM, pool, err := issue(ln.Addr().(*net.TCPAddr).IP)
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -19,7 +19,9 @@ func (d *demo) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", d.home)
 	mux.Handle("GET /customers", navigation(d.client.RequireLogin(http.HandlerFunc(d.customers))))
 	mux.Handle("GET /employees", navigation(d.client.RequireStepUp(d.pagePol)(http.HandlerFunc(d.employees))))
+	mux.Handle("GET /login", d.client.LoginHandler())
 	mux.Handle("GET /callback", d.client.CallbackHandler())
+	mux.HandleFunc("GET /error", d.errorRoute)
 	mux.Handle("GET /logout", d.client.LogoutHandler())
 	mux.Handle("POST /logout", d.client.LogoutHandler())
 	if d.verifier != nil {
@@ -60,10 +62,19 @@ func navigation(next http.Handler) http.Handler {
 // home is public: it shows who is signed in, if anyone.
 func (d *demo) home(w http.ResponseWriter, r *http.Request) {
 	s, err := d.client.SessionFromRequest(r)
+	render(w, "home", http.StatusOK, d.viewOf(r, s, err, "Home"))
+}
+
+// viewOf is view for a public page that loaded its session itself: when the
+// session could not be read (the store is down), the header says that the
+// sign-in service is unavailable rather than "not signed in".
+func (d *demo) viewOf(r *http.Request, s *stepup.Session, err error, title string) view {
+	v := d.view(s, title)
 	if err != nil && !errors.Is(err, stepup.ErrNoSession) {
-		d.log.WarnContext(r.Context(), "stepup-demo: loading the session for the home page", "error", err)
+		d.log.WarnContext(r.Context(), "stepup-demo: loading the session", "path", r.URL.Path, "error", err)
+		v.SessionUnavailable = true
 	}
-	render(w, "home", http.StatusOK, d.view(s, "Home"))
+	return v
 }
 
 func (d *demo) customers(w http.ResponseWriter, r *http.Request) {
@@ -162,25 +173,6 @@ func (d *demo) demoOTP(w http.ResponseWriter, r *http.Request) {
 	v.User = auth0test.AliceEmail
 	v.Message = d.tenant.OTP(auth0test.AliceEmail)
 	render(w, "otp", http.StatusOK, v)
-}
-
-// errorPage is the stepup Client's ErrorHandler: the callback's and the
-// middleware's failures. 4xx pages say what went wrong with the sign-in
-// (stepup's messages hold no token or secret); 5xx pages say only that a
-// service is unavailable.
-func (d *demo) errorPage(w http.ResponseWriter, r *http.Request, err error) {
-	status := stepup.ErrorStatus(err)
-	v := d.view(nil, "Sign-in failed")
-	v.Status = status
-	switch {
-	case status == http.StatusServiceUnavailable:
-		v.Message = "The sign-in service or the session store is unavailable at the moment. Nothing was let through. Please try again in a minute."
-	case status >= 500:
-		v.Message = "Sign-in failed because of an error on our side."
-	default:
-		v.Message = "Sign-in failed: " + err.Error()
-	}
-	render(w, "error", status, v)
 }
 
 // view fills what every page shows about the visitor.

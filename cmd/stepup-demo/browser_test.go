@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -25,27 +28,24 @@ import (
 const (
 	envChromium   = "STEPUP_TEST_CHROMIUM"          // the browser binary, e.g. /usr/bin/chromium
 	envArtifacts  = "STEPUP_TEST_ARTIFACTS"         // where screenshots go; default a temp dir
-	envScreenshot = "STEPUP_DEMO_UPDATE_SCREENSHOT" // =1: copy the salary page's screenshot to docs/
-	docsShot      = "../../docs/demo-employees.png" // the README's screenshot, from this package's directory
+	envScreenshot = "STEPUP_DEMO_UPDATE_SCREENSHOT" // =1: copy the README's screenshots to docs/
+	docsDir       = "../../docs"                    // the README's screenshots, from this package's directory
 )
+
+// docsShots maps the steps' screenshots to the README's copies in docs/.
+var docsShots = map[string]string{
+	"01-tenant-login": "demo-login.png",
+	"02-tenant-otp":   "demo-otp.png",
+	"04-employees":    "demo-employees.png",
+	"07-bob-refused":  "demo-refused.png",
+}
 
 // TestBrowserEndToEnd drives the demo with a real Chromium: /employees, the
 // tenant's login and one-time-code pages, the salary page and its API call;
 // /customers with a password-only session in a fresh browser context; sign
 // out. Screenshots of each step are saved as test artifacts.
 func TestBrowserEndToEnd(t *testing.T) {
-	chromium := os.Getenv(envChromium)
-	if chromium == "" {
-		msg := envChromium + " is not set: this test drives a real browser; run scripts/test.sh, or: " +
-			"apt-get install -y chromium && " + envChromium + "=/usr/bin/chromium go test ./cmd/stepup-demo/"
-		if redistest.Required() {
-			t.Fatalf("%s; STEPUP_TEST_REQUIRE=1, so this is a failure", msg)
-		}
-		t.Skip(msg)
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("%s=%s: %v", envChromium, chromium, err)
-	}
+	chromium := chromiumPath(t)
 	artifacts := os.Getenv(envArtifacts)
 	if artifacts == "" {
 		artifacts = t.TempDir()
@@ -56,26 +56,12 @@ func TestBrowserEndToEnd(t *testing.T) {
 	t0 := time.Now()
 	d := startDemo(t, map[string]string{})
 
-	// Trust the embedded tenant's certificate in this browser only: Chromium
-	// accepts a chain holding one of these public keys (the flag needs
-	// user-data-dir, which is set).
-	spki := tenantSPKIHashes(t, d.tenant)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // root in containers
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(spki, ",")),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 900),
-	}
+	// Trust the demo CA as the README tells a person to: the banner's
+	// one-step command, run in a shell, for a browser whose HOME is a fresh
+	// temporary directory (so its NSS database holds nothing else). The
+	// browser gets no certificate flag at all.
+	home := trustDemoCA(t, d.stdout.String())
+	opts := browserOptions(t, chromium, home)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
@@ -145,7 +131,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	phone, cancelPhone := chromedp.NewContext(ctx)
 	do(phone, "open /demo/otp", chromedp.Navigate(d.url+"/demo/otp"))
 	code := text(phone, "#otp")
-	shot(phone, "03-demo-otp")
+	shot(phone, "03-demo-otp-phone")
 	cancelPhone()
 	if len(code) != 6 {
 		t.Fatalf("demo aid shows code %q, want 6 digits", code)
@@ -170,7 +156,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if err != nil || status.Value != "200" {
 		t.Errorf("API status on the page: %+v %v, want 200 (%s)", status, err, text(ctx, "#api-status"))
 	}
-	employeesShot := shot(ctx, "04-employees")
+	shot(ctx, "04-employees")
 
 	// 4. Sign out: back on the home page, signed out, also at the tenant.
 	submit(ctx, "#signout")
@@ -201,7 +187,43 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if got := text(fresh, "#stepup_until"); got != "no MFA in this session" {
 		t.Errorf("step-up validity shown %q for a password-only session", got)
 	}
-	shot(fresh, "06-customers-password-only")
+	shot(fresh, "06-customers-bob")
+
+	// 6. bob opens the salary page: the tenant cannot ask him for a second
+	// factor he does not have; the page he lands on says so, keeps him
+	// signed in, and its URL is not the callback.
+	do(fresh, "open /employees as bob", chromedp.Navigate(d.url+"/employees"),
+		chromedp.WaitVisible(chromedp.CSS("input#password, #problem")))
+	if loc, _ := chromedp.Run(fresh, chromedp.Location()); strings.HasPrefix(loc, d.tenant.URL()) {
+		do(fresh, "type bob's password again",
+			chromedp.SetValue(chromedp.CSS("input#username"), auth0test.BobEmail),
+			chromedp.SendKeys(chromedp.CSS("input#password"), auth0test.BobPassword))
+		submit(fresh, "button[type=submit]")
+	}
+	loc, _ = chromedp.Run(fresh, chromedp.Location())
+	if loc != d.url+"/error?reason=no_second_factor" {
+		t.Errorf("bob's refused step-up ends at %s, want %s/error?reason=no_second_factor", loc, d.url)
+	}
+	if got := text(fresh, "#message"); !strings.Contains(got, "Your account has no second factor") {
+		t.Errorf("bob's refusal says %q", got)
+	}
+	if got := text(fresh, "#next"); !strings.Contains(got, "Enroll one on the security page, or ask an admin.") {
+		t.Errorf("bob's refusal suggests %q", got)
+	}
+	if got := text(fresh, "#who"); got != "Bob Fabrikam" {
+		t.Errorf("bob's refusal page header says %q, want Bob Fabrikam", got)
+	}
+	// The technical detail is folded away: not visible until opened.
+	folded, err := chromedp.Run(fresh, chromedp.Evaluate[bool](
+		`!document.querySelector("#detail").open && !document.querySelector("#detail-text").checkVisibility()`))
+	if err != nil || !folded {
+		t.Errorf("technical detail folded away: %v %v, want true", folded, err)
+	}
+	shot(fresh, "07-bob-refused")
+	do(fresh, "open the technical detail", chromedp.Click(chromedp.CSS("#detail summary")), chromedp.WaitVisible(chromedp.CSS("#detail-text")))
+	if got := text(fresh, "#detail-text"); !strings.Contains(got, "access_denied") {
+		t.Errorf("technical detail %q, want the tenant's access_denied", got)
+	}
 	submit(fresh, "#signout")
 	if got := text(fresh, "#who"); got != "not signed in" {
 		t.Errorf("after bob's sign-out the header says %q", got)
@@ -209,37 +231,131 @@ func TestBrowserEndToEnd(t *testing.T) {
 
 	t.Logf("%s: screenshots in %s", time.Since(t0).Round(time.Millisecond), artifacts)
 	if os.Getenv(envScreenshot) == "1" {
-		png, err := os.ReadFile(employeesShot)
-		if err != nil {
-			t.Fatal(err)
+		for step, doc := range docsShots {
+			png, err := os.ReadFile(filepath.Join(artifacts, step+".png"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(docsDir, doc), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("updated %s", filepath.Join(docsDir, doc))
 		}
-		if err := os.WriteFile(docsShot, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("updated %s", docsShot)
 	}
 }
 
-// tenantSPKIHashes returns the base64 SHA-256 of the public keys of the
-// tenant's CA and of the certificate it serves.
-func tenantSPKIHashes(t *testing.T, tn *auth0test.Tenant) []string {
+// trustDemoCA runs the banner's trust command for this system with HOME a
+// new temporary directory, and returns that directory.
+func trustDemoCA(t *testing.T, banner string) string {
 	t.Helper()
-	var certs []*x509.Certificate
-	if b, _ := pem.Decode(tn.CACertPEM()); b != nil {
-		if c, err := x509.ParseCertificate(b.Bytes); err == nil {
-			certs = append(certs, c)
+	if runtime.GOOS != "linux" {
+		t.Skipf("the browser test trusts the demo CA in NSS (Linux); %s not covered", runtime.GOOS)
+	}
+	var cmd string
+	for _, line := range strings.Split(banner, "\n") {
+		if c, ok := strings.CutPrefix(strings.TrimSpace(line), "trust:"); ok {
+			cmd = strings.TrimSpace(c)
 		}
 	}
-	conn, err := tls.Dial("tcp", tn.Domain(), &tls.Config{RootCAs: tn.CertPool()})
+	if cmd == "" {
+		t.Fatalf("the banner gives no trust command:\n%s", banner)
+	}
+	if _, err := exec.LookPath("certutil"); err != nil {
+		msg := "certutil (Debian: libnss3-tools) is needed to trust the demo CA as the README says: " + err.Error()
+		if redistest.Required() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	home := t.TempDir()
+	c := exec.Command("sh", "-c", cmd)
+	c.Env = append(os.Environ(), "HOME="+home)
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	t.Logf("trusted the demo CA: %s", cmd)
+	return home
+}
+
+// chromiumPath is the browser of STEPUP_TEST_CHROMIUM; the test skips
+// without it (fails with STEPUP_TEST_REQUIRE=1).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	chromium := os.Getenv(envChromium)
+	if chromium == "" {
+		msg := envChromium + " is not set: this test drives a real browser; run scripts/test.sh, or: " +
+			"apt-get install -y chromium && " + envChromium + "=/usr/bin/chromium go test ./cmd/stepup-demo/"
+		if redistest.Required() {
+			t.Fatalf("%s; STEPUP_TEST_REQUIRE=1, so this is a failure", msg)
+		}
+		t.Skip(msg)
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("%s=%s: %v", envChromium, chromium, err)
+	}
+	return chromium
+}
+
+// browserOptions start a headless Chromium whose HOME (and so its NSS
+// database) is home: no certificate flag of any kind.
+func browserOptions(t *testing.T, chromium, home string, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	return append([]chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // root in containers
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Env("HOME=" + home),
+		chromedp.WindowSize(1100, 900),
+	}, extra...)
+}
+
+// TestBrowserDemoCAOnlyForLoopback: trusting the demo CA weakens nothing.
+// Chromium, with the CA trusted as the README says, accepts a certificate
+// from it for localhost and refuses one for any other site (the CA's
+// critical name constraint), even when that site resolves to this machine.
+func TestBrowserDemoCAOnlyForLoopback(t *testing.T) {
+	chromium := chromiumPath(t)
+	ca, err := loadOrCreateCA(t.TempDir(), time.Now())
 	if err != nil {
-		t.Fatalf("TLS to the tenant: %v", err)
+		t.Fatal(err)
 	}
-	certs = append(certs, conn.ConnectionState().PeerCertificates...)
-	conn.Close()
-	var out []string
-	for _, c := range certs {
-		sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-		out = append(out, base64.StdEncoding.EncodeToString(sum[:]))
+	home := trustDemoCA(t, "  trust:    "+trustCommand("linux", ca.certPath)+"\n")
+	serve := func(name string) string {
+		t.Helper()
+		_, cert := issueLeaf(t, ca.ca, []string{name}, nil)
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "<!doctype html><title>ok</title><p id=ok>served to "+name+"</p>")
+		}))
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+		return "https://" + name + ":" + port + "/"
 	}
-	return out
+	good, other := serve("localhost"), serve("bank.example")
+	// A resolver rule, not a certificate flag: bank.example is this machine.
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		browserOptions(t, chromium, home, chromedp.Flag("host-resolver-rules", "MAP bank.example 127.0.0.1"))...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelT()
+	if err := chromedp.Do(ctx, chromedp.Navigate(good), chromedp.WaitVisible(chromedp.CSS("#ok"))); err != nil {
+		t.Fatalf("localhost with a certificate from the trusted demo CA: %v", err)
+	}
+	err = chromedp.Do(ctx, chromedp.Navigate(other))
+	if err == nil || !strings.Contains(err.Error(), "ERR_CERT") {
+		t.Fatalf("bank.example with a certificate from the demo CA: %v, want a certificate error", err)
+	}
+	t.Logf("Chromium refused the demo CA for another site: %v", err)
 }

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,7 +120,7 @@ func TestEmployeesStepUpThenSignOut(t *testing.T) {
 		t.Fatalf("GET /employees after step-up: %d; body %.300s", resp.StatusCode, body)
 	}
 	for _, want := range []string{
-		`id="title">Salaries`, "Alice Martin", `id="who">Alice Fabrikam`,
+		`id="title">Salaries`, "Alice Fabrikam</td>", `id="who">Alice Fabrikam`,
 		`id="acr">` + stepup.ACRMultiFactor, `id="amr">mfa`, `id="stepup_until"><span class="ok">`,
 		`id="api-status" data-status="200"`, `id="signout"`,
 	} {
@@ -262,11 +264,39 @@ func TestPasswordOnlySession(t *testing.T) {
 		t.Fatalf("tenant: %v %v, want a callback with error=access_denied", cb, err)
 	}
 	resp, body = a.get(d.url + "/callback?" + cb.RawQuery)
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "access_denied") {
-		t.Errorf("callback with access_denied: %d %.300s, want 403 naming the error", resp.StatusCode, body)
-	}
 	if hasCookie(resp, "stepup_session") || a.cookie(d.url, "stepup_session") != cookieBefore {
 		t.Error("a failed step-up changed the session cookie")
+	}
+	// The callback hands over to /error: a page that says what happened and
+	// what to do, with bob still signed in, the tenant's answer folded away.
+	resp, body = a.errorPage(t, d.url, resp, body, "no_second_factor")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("GET /error: %d, want 403", resp.StatusCode)
+	}
+	for _, want := range []string{
+		"Salary data needs a second factor",
+		"Your account has no second factor",
+		"Enroll one on the security page, or ask an admin.",
+		`id="who">Bob Fabrikam`,
+		"You are signed in as <strong>Bob Fabrikam</strong>",
+		`<details id="detail"><summary>Technical detail</summary>`,
+		"access_denied: Multifactor authentication required",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("bob's refusal page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Index(body, "access_denied") < strings.Index(body, "<details") {
+		t.Error("the tenant's error code shows outside the folded technical detail")
+	}
+	// The detail is shown once: a reload keeps the explanation only.
+	resp, body = a.get(d.url + "/error?reason=no_second_factor")
+	if resp.StatusCode != http.StatusForbidden || strings.Contains(body, "access_denied") || !strings.Contains(body, "Your account has no second factor") {
+		t.Errorf("reloaded /error: %d %.400s", resp.StatusCode, body)
+	}
+	// bob's session is still there: /customers opens without a login.
+	if resp, _ := a.get(d.url + "/customers"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /customers after the refused step-up: %d, want 200", resp.StatusCode)
 	}
 }
 
@@ -287,27 +317,34 @@ func TestReplayedCallback(t *testing.T) {
 		t.Fatalf("first callback: %d", resp.StatusCode)
 	}
 	tests := []struct {
-		name  string
-		agent *agent
-		query string
+		name   string
+		agent  *agent
+		query  string
+		reason string
 	}{
-		{"same browser replays", a, cb.RawQuery},
-		{"another browser replays", newAgent(t), cb.RawQuery},
-		{"forged state", newAgent(t), url.Values{"code": {"x"}, "state": {strings.Repeat("A", 43)}}.Encode()},
-		{"no state", newAgent(t), "code=x"},
-		{"tenant error without transaction", newAgent(t), "error=access_denied&state=" + strings.Repeat("B", 43)},
+		{"same browser replays", a, cb.RawQuery, "link_used"},
+		{"another browser replays", newAgent(t), cb.RawQuery, "link_used"},
+		{"forged state", newAgent(t), url.Values{"code": {"x"}, "state": {strings.Repeat("A", 43)}}.Encode(), "link_used"},
+		{"no state", newAgent(t), "code=x", "bad_request"},
+		{"tenant error without transaction", newAgent(t), "error=access_denied&state=" + strings.Repeat("B", 43), "link_used"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := tc.agent.get(d.url + "/callback?" + tc.query)
-			if resp.StatusCode < 400 || resp.StatusCode > 499 {
-				t.Errorf("status %d, want 4xx; body %.200s", resp.StatusCode, body)
+			resp, body = tc.agent.errorPage(t, d.url, resp, body, tc.reason)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("GET /error: %d, want 400", resp.StatusCode)
 			}
-			if hasCookie(resp, "stepup_session") {
-				t.Error("the refused callback set a session cookie")
+			want := []string{"This sign-in link cannot be used",
+				"already used, has expired, or was started in another browser", "Open the page you wanted again",
+				"authorization transaction not found"}
+			if tc.reason == "bad_request" {
+				want = []string{"The request could not be used", "Nothing was changed", "Go back to the start page", "stepup: "}
 			}
-			if !strings.Contains(body, `id="message"`) {
-				t.Errorf("no error page: %.200s", body)
+			for _, want := range want {
+				if !strings.Contains(body, want) {
+					t.Errorf("error page lacks %q: %.600s", want, body)
+				}
 			}
 		})
 	}
@@ -510,14 +547,17 @@ func TestTenantDown(t *testing.T) {
 	}
 	tn.Close() // the tenant goes down between its redirect and the code exchange
 	resp, body := a.get(d.url + "/callback?" + cb.RawQuery)
-	if resp.StatusCode < 500 {
-		t.Errorf("callback with the tenant down: %d, want 5xx; %.300s", resp.StatusCode, body)
+	resp, body = a.errorPage(t, d.url, resp, body, "tenant_unavailable")
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /error: %d, want 503", resp.StatusCode)
 	}
-	if hasCookie(resp, "stepup_session") {
-		t.Error("session cookie set although the code could not be redeemed")
+	for _, want := range []string{"The sign-in service is unavailable", "Nothing was let through", "try again in a minute", `id="who">not signed in`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("error page lacks %q: %.600s", want, body)
+		}
 	}
-	if !strings.Contains(body, "unavailable") {
-		t.Errorf("error page does not say the service is unavailable: %.300s", body)
+	if strings.Contains(body, tn.Domain()) {
+		t.Error("a 5xx page names the tenant's address")
 	}
 }
 
@@ -532,19 +572,37 @@ func TestStoreDown(t *testing.T) {
 		a := newAgent(t)
 		authz := a.startLogin(d.url, path)
 		resp, body := a.get(d.url + "/callback?code=x&state=" + authz.Query().Get("state"))
-		if resp.StatusCode != http.StatusServiceUnavailable || hasCookie(resp, "stepup_session") {
-			t.Errorf("callback of %s with Redis down: %d (cookies %v), want 503 without a session; %.200s", path, resp.StatusCode, resp.Cookies(), body)
+		resp, body = a.errorPage(t, d.url, resp, body, "store_unavailable")
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Sessions are unavailable") ||
+			!strings.Contains(body, "Nothing was let through") {
+			t.Errorf("error page after the callback of %s with Redis down: %d; %.600s", path, resp.StatusCode, body)
 		}
 	}
-	resp, body := newAgent(t).get(d.url + "/callback?code=x&state=" + strings.Repeat("C", 43))
-	if resp.StatusCode != http.StatusBadRequest || hasCookie(resp, "stepup_session") {
-		t.Errorf("callback without its transaction cookie, Redis down: %d (cookies %v), want 400 without a session; %.200s", resp.StatusCode, resp.Cookies(), body)
+	a := newAgent(t)
+	resp, body := a.get(d.url + "/callback?code=x&state=" + strings.Repeat("C", 43))
+	if resp, body = a.errorPage(t, d.url, resp, body, "link_used"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("callback without its transaction cookie, Redis down: %d, want 400; %.200s", resp.StatusCode, body)
 	}
-	// A session cookie cannot be checked either: fail closed.
-	resp, _ = newAgent(t).do(http.MethodGet, d.url+"/customers",
-		http.Header{"Cookie": {"stepup_session=" + strings.Repeat("a", 43) + "." + strings.Repeat("b", 43) + "." + strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)}})
+	// A session cookie cannot be checked either: fail closed, explained
+	// where it happened (reloading the page is what to do), and the header
+	// does not claim "not signed in".
+	sessionCookie := http.Header{"Cookie": {"stepup_session=" + strings.Repeat("a", 43) + "." + strings.Repeat("b", 43) + "." + strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)}}
+	resp, body = newAgent(t).do(http.MethodGet, d.url+"/customers", sessionCookie)
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET /customers with a cookie and Redis down: %d, want 503", resp.StatusCode)
+	}
+	for _, want := range []string{"Sessions are unavailable", "try again in a minute", `id="who">sign-in unavailable`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/customers with Redis down lacks %q: %.600s", want, body)
+		}
+	}
+	if strings.Contains(body, "127.0.0.1") {
+		t.Error("a 5xx page names the store's address")
+	}
+	// The public home page says so too.
+	if resp, body = newAgent(t).do(http.MethodGet, d.url+"/", sessionCookie); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(body, `id="who">sign-in unavailable`) {
+		t.Errorf("home page with Redis down: %d %.400s", resp.StatusCode, body)
 	}
 }
 
@@ -569,11 +627,15 @@ func TestBadConfiguration(t *testing.T) {
 		{"sealing key", map[string]string{"STEPUP_SEALING_KEY": "c2hvcnQ="}, "STEPUP_SEALING_KEY"},
 		{"namespace", map[string]string{"STEPUP_API_CLAIM_NAMESPACE": "stepup"}, "STEPUP_API_CLAIM_NAMESPACE"},
 		{"CA file", map[string]string{"SSL_CERT_FILE": "/nonexistent/ca.pem"}, "SSL_CERT_FILE"},
+		{"demo CA directory is a file", map[string]string{"STEPUP_DEMO_CA_DIR": os.Args[0]}, "STEPUP_DEMO_CA_DIR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, ok := tc.env["STEPUP_ADDR"]; !ok {
 				tc.env["STEPUP_ADDR"] = "127.0.0.1:0"
+			}
+			if _, ok := tc.env["STEPUP_DEMO_CA_DIR"]; !ok {
+				tc.env["STEPUP_DEMO_CA_DIR"] = t.TempDir()
 			}
 			err := run(context.Background(), func(k string) string { return tc.env[k] }, io.Discard, io.Discard, hooks{ready: func(*demo) {
 				t.Error("the demo started")
@@ -591,7 +653,10 @@ func TestBadConfiguration(t *testing.T) {
 
 // childEnv is a clean environment for the demo run as a child process.
 func childEnv(kv ...string) []string {
-	env := []string{"STEPUP_DEMO_RUN_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	// STEPUP_DEMO_CA_DIR: never the user's own demo CA (a test that starts
+	// the embedded tenant passes a temporary one).
+	env := []string{"STEPUP_DEMO_RUN_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"STEPUP_DEMO_CA_DIR=" + filepath.Join(os.TempDir(), "stepup-demo-test-unused-ca")}
 	return append(env, kv...)
 }
 
@@ -609,10 +674,14 @@ func TestExitCodeOfMain(t *testing.T) {
 }
 
 func TestGracefulShutdownOnSignal(t *testing.T) {
+	// One CA directory for both runs: the first creates the demo CA, the
+	// second reuses it, and their banners say so.
+	caDir := t.TempDir()
+	caState := map[syscall.Signal]string{syscall.SIGTERM: "(new: trust it once", syscall.SIGINT: "(the one of earlier runs"}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = childEnv("STEPUP_ADDR=127.0.0.1:0")
+			cmd.Env = childEnv("STEPUP_ADDR=127.0.0.1:0", "STEPUP_DEMO_CA_DIR="+caDir)
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -632,7 +701,8 @@ func TestGracefulShutdownOnSignal(t *testing.T) {
 				}
 			}
 			text := strings.Join(banner, "\n")
-			for _, want := range []string{"http://127.0.0.1:", auth0test.AliceEmail, auth0test.AlicePassword, "/demo/otp", "store:    memory"} {
+			for _, want := range []string{"http://127.0.0.1:", auth0test.AliceEmail, auth0test.AlicePassword, "/demo/otp", "store:    memory",
+				"demo CA:  " + filepath.Join(caDir, "ca.pem") + " " + caState[sig], "trust:    " + trustCommand(runtime.GOOS, filepath.Join(caDir, "ca.pem"))} {
 				if !strings.Contains(text, want) {
 					t.Errorf("banner lacks %q:\n%s", want, text)
 				}

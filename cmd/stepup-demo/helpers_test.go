@@ -68,6 +68,9 @@ func startDemoAt(t *testing.T, env map[string]string, now func() time.Time) *run
 	if _, ok := env["STEPUP_ADDR"]; !ok {
 		env["STEPUP_ADDR"] = "127.0.0.1:0"
 	}
+	if _, ok := env["STEPUP_DEMO_CA_DIR"]; !ok {
+		env["STEPUP_DEMO_CA_DIR"] = t.TempDir() // never the user's own demo CA
+	}
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
@@ -125,6 +128,13 @@ func sharedTenant(t *testing.T, bases ...string) (*auth0test.Tenant, map[string]
 // sharedTenantWith is sharedTenant with another post-login Action.
 func sharedTenantWith(t *testing.T, action func(*auth0test.ActionEvent, *auth0test.ActionAPI), bases ...string) (*auth0test.Tenant, map[string]string) {
 	t.Helper()
+	return sharedTenantConfig(t, auth0test.Config{Action: action}, bases...)
+}
+
+// sharedTenantConfig is sharedTenant with cfg's Action, Users and
+// IgnoreACRValues.
+func sharedTenantConfig(t *testing.T, cfg auth0test.Config, bases ...string) (*auth0test.Tenant, map[string]string) {
+	t.Helper()
 	const (
 		clientID = "fabrikam-intranet"
 		secret   = "a-secret-shared-by-every-replica-0123456789abcdef"
@@ -136,9 +146,11 @@ func sharedTenantWith(t *testing.T, action func(*auth0test.ActionEvent, *auth0te
 		app.LogoutURLs = append(app.LogoutURLs, b+"/")
 	}
 	tn := auth0test.NewTenant(t, auth0test.Config{
-		Applications: []auth0test.Application{app},
-		APIs:         []auth0test.API{{Identifier: audience}},
-		Action:       action,
+		Applications:    []auth0test.Application{app},
+		APIs:            []auth0test.API{{Identifier: audience}},
+		Action:          cfg.Action,
+		Users:           cfg.Users,
+		IgnoreACRValues: cfg.IgnoreACRValues,
 	})
 	ca := filepath.Join(t.TempDir(), "tenant-ca.pem")
 	if err := os.WriteFile(ca, tn.CACertPEM(), 0o600); err != nil {
@@ -190,6 +202,20 @@ func (a *agent) do(method, u string, hdr http.Header) (*http.Response, string) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return resp, string(body)
+}
+
+// errorPage expects resp to be a failed callback's redirect to
+// /error?reason=want, follows it and returns the error page's response.
+func (a *agent) errorPage(t *testing.T, base string, resp *http.Response, body, want string) (*http.Response, string) {
+	t.Helper()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || loc != "/error?reason="+want {
+		t.Fatalf("callback: %d to %q, want 303 to /error?reason=%s; body %.300s", resp.StatusCode, loc, want, body)
+	}
+	if hasCookie(resp, "stepup_session") {
+		t.Error("the failed callback set a session cookie")
+	}
+	return a.get(base + loc)
 }
 
 // cookie returns the agent's cookie name for base, or "".

@@ -8,7 +8,12 @@
 //
 //	go run ./cmd/stepup-demo
 //
-// and prints the URL, the demo user and where to read the one-time code.
+// and prints the URL, the demo user, where to read the one-time code, and
+// the one command that makes this system's browsers trust the demo CA: a CA
+// created on the first run under os.UserConfigDir()/stepup-demo (or
+// STEPUP_DEMO_CA_DIR), reused by later runs, that can vouch for loopback
+// names only (ca.go). The tenant thus stays on https, as Auth0 is, and a
+// browser opens it without a certificate warning once the CA is trusted.
 // Against a real tenant and a shared Redis:
 //
 //	AUTH0_DOMAIN=fabrikam.eu.auth0.com AUTH0_CLIENT_ID=... AUTH0_CLIENT_SECRET=... \
@@ -18,7 +23,7 @@
 // Environment (see settings.go): STEPUP_ADDR, STEPUP_BASE_URL, AUTH0_DOMAIN,
 // AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_AUDIENCE, REDIS_URL,
 // STEPUP_MAX_AGE, STEPUP_API_CLAIM_NAMESPACE, STEPUP_SEALING_KEY,
-// STEPUP_REDIS_PREFIX, SSL_CERT_FILE. REDIS_URL names one server
+// STEPUP_REDIS_PREFIX, SSL_CERT_FILE, STEPUP_DEMO_CA_DIR. REDIS_URL names one server
 // (redis://host:6379/0), a Redis Cluster (redis://seed1:p1?addr=seed2:p2...)
 // or a Sentinel set-up (redis://sentinel1:p1?master_name=NAME&addr=...), as
 // redisstore.OpenURL reads it. A configuration it cannot run with exits with
@@ -37,6 +42,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -175,6 +181,7 @@ type demo struct {
 	apiPolicy stepup.Policy
 	pagePol   stepup.Policy
 	tenant    *auth0test.Tenant // embedded tenant, or nil
+	ca        *demoCA           // the embedded tenant's CA, or nil
 	issuer    string
 	storeName string
 	rdb       redis.UniversalClient
@@ -208,7 +215,16 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 		if d.cfg.Audience == "" {
 			d.cfg.Audience = defaultAudience
 		}
-		tn, sec, err := startEmbeddedTenant(s.BaseURL, d.cfg.Audience, s.Namespace, log, now)
+		dir := s.CADir
+		if dir == "" {
+			if dir, err = defaultCADir(); err != nil {
+				return d, err
+			}
+		}
+		if d.ca, err = loadOrCreateCA(dir, time.Now()); err != nil {
+			return d, err
+		}
+		tn, sec, err := startEmbeddedTenant(s.BaseURL, d.cfg.Audience, s.Namespace, d.ca.ca, log, now)
 		if err != nil {
 			return d, fmt.Errorf("stepup-demo: starting the embedded tenant: %w", err)
 		}
@@ -331,6 +347,13 @@ func (d *demo) banner(w io.Writer) {
 	fmt.Fprintf(w, "Fabrikam intranet (stepup demo): %s\n", d.cfg.BaseURL)
 	if d.tenant != nil {
 		fmt.Fprintf(w, "  tenant:   embedded dev tenant (auth0test) at %s\n", d.tenant.URL())
+		if d.ca.created {
+			fmt.Fprintf(w, "  demo CA:  %s (new: trust it once, and the tenant's pages open without a certificate warning)\n", d.ca.certPath)
+		} else {
+			fmt.Fprintf(w, "  demo CA:  %s (the one of earlier runs: once trusted, nothing more to do)\n", d.ca.certPath)
+		}
+		fmt.Fprintf(w, "  trust:    %s\n", trustCommand(runtime.GOOS, d.ca.certPath))
+		fmt.Fprintf(w, "            (it vouches for loopback names only; other systems and Firefox: README, \"Trust the demo CA once\")\n")
 		fmt.Fprintf(w, "  sign in:  %s / %s\n", auth0test.AliceEmail, auth0test.AlicePassword)
 		fmt.Fprintf(w, "  one-time code (demo aid, plays the phone): %s/demo/otp\n", d.cfg.BaseURL)
 		fmt.Fprintf(w, "  a user without MFA: %s / %s\n", auth0test.BobEmail, auth0test.BobPassword)

@@ -27,6 +27,7 @@ type settings struct {
 	SealingKey   []byte        // STEPUP_SEALING_KEY (base64, 32 bytes); derived when unset
 	RedisPrefix  string        // STEPUP_REDIS_PREFIX: key prefix in Redis; default "stepup-demo:"
 	CAFile       string        // SSL_CERT_FILE: extra trusted CAs (PEM) for the tenant's certificate
+	CADir        string        // STEPUP_DEMO_CA_DIR: where the embedded tenant's CA is kept; default os.UserConfigDir()/stepup-demo
 
 	redisURL  string // REDIS_URL as opened: dial_timeout=2s added when absent
 	redisName string // REDIS_URL for logs and the banner: no password, no query
@@ -54,6 +55,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		Namespace:    strings.TrimSpace(getenv("STEPUP_API_CLAIM_NAMESPACE")),
 		RedisPrefix:  strings.TrimSpace(getenv("STEPUP_REDIS_PREFIX")),
 		CAFile:       strings.TrimSpace(getenv("SSL_CERT_FILE")),
+		CADir:        strings.TrimSpace(getenv("STEPUP_DEMO_CA_DIR")),
 		MaxAge:       10 * time.Minute,
 	}
 	if s.Addr == "" {

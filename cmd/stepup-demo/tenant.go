@@ -19,8 +19,9 @@ const demoClientID = "stepup-demo-client"
 // startEmbeddedTenant starts the auth0test dev tenant on loopback TLS, with
 // one application whose callback is baseURL + "/callback", the API audience,
 // the default users, and the two post-login Actions the README documents.
+// Its serving certificate is issued by ca, the demo CA a person trusts once.
 // It returns the tenant and the application's (random) client secret.
-func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger, now func() time.Time) (*auth0test.Tenant, string, error) {
+func startEmbeddedTenant(baseURL, audience, namespace string, ca *auth0test.CA, log *slog.Logger, now func() time.Time) (*auth0test.Tenant, string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, "", err
@@ -33,6 +34,7 @@ func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger, 
 	app.CallbackURLs = []string{baseURL + "/callback"}
 	app.LogoutURLs = []string{baseURL + "/"}
 	tn, err := auth0test.Start(auth0test.Config{
+		CA:           ca,
 		Applications: []auth0test.Application{app},
 		APIs:         []auth0test.API{{Identifier: audience, Scopes: []string{"read:employees"}}},
 		Action:       newDemoActions(namespace, now),

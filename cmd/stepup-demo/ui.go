@@ -28,6 +28,11 @@ type view struct {
 	API       *apiResult
 	Message   string
 	Status    int
+	// SessionUnavailable: the session could not be read (the store is
+	// down); the header says so instead of "not signed in".
+	SessionUnavailable bool
+	Problem            *problem // the error page's explanation
+	Detail             string   // the error page's technical detail, folded away
 }
 
 type customer struct{ Name, City, Since string }
@@ -79,7 +84,7 @@ button{font:inherit;padding:.35rem .9rem;border-radius:6px;border:1px solid #c33
 .aid{border-left:4px solid #e0a800;background:#fffbe6}
 </style></head><body>
 <header><a class="brand" href="/">Fabrikam intranet</a><a href="/customers">Customers</a><a href="/employees">Salaries</a>
-{{if .SignedIn}}<span id="who">{{.User}}</span><form method="post" action="/logout" style="margin:0"><button id="signout" type="submit">Sign out</button></form>{{else}}<span id="who">not signed in</span>{{end}}
+{{if .SignedIn}}<span id="who">{{.User}}</span><form method="post" action="/logout" style="margin:0"><button id="signout" type="submit">Sign out</button></form>{{else if .SessionUnavailable}}<span id="who">sign-in unavailable</span>{{else}}<span id="who">not signed in</span>{{end}}
 </header><main>{{end}}
 
 {{define "bottom"}}
@@ -119,7 +124,13 @@ button{font:inherit;padding:.35rem .9rem;border-radius:6px;border:1px solid #c33
 {{template "bottom" .}}{{end}}
 
 {{define "error"}}{{template "top" .}}
-<h1 id="title">Sorry</h1><div class="card"><p class="err" id="message">{{.Message}}</p><p><a href="/">Back to the start page</a></p></div>
+{{with .Problem}}<h1 id="title">{{.Title}}</h1><div class="card" id="problem" data-reason="{{.Code}}">
+<p id="message">{{.What}}</p>
+<p id="next"><strong>What to do next:</strong> {{.Next}}</p>{{end}}
+{{if .SignedIn}}<p id="still">You are signed in as <strong>{{.User}}</strong>.</p>{{else if .SessionUnavailable}}<p id="still">Your session cannot be checked right now.</p>{{end}}
+<p><a href="/">Back to the start page</a>{{if .SignedIn}} · <a href="/customers">Customer data</a>{{end}}</p>
+<details id="detail"><summary>Technical detail</summary><p>Status {{.Status}}{{with .Problem}}, reason <code>{{.Code}}</code>{{end}}, at {{ts .Now}}.</p>
+{{if .Detail}}<p><code id="detail-text">{{.Detail}}</code></p>{{else}}<p>The server's log has the rest.</p>{{end}}</details></div>
 {{template "bottom" .}}{{end}}
 
 {{define "otp"}}{{template "top" .}}
@@ -145,7 +156,7 @@ var customers = []customer{
 }
 
 var employees = []employee{
-	{"Alice Martin", "Head of Finance", 142000},
-	{"Bob Ito", "Engineer", 118500},
+	{"Alice Fabrikam", "Head of Finance", 142000},
+	{"Bob Fabrikam", "Engineer", 118500},
 	{"Chen Wei", "Designer", 97250},
 }
