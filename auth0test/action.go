@@ -46,6 +46,9 @@ type ActionEvent struct {
 	Authentication []AuthMethod
 	// Silent is true when the login completed without any page (SSO or prompt=none).
 	Silent bool
+	// Organization is event.organization: the login's organization (the
+	// organization parameter), kept by its refresh tokens; nil without one.
+	Organization *ActionOrganization
 }
 
 // AuthMethod is one element of Auth0's event.authentication.methods.

@@ -32,7 +32,9 @@ type authRequest struct {
 	prompt              []string
 	loginHint           string
 	acrValues           []string
-	maxAge              int // -1: not sent
+	maxAge              int                 // -1: not sent
+	org                 *ActionOrganization // the organization parameter, resolved
+	invitation          string
 }
 
 func (a *authRequest) hasPrompt(p string) bool { return slices.Contains(a.prompt, p) }
@@ -92,6 +94,7 @@ type authCode struct {
 	used          bool
 	familyID      string
 	accessTokenID string
+	org           *ActionOrganization
 }
 
 // pageError renders the tenant's error page (no redirect is possible).
@@ -214,10 +217,12 @@ func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if q.Get("organization") != "" || q.Get("invitation") != "" {
-		fail("invalid_request", "organizations are not emulated by auth0test")
+	org, desc := t.authorizeOrg(app, q.Get("organization"), q.Get("invitation"))
+	if desc != "" {
+		fail("invalid_request", desc)
 		return
 	}
+	req.org, req.invitation = org, q.Get("invitation")
 	req.prompt = strings.Fields(q.Get("prompt"))
 	for _, p := range req.prompt {
 		switch p {
@@ -349,8 +354,13 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 		fail("unauthorized", "user is blocked")
 		return
 	}
+	if desc := t.joinOrg(req.org, req.invitation, user); desc != "" {
+		fail("access_denied", desc)
+		return
+	}
 	api := t.runAction(ActionEvent{
-		User: user, ClientID: req.clientID, Connection: tx.connection, Protocol: ProtocolOIDC,
+		Organization: req.org,
+		User:         user, ClientID: req.clientID, Connection: tx.connection, Protocol: ProtocolOIDC,
 		ACRValues: req.acrValues, Scopes: req.scopes, Audience: req.audience,
 		AuthenticationMethods: tx.methods, Authentication: authMethods(tx.methods, tx.authTime, tx.mfaTime),
 		Silent: !tx.fresh,
@@ -367,7 +377,8 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 	// allowRememberBrowser:false), the built-in step-up rule only with
 	// Config.AllowRememberBrowser.
 	remembered := slices.Contains(tx.methods, "mfa") &&
-		(api.rememberBrowser || (!api.requireMFA && t.cfg.AllowRememberBrowser))
+		(api.rememberBrowser || (!api.requireMFA && t.cfg.AllowRememberBrowser)) &&
+		t.rememberedMFA(user.ID, tx.mfaTime)
 	t.cfg.Logger.Debug("auth0test: first factor done", "user", user.ID, "fresh", tx.fresh,
 		"mfa_required", needMFA, "mfa_in_session", slices.Contains(tx.methods, "mfa"), "remembered", remembered,
 		"action_requires_mfa", api.requireMFA)
@@ -447,7 +458,7 @@ func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx
 	ac := &authCode{
 		clientID: req.clientID, redirectURI: req.redirectURI, redirectSent: req.redirectSent, challenge: req.codeChallenge,
 		method: req.codeChallengeMethod, userID: tx.userID, scopes: req.scopes, audience: req.audience,
-		nonce: req.nonce, sid: sid, acr: acr, amr: amr,
+		nonce: req.nonce, sid: sid, acr: acr, amr: amr, org: req.org,
 		expires: now.Add(codeLifetime),
 	}
 	if req.maxAge >= 0 || req.hasPrompt("login") || t.cfg.AlwaysIncludeAuthTime {
@@ -530,8 +541,8 @@ func (t *Tenant) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "Login already performed; continue with the next step")
 		return
 	}
-	data := pageData{Page: "login", Title: "Log in", State: tx.id, Email: tx.req.loginHint,
-		Connection: DatabaseConnection, Socials: t.socialLinks(tx)}
+	data := pageData{Page: "login", Title: "Welcome", App: t.appName(tx.req.clientID), State: tx.id,
+		Email: tx.req.loginHint, Connection: DatabaseConnection, Socials: t.socialLinks(tx)}
 	if c := tx.req.connection; c != "" {
 		data.Connection = c
 	}
@@ -574,7 +585,7 @@ func (t *Tenant) socialLinks(tx *loginTx) []link {
 		if c.Strategy != "auth0" {
 			out = append(out, link{
 				Href: "/u/social?" + url.Values{"state": {tx.id}, "connection": {c.Name}}.Encode(),
-				Text: "Continue with " + c.Name,
+				Text: "Continue with " + c.DisplayName,
 			})
 		}
 	}
@@ -600,7 +611,8 @@ func (t *Tenant) handleSocialPage(w http.ResponseWriter, r *http.Request) {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "the connection was not found")
 		return
 	}
-	data := pageData{Page: "social", Title: "Sign in with " + conn, State: tx.id, Connection: conn, Accounts: accounts}
+	data := pageData{Page: "social", Title: "Sign in with " + c.DisplayName, App: t.appName(tx.req.clientID),
+		State: tx.id, Connection: conn, ConnName: c.DisplayName, Accounts: accounts}
 	if r.Method == http.MethodGet {
 		renderPage(w, http.StatusOK, data)
 		return
@@ -633,7 +645,9 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "No second factor is pending for this login")
 		return
 	}
-	data := pageData{Page: "otp", Title: "Verify your identity", State: tx.id}
+	user, _ := t.userByID(tx.userID)
+	data := pageData{Page: "otp", Title: "Verify your identity", App: t.appName(tx.req.clientID), State: tx.id,
+		Email: user.Email}
 	if r.Method == http.MethodGet {
 		renderPage(w, http.StatusOK, data)
 		return
@@ -652,12 +666,25 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 		renderPage(w, http.StatusBadRequest, data)
 		return
 	}
+	t.mu.Lock()
+	t.otpUsedLocked(tx.userID, now)
+	t.mu.Unlock()
 	tx.awaitingOTP = false
 	if !slices.Contains(tx.methods, "mfa") {
 		tx.methods = append(tx.methods, "mfa")
 	}
 	tx.mfaTime = now
 	t.finishLogin(w, r, tx)
+}
+
+// appName is the application's name for the hosted pages.
+func (t *Tenant) appName(clientID string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a, ok := t.apps[clientID]; ok {
+		return a.Name
+	}
+	return ""
 }
 
 // userByEmailLocked finds a user by email; strategy "auth0" limits the search to

@@ -17,6 +17,7 @@ type family struct {
 	audience string
 	sid      string
 	authTime time.Time
+	org      *ActionOrganization
 	created  time.Time
 	lastUsed time.Time
 	revoked  bool
@@ -61,7 +62,7 @@ func (t *Tenant) logRefreshLocked(familyID, kind string, at time.Time) {
 func (t *Tenant) newFamily(tr tokenRequest, scopes []string, now time.Time) (value, familyID string) {
 	f := &family{
 		id: "rtf_" + randomToken(12), clientID: tr.app.ClientID, userID: tr.user.ID,
-		scopes: slices.Clone(scopes), audience: tr.audience, sid: tr.sid, authTime: tr.authTime,
+		scopes: slices.Clone(scopes), audience: tr.audience, sid: tr.sid, authTime: tr.authTime, org: tr.org,
 		created: now, lastUsed: now,
 	}
 	value = "v1." + randomToken(32)
@@ -112,7 +113,7 @@ func (t *Tenant) grantRefreshToken(app *Application, form url.Values) (map[strin
 	}
 	api := t.runAction(ActionEvent{
 		User: user, ClientID: app.ClientID, Connection: user.Connection, Protocol: ProtocolRefreshToken,
-		Scopes: scopes, Audience: f.audience, Silent: true,
+		Scopes: scopes, Audience: f.audience, Silent: true, Organization: f.org,
 	})
 	if api.denied {
 		return nil, newErr(http.StatusForbidden, "access_denied", api.reason)
@@ -141,7 +142,7 @@ func (t *Tenant) grantRefreshToken(app *Application, form url.Values) (map[strin
 	}
 	tr := tokenRequest{
 		app: app, user: &user, scopes: scopes, audience: fam.audience, sid: fam.sid,
-		authTime: fam.authTime, idClaims: api.idClaims, atClaims: api.atClaims, family: fam,
+		authTime: fam.authTime, idClaims: api.idClaims, atClaims: api.atClaims, family: fam, org: fam.org,
 		gty: GrantRefreshToken, // Auth0's profile: gty "refresh_token" after a refresh
 	}
 	switch {
