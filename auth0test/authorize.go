@@ -95,6 +95,7 @@ type authCode struct {
 	familyID      string
 	accessTokenID string
 	org           *ActionOrganization
+	methods       []AuthMethod // the login's event.authentication.methods, kept by its refresh tokens
 }
 
 // pageError renders the tenant's error page (no redirect is possible).
@@ -459,6 +460,7 @@ func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx
 		clientID: req.clientID, redirectURI: req.redirectURI, redirectSent: req.redirectSent, challenge: req.codeChallenge,
 		method: req.codeChallengeMethod, userID: tx.userID, scopes: req.scopes, audience: req.audience,
 		nonce: req.nonce, sid: sid, acr: acr, amr: amr, org: req.org,
+		methods: authMethods(tx.methods, tx.authTime, tx.mfaTime),
 		expires: now.Add(codeLifetime),
 	}
 	if req.maxAge >= 0 || req.hasPrompt("login") || t.cfg.AlwaysIncludeAuthTime {

@@ -148,6 +148,14 @@ type Config struct {
 	// tests move the clock instead of sleeping.
 	Now func() time.Time
 
+	// RefreshActionAuthentication gives the Action, on refresh-token exchanges,
+	// event.authentication of the login that created the refresh token (its
+	// methods with their original timestamps). Default false: none, since
+	// Auth0 documents event.authentication as optional and says nothing of
+	// its content on a refresh (see the package doc), so code must not depend
+	// on it.
+	RefreshActionAuthentication bool
+
 	// Action is the tenant's post-login Action. It runs on interactive and silent
 	// logins, refresh-token exchanges, CIBA and MFA-API grants (see ActionEvent.Protocol),
 	// on the tenant's handler goroutines: it may be called concurrently.

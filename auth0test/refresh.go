@@ -18,6 +18,7 @@ type family struct {
 	sid      string
 	authTime time.Time
 	org      *ActionOrganization
+	methods  []AuthMethod // of the login that created the family
 	created  time.Time
 	lastUsed time.Time
 	revoked  bool
@@ -63,7 +64,7 @@ func (t *Tenant) newFamily(tr tokenRequest, scopes []string, now time.Time) (val
 	f := &family{
 		id: "rtf_" + randomToken(12), clientID: tr.app.ClientID, userID: tr.user.ID,
 		scopes: slices.Clone(scopes), audience: tr.audience, sid: tr.sid, authTime: tr.authTime, org: tr.org,
-		created: now, lastUsed: now,
+		methods: slices.Clone(tr.methods), created: now, lastUsed: now,
 	}
 	value = "v1." + randomToken(32)
 	t.mu.Lock()
@@ -111,10 +112,18 @@ func (t *Tenant) grantRefreshToken(app *Application, form url.Values) (map[strin
 	if user.Blocked {
 		return nil, newErr(http.StatusForbidden, "unauthorized", "user is blocked")
 	}
-	api := t.runAction(ActionEvent{
+	ev := ActionEvent{
 		User: user, ClientID: app.ClientID, Connection: user.Connection, Protocol: ProtocolRefreshToken,
 		Scopes: scopes, Audience: f.audience, Silent: true, Organization: f.org,
-	})
+		RefreshToken: &ActionRefreshToken{ID: f.id, CreatedAt: f.created, LastExchangeAt: f.lastUsed, SessionID: f.sid},
+	}
+	if t.cfg.RefreshActionAuthentication {
+		ev.Authentication = slices.Clone(f.methods)
+		for _, m := range f.methods {
+			ev.AuthenticationMethods = append(ev.AuthenticationMethods, m.Name)
+		}
+	}
+	api := t.runAction(ev)
 	if api.denied {
 		return nil, newErr(http.StatusForbidden, "access_denied", api.reason)
 	}
