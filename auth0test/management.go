@@ -42,6 +42,10 @@ const (
 	managementTokenLifetime = 86400 * time.Second
 	ticketLifetime          = 24 * time.Hour
 	maxPathSegment          = 512
+	// maxMetadata bounds each of a user's metadata objects (serialized), so
+	// that repeated PATCHes cannot grow a long-running tenant without bound.
+	// Auth0's own limits are larger; tests do not need them.
+	maxMetadata = 16 << 10
 )
 
 // managementAudience is the Management API's audience, https://{domain}/api/v2/.
@@ -399,12 +403,22 @@ func (t *Tenant) mgmtPatchUser(w http.ResponseWriter, r *http.Request, id string
 	}
 	// New maps, never changed in place: copies of the User handed out earlier
 	// (Actions, helpers) keep reading the old ones.
+	um, am := u.UserMetadata, u.AppMetadata
 	if raw, ok := patch["user_metadata"]; ok {
-		u.UserMetadata = mergeMetadata(u.UserMetadata, raw)
+		um = mergeMetadata(um, raw)
 	}
 	if raw, ok := patch["app_metadata"]; ok {
-		u.AppMetadata = mergeMetadata(u.AppMetadata, raw)
+		am = mergeMetadata(am, raw)
 	}
+	if b, _ := json.Marshal(um); len(b) > maxMetadata {
+		mgmtError(w, http.StatusBadRequest, "Payload validation error: user_metadata exceeds auth0test's 16 KiB", "invalid_body")
+		return
+	}
+	if b, _ := json.Marshal(am); len(b) > maxMetadata {
+		mgmtError(w, http.StatusBadRequest, "Payload validation error: app_metadata exceeds auth0test's 16 KiB", "invalid_body")
+		return
+	}
+	u.UserMetadata, u.AppMetadata = um, am
 	if raw, ok := patch["name"]; ok {
 		_ = json.Unmarshal(raw, &u.Name)
 	}
