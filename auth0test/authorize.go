@@ -69,6 +69,8 @@ type loginTx struct {
 	sid         string
 	action      *ActionAPI
 	awaitingOTP bool
+	// a recovery code was used: the new one is shown and must be acknowledged
+	awaitingRecoveryAck bool
 	// consent page (third-party applications, prompt=consent)
 	awaitingConsent bool
 	consented       bool
@@ -539,7 +541,7 @@ func (t *Tenant) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if tx.awaitingOTP || tx.awaitingConsent {
+	if tx.awaitingOTP || tx.awaitingConsent || tx.awaitingRecoveryAck {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "Login already performed; continue with the next step")
 		return
 	}
@@ -609,7 +611,7 @@ func (t *Tenant) handleSocialPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t.mu.Unlock()
-	if !known || c.Strategy == "auth0" || tx.awaitingOTP || tx.awaitingConsent || (tx.req.connection != "" && tx.req.connection != conn) {
+	if !known || c.Strategy == "auth0" || tx.awaitingOTP || tx.awaitingConsent || tx.awaitingRecoveryAck || (tx.req.connection != "" && tx.req.connection != conn) {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "the connection was not found")
 		return
 	}
@@ -643,7 +645,7 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !tx.awaitingOTP || tx.awaitingConsent {
+	if !tx.awaitingOTP || tx.awaitingConsent || tx.awaitingRecoveryAck {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "No second factor is pending for this login")
 		return
 	}
@@ -677,6 +679,55 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 	}
 	tx.mfaTime = now
 	t.finishLogin(w, r, tx)
+}
+
+// handleRecoveryCodePage is the "use a recovery code" alternative of the OTP
+// page: a valid code completes MFA and is replaced by a new one, shown once and
+// acknowledged (Universal Login's flow); the old code no longer works.
+func (t *Tenant) handleRecoveryCodePage(w http.ResponseWriter, r *http.Request) {
+	tx, ok := t.txFromRequest(w, r)
+	if !ok {
+		return
+	}
+	if tx.awaitingRecoveryAck && r.Method == http.MethodPost && r.PostForm.Get("action") == "continue" {
+		tx.awaitingRecoveryAck = false
+		t.finishLogin(w, r, tx)
+		return
+	}
+	if !tx.awaitingOTP || tx.awaitingConsent || tx.awaitingRecoveryAck {
+		t.pageError(w, http.StatusBadRequest, "invalid_request", "No second factor is pending for this login")
+		return
+	}
+	data := pageData{Page: "recovery", Title: "Verify your identity", App: t.appName(tx.req.clientID), State: tx.id}
+	if r.Method == http.MethodGet {
+		renderPage(w, http.StatusOK, data)
+		return
+	}
+	code := strings.ToUpper(strings.TrimSpace(r.PostForm.Get("recovery_code")))
+	now := t.cfg.Now()
+	next := newRecoveryCode()
+	t.mu.Lock()
+	u := t.userByIDLocked(tx.userID)
+	valid := u != nil && u.RecoveryCode != "" && len(code) <= 64 &&
+		subtle.ConstantTimeCompare([]byte(u.RecoveryCode), []byte(code)) == 1
+	if valid {
+		t.setRecoveryCodeLocked(u, next, now)
+	}
+	t.mu.Unlock()
+	if !valid {
+		data.Error, data.Message = "invalid_code", "The recovery code you entered is invalid"
+		renderPage(w, http.StatusBadRequest, data)
+		return
+	}
+	tx.awaitingOTP, tx.awaitingRecoveryAck = false, true
+	if !slices.Contains(tx.methods, "mfa") {
+		tx.methods = append(tx.methods, "mfa")
+	}
+	tx.mfaTime = now
+	t.mu.Lock()
+	t.txs[tx.id] = tx
+	t.mu.Unlock()
+	renderPage(w, http.StatusOK, pageData{Page: "recovery-new", Title: "Almost there", App: data.App, State: tx.id, RecoveryCode: next})
 }
 
 // appName is the application's name for the hosted pages.

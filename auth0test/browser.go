@@ -22,6 +22,10 @@ type Credentials struct {
 	// OTP is typed on the OTP page; "" computes the user's current code from their
 	// TOTP secret with the tenant's clock.
 	OTP string
+	// RecoveryCode, when set, is used instead of a one-time code: the Browser
+	// takes the OTP page's "use a recovery code" way, then acknowledges the new
+	// code the tenant shows (LastRecoveryCode returns it).
+	RecoveryCode string
 	// SkipOTP makes Login stop with ErrMFARequired when the OTP page appears.
 	SkipOTP bool
 	// DenyConsent answers "no" on the consent page (the default accepts).
@@ -43,7 +47,13 @@ type Browser struct {
 	Pages []string
 	// enrollSecret is the OTP secret of the last enrollment page filled.
 	enrollSecret string
+	// recoveryCode is the new recovery code the tenant last showed.
+	recoveryCode string
 }
+
+// LastRecoveryCode is the new recovery code the tenant showed after this
+// Browser used one (Credentials.RecoveryCode), "" if none.
+func (b *Browser) LastRecoveryCode() string { return b.recoveryCode }
 
 // Enrollment is what a Browser learned on an enrollment-ticket page: the OTP
 // secret it enrolled (what a person's authenticator app would keep) and the
@@ -108,6 +118,8 @@ func (b *Browser) fill(page parsedPage, c Credentials, otpTried *bool) error {
 		}
 	case "logout-confirm":
 		f.values.Set("action", "accept")
+	case "recovery-new":
+		b.recoveryCode = page.recovery
 	case "enroll":
 		if page.secret == "" {
 			return fmt.Errorf("%w: enrollment page without a secret", ErrUnexpectedPage)
@@ -121,6 +133,15 @@ func (b *Browser) fill(page parsedPage, c Credentials, otpTried *bool) error {
 	case "otp":
 		if c.SkipOTP {
 			return ErrMFARequired
+		}
+		if c.RecoveryCode != "" {
+			if *otpTried {
+				return fmt.Errorf("%w: OTP page shown twice", ErrUnexpectedPage)
+			}
+			*otpTried = true
+			f.action = "/u/mfa-recovery-code-challenge"
+			f.values = url.Values{"state": {f.values.Get("state")}, "recovery_code": {c.RecoveryCode}}
+			return nil
 		}
 		if *otpTried {
 			return fmt.Errorf("%w: OTP page shown twice", ErrUnexpectedPage)
@@ -199,7 +220,7 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
 		case page.name == "social" && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
-		case page.name == "otp" && page.errCode != "":
+		case (page.name == "otp" || page.name == "recovery") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrOTPRejected, page.message)
 		case page.name == "logout":
 			return nil, fmt.Errorf("%w: the tenant's logged-out page", ErrUnexpectedPage)
@@ -310,6 +331,7 @@ type form struct {
 type parsedPage struct {
 	name, errCode, message string
 	secret                 string // enrollment page
+	recovery               string // a new recovery code shown
 	form                   *form
 }
 
@@ -331,6 +353,9 @@ func parsePage(s string) parsedPage {
 	}
 	if m := messageRE.FindStringSubmatch(s); m != nil {
 		p.message = html.UnescapeString(m[1])
+	}
+	if m := recoveryRE.FindStringSubmatch(s); m != nil {
+		p.recovery = html.UnescapeString(m[1])
 	}
 	if m := secretRE.FindStringSubmatch(s); m != nil {
 		p.secret = html.UnescapeString(m[1])

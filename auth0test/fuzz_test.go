@@ -122,6 +122,8 @@ func FuzzHostedPages(f *testing.F) {
 	f.Add("/u/consent", "state=x&action=accept")
 	f.Add("/u/logout", "state=x&action=deny")
 	f.Add("/oidc/logout", "logout_hint=x&client_id=stepup-demo-client")
+	f.Add("/u/mfa-recovery-code-challenge", "state=x&recovery_code=ABC&action=continue")
+	f.Add("/u/guardian/enroll", "ticket=x&code=000000")
 	f.Fuzz(func(t *testing.T, path, body string) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n?#") {
 			return

@@ -319,3 +319,29 @@ func TestManagementUserMetadata(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveryCodeAtTheMFAStep: a regenerated recovery code works once on the
+// hosted MFA step (and the old one not at all); the tenant then shows the next one.
+func TestRecoveryCodeAtTheMFAStep(t *testing.T) {
+	tn := NewTenant(t, Config{Applications: []Application{mgmtApp()}})
+	_, body := mgmt(t, tn, mgmtToken(t, tn), "POST", "users/"+aliceID+"/recovery-code-regeneration", nil)
+	code := body.(map[string]any)["recovery_code"].(string)
+	stepUp := authorizeURL(tn, map[string]string{"acr_values": MFAACR})
+	ctx := context.Background()
+	withCode := func(rc string) Credentials { c := alice; c.RecoveryCode = rc; return c }
+	if _, err := tn.NewBrowser().Login(ctx, stepUp, withCode(AliceRecoveryCode)); !errors.Is(err, ErrOTPRejected) {
+		t.Errorf("old code: %v", err)
+	}
+	b := tn.NewBrowser()
+	cb := login(t, b, stepUp, withCode(code))
+	if !cmp.Equal(b.Pages, []string{"login", "otp", "recovery-new"}) || b.LastRecoveryCode() == "" || b.LastRecoveryCode() == code {
+		t.Errorf("pages %v, next code %q", b.Pages, b.LastRecoveryCode())
+	}
+	if id := verifiedClaims(t, tn, exchange(t, tn, cb)["id_token"].(string)); !cmp.Equal(id["amr"], any([]any{"mfa"})) {
+		t.Errorf("amr %v", id["amr"])
+	}
+	if _, err := tn.NewBrowser().Login(ctx, stepUp, withCode(code)); !errors.Is(err, ErrOTPRejected) {
+		t.Errorf("code used twice: %v", err)
+	}
+	login(t, tn.NewBrowser(), stepUp, withCode(b.LastRecoveryCode()))
+}

@@ -74,6 +74,23 @@ button{padding:.8rem;background:#635dff;color:#fff;border:0;border-radius:3px;fo
 <input id="code" name="code" inputmode="numeric" pattern="[0-9]{6}" autocomplete="one-time-code" required>
 <button type="submit">Continue</button>
 </form>
+<p><a id="use-recovery-code" href="/u/mfa-recovery-code-challenge?state={{.State}}">Use a recovery code</a></p>
+{{else if eq .Page "recovery"}}
+<p>Enter the recovery code you were given when you enrolled.</p>
+<form method="post" action="/u/mfa-recovery-code-challenge">
+<input type="hidden" name="state" value="{{.State}}">
+<label for="recovery_code">Recovery code</label>
+<input id="recovery_code" name="recovery_code" autocomplete="off" required>
+<button type="submit">Continue</button>
+</form>
+{{else if eq .Page "recovery-new"}}
+<p>Your recovery code was used. Save this new one: it replaces it and is shown once.</p>
+<p><code id="recovery-code">{{.RecoveryCode}}</code></p>
+<form method="post" action="/u/mfa-recovery-code-challenge">
+<input type="hidden" name="state" value="{{.State}}">
+<input type="hidden" name="action" value="continue">
+<button type="submit">I have safely recorded this code</button>
+</form>
 {{else if eq .Page "consent"}}
 <p>{{if .App}}{{.App}}{{else}}The application{{end}} asks for access to your account: <span id="scopes">{{.Email}}</span>.</p>
 <form method="post" action="/u/consent">

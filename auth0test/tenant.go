@@ -402,6 +402,7 @@ func (t *Tenant) routes() http.Handler {
 	mux.HandleFunc("/u/login", t.handleLoginPage)
 	mux.HandleFunc("/u/social", t.handleSocialPage)
 	mux.HandleFunc("/u/mfa-otp-challenge", t.handleOTPPage)
+	mux.HandleFunc("/u/mfa-recovery-code-challenge", t.handleRecoveryCodePage)
 	mux.HandleFunc("/u/consent", t.handleConsentPage)
 	mux.HandleFunc("/oauth/token", t.handleToken)
 	mux.HandleFunc("/oauth/revoke", t.handleRevoke)
