@@ -107,6 +107,7 @@
 //	GET  /.well-known/jwks.json              current key, next key, previous key until RevokePreviousKey
 //	GET  /authorize                          response_type=code only; PKCE S256 or plain; PAR request_uri
 //	     /u/login, /u/social, /u/mfa-otp-challenge   hosted pages (HTML forms)
+//	     /u/mfa-recovery-code-challenge      the OTP page's "use a recovery code" (the next code shown once)
 //	POST /oauth/token                        authorization_code, refresh_token, client_credentials,
 //	                                         urn:openid:params:grant-type:ciba, mfa-otp, mfa-oob, mfa-recovery-code
 //	POST /oauth/revoke                       200 with an empty body; revokes the token's whole family
@@ -157,6 +158,8 @@
 // AccessTokenClaims mint tokens for negative tests. NewMFAToken, PendingOOB,
 // ApproveOOB and DenyOOB drive the MFA API; PendingCIBA, ApproveCIBA and DenyCIBA the CIBA flow.
 // AddCallbackURL and AddLogoutURL register URLs known only after start-up.
+// Credentials.RecoveryCode makes a Browser use a recovery code at the MFA step
+// (LastRecoveryCode returns the next one the tenant showed).
 // Browser.Enroll (and LastEnrollment, when an app redirected to the ticket)
 // completes an enrollment ticket and returns the OTP secret it enrolled;
 // ManagementTokens counts client_credentials requests for the Management API

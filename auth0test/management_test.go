@@ -345,3 +345,42 @@ func TestRecoveryCodeAtTheMFAStep(t *testing.T) {
 	}
 	login(t, tn.NewBrowser(), stepUp, withCode(b.LastRecoveryCode()))
 }
+
+// TestAssociateShowsInManagementAPI: a factor enrolled through /mfa/associate
+// is the one the Management API lists, and the one the OTP page accepts.
+func TestAssociateShowsInManagementAPI(t *testing.T) {
+	tn := NewTenant(t, Config{Applications: []Application{mgmtApp()}})
+	app := DefaultApplication()
+	bob := url.PathEscape("auth0|bob")
+	tok := mgmtToken(t, tn)
+	if _, list := mgmt(t, tn, tok, "GET", "users/"+bob+"/authentication-methods", nil); len(list.([]any)) != 0 {
+		t.Fatalf("bob starts with %v", list)
+	}
+	mt, _ := tn.NewMFAToken(app.ClientID, BobEmail, "openid", "")
+	req, _ := http.NewRequest(http.MethodPost, tn.URL()+"/mfa/associate", strings.NewReader(
+		`{"client_id":"`+app.ClientID+`","client_secret":"`+app.ClientSecret+`","authenticator_types":["otp"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+mt)
+	resp, err := tn.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	decodeJSON(resp, &m)
+	secret := m["secret"].(string)
+	if st, r := post(t, tn, "/oauth/token", url.Values{"grant_type": {GrantMFAOTP}, "client_id": {app.ClientID},
+		"client_secret": {app.ClientSecret}, "mfa_token": {mt}, "otp": {TOTP(secret, tn.Now())}}); st != 200 {
+		t.Fatalf("confirm: %d %v", st, r)
+	}
+	_, list := mgmt(t, tn, tok, "GET", "users/"+bob+"/authentication-methods", nil)
+	var types []string
+	for _, x := range list.([]any) {
+		types = append(types, x.(map[string]any)["type"].(string))
+	}
+	if !cmp.Equal(types, []string{"totp", "recovery-code"}) || list.([]any)[0].(map[string]any)["last_auth_at"] == nil {
+		t.Errorf("after associate: %v", list)
+	}
+	c := UserWithoutMFA()
+	c.OTP = TOTP(secret, tn.Now())
+	login(t, tn.NewBrowser(), authorizeURL(tn, map[string]string{"acr_values": MFAACR}), c)
+}
