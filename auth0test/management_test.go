@@ -141,6 +141,19 @@ func TestManagementAuthErrors(t *testing.T) {
 	if st != 401 {
 		t.Errorf("other audience: %d", st)
 	}
+	// A token an application signs with its own secret (HS256) is refused.
+	app := DefaultApplication()
+	forged := tn.SignWith([]byte(app.ClientSecret), map[string]any{"alg": "HS256"}, map[string]any{"iss": tn.Issuer(),
+		"aud": []any{app.ClientID, tn.Issuer() + "api/v2/"}, "gty": "client-credentials", "scope": "read:users",
+		"exp": clock.Now().Add(time.Hour).Unix()})
+	if st, _ := mgmt(t, tn, forged, "GET", "users/"+aliceID, nil); st != 401 {
+		t.Errorf("HS256 token: %d", st)
+	}
+	// A user's token for the Management API audience is refused.
+	code := login(t, tn.NewBrowser(), authorizeURL(tn, map[string]string{"audience": tn.Issuer() + "api/v2/", "scope": "openid read:users"}), alice)
+	if st, _ := mgmt(t, tn, exchange(t, tn, code)["access_token"].(string), "GET", "users/"+aliceID, nil); st != 401 {
+		t.Errorf("user token: %d", st)
+	}
 	clock.Advance(86401 * time.Second)
 	st, body := mgmt(t, tn, tok, "GET", "users/"+aliceID, nil)
 	if st != 401 || body.(map[string]any)["message"] != "Expired token received for JSON Web Token validation" {
