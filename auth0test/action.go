@@ -39,13 +39,32 @@ type ActionEvent struct {
 	// performs MFA in this very transaction has no "mfa" element yet, a later login
 	// in the same session has it (with the time of that earlier MFA). prompt=login
 	// or an exceeded max_age starts over: only the new first factor. MFA API grants
-	// (ProtocolMFA): [{"mfa", the grant time}]. Refresh-token exchanges and CIBA:
-	// nil (Auth0 does not document it there). An Action copies the "mfa" element's
+	// (ProtocolMFA): [{"mfa", the grant time}]. Refresh-token exchanges: nil, or
+	// with Config.RefreshActionAuthentication the methods of the login that
+	// created the refresh token, with their original timestamps (Auth0 marks
+	// event.authentication optional and documents neither; see doc.go). CIBA:
+	// nil. An Action copies the "mfa" element's
 	// Timestamp into a namespaced access-token claim when the API needs the time
 	// of the step-up (access tokens carry no auth_time).
 	Authentication []AuthMethod
 	// Silent is true when the login completed without any page (SSO or prompt=none).
 	Silent bool
+	// Organization is event.organization: the login's organization (the
+	// organization parameter), kept by its refresh tokens; nil without one.
+	Organization *ActionOrganization
+	// RefreshToken is event.refresh_token on refresh-token exchanges
+	// (ProtocolRefreshToken), nil otherwise.
+	RefreshToken *ActionRefreshToken
+}
+
+// ActionRefreshToken is the subset of Auth0's event.refresh_token auth0test
+// fills: the family's id, when the login created it, when it was last
+// exchanged (the creation time before the first exchange), and the sid of the
+// login's SSO session.
+type ActionRefreshToken struct {
+	ID                        string
+	CreatedAt, LastExchangeAt time.Time
+	SessionID                 string
 }
 
 // AuthMethod is one element of Auth0's event.authentication.methods.
@@ -134,6 +153,14 @@ func (t *Tenant) runAction(ev ActionEvent) *ActionAPI {
 		ev.ACRValues = append([]string(nil), ev.ACRValues...)
 		ev.Scopes = append([]string(nil), ev.Scopes...)
 		ev.AuthenticationMethods = append([]string(nil), ev.AuthenticationMethods...)
+		ev.Authentication = append([]AuthMethod(nil), ev.Authentication...)
+		// The Action gets its own copies: what it changes stays in its event.
+		ev.User.UserMetadata = cloneJSONMap(ev.User.UserMetadata)
+		ev.User.AppMetadata = cloneJSONMap(ev.User.AppMetadata)
+		if ev.Organization != nil {
+			o := *ev.Organization
+			ev.Organization = &o
+		}
 		t.cfg.Action(&ev, api)
 	}
 	return api

@@ -99,7 +99,7 @@ func (b *Browser) Do(req *http.Request, c Credentials) (*Response, error) {
 			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
 		case (page.name == "login" || page.name == "social") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
-		case page.name == "otp" && page.errCode != "":
+		case (page.name == "otp" || page.name == "enroll" || page.name == "recovery") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrOTPRejected, page.message)
 		case page.form == nil:
 			// The tenant's own final pages (logged out, logout declined).

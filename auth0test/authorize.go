@@ -32,7 +32,9 @@ type authRequest struct {
 	prompt              []string
 	loginHint           string
 	acrValues           []string
-	maxAge              int // -1: not sent
+	maxAge              int                 // -1: not sent
+	org                 *ActionOrganization // the organization parameter, resolved
+	invitation          string
 }
 
 func (a *authRequest) hasPrompt(p string) bool { return slices.Contains(a.prompt, p) }
@@ -67,6 +69,8 @@ type loginTx struct {
 	sid         string
 	action      *ActionAPI
 	awaitingOTP bool
+	// a recovery code was used: the new one is shown and must be acknowledged
+	awaitingRecoveryAck bool
 	// consent page (third-party applications, prompt=consent)
 	awaitingConsent bool
 	consented       bool
@@ -92,6 +96,8 @@ type authCode struct {
 	used          bool
 	familyID      string
 	accessTokenID string
+	org           *ActionOrganization
+	methods       []AuthMethod // the login's event.authentication.methods, kept by its refresh tokens
 }
 
 // pageError renders the tenant's error page (no redirect is possible).
@@ -214,10 +220,12 @@ func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if q.Get("organization") != "" || q.Get("invitation") != "" {
-		fail("invalid_request", "organizations are not emulated by auth0test")
+	org, desc := t.authorizeOrg(app, q.Get("organization"), q.Get("invitation"))
+	if desc != "" {
+		fail("invalid_request", desc)
 		return
 	}
+	req.org, req.invitation = org, q.Get("invitation")
 	req.prompt = strings.Fields(q.Get("prompt"))
 	for _, p := range req.prompt {
 		switch p {
@@ -349,8 +357,13 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 		fail("unauthorized", "user is blocked")
 		return
 	}
+	if desc := t.joinOrg(req.org, req.invitation, user); desc != "" {
+		fail("access_denied", desc)
+		return
+	}
 	api := t.runAction(ActionEvent{
-		User: user, ClientID: req.clientID, Connection: tx.connection, Protocol: ProtocolOIDC,
+		Organization: req.org,
+		User:         user, ClientID: req.clientID, Connection: tx.connection, Protocol: ProtocolOIDC,
 		ACRValues: req.acrValues, Scopes: req.scopes, Audience: req.audience,
 		AuthenticationMethods: tx.methods, Authentication: authMethods(tx.methods, tx.authTime, tx.mfaTime),
 		Silent: !tx.fresh,
@@ -367,7 +380,8 @@ func (t *Tenant) continueLogin(w http.ResponseWriter, r *http.Request, tx *login
 	// allowRememberBrowser:false), the built-in step-up rule only with
 	// Config.AllowRememberBrowser.
 	remembered := slices.Contains(tx.methods, "mfa") &&
-		(api.rememberBrowser || (!api.requireMFA && t.cfg.AllowRememberBrowser))
+		(api.rememberBrowser || (!api.requireMFA && t.cfg.AllowRememberBrowser)) &&
+		t.rememberedMFA(user.ID, tx.mfaTime)
 	t.cfg.Logger.Debug("auth0test: first factor done", "user", user.ID, "fresh", tx.fresh,
 		"mfa_required", needMFA, "mfa_in_session", slices.Contains(tx.methods, "mfa"), "remembered", remembered,
 		"action_requires_mfa", api.requireMFA)
@@ -447,7 +461,8 @@ func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx
 	ac := &authCode{
 		clientID: req.clientID, redirectURI: req.redirectURI, redirectSent: req.redirectSent, challenge: req.codeChallenge,
 		method: req.codeChallengeMethod, userID: tx.userID, scopes: req.scopes, audience: req.audience,
-		nonce: req.nonce, sid: sid, acr: acr, amr: amr,
+		nonce: req.nonce, sid: sid, acr: acr, amr: amr, org: req.org,
+		methods: authMethods(tx.methods, tx.authTime, tx.mfaTime),
 		expires: now.Add(codeLifetime),
 	}
 	if req.maxAge >= 0 || req.hasPrompt("login") || t.cfg.AlwaysIncludeAuthTime {
@@ -526,12 +541,12 @@ func (t *Tenant) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if tx.awaitingOTP || tx.awaitingConsent {
+	if tx.awaitingOTP || tx.awaitingConsent || tx.awaitingRecoveryAck {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "Login already performed; continue with the next step")
 		return
 	}
-	data := pageData{Page: "login", Title: "Log in", State: tx.id, Email: tx.req.loginHint,
-		Connection: DatabaseConnection, Socials: t.socialLinks(tx)}
+	data := pageData{Page: "login", Title: "Welcome", App: t.appName(tx.req.clientID), State: tx.id,
+		Email: tx.req.loginHint, Connection: DatabaseConnection, Socials: t.socialLinks(tx)}
 	if c := tx.req.connection; c != "" {
 		data.Connection = c
 	}
@@ -574,7 +589,7 @@ func (t *Tenant) socialLinks(tx *loginTx) []link {
 		if c.Strategy != "auth0" {
 			out = append(out, link{
 				Href: "/u/social?" + url.Values{"state": {tx.id}, "connection": {c.Name}}.Encode(),
-				Text: "Continue with " + c.Name,
+				Text: "Continue with " + c.DisplayName,
 			})
 		}
 	}
@@ -596,11 +611,12 @@ func (t *Tenant) handleSocialPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t.mu.Unlock()
-	if !known || c.Strategy == "auth0" || tx.awaitingOTP || tx.awaitingConsent || (tx.req.connection != "" && tx.req.connection != conn) {
+	if !known || c.Strategy == "auth0" || tx.awaitingOTP || tx.awaitingConsent || tx.awaitingRecoveryAck || (tx.req.connection != "" && tx.req.connection != conn) {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "the connection was not found")
 		return
 	}
-	data := pageData{Page: "social", Title: "Sign in with " + conn, State: tx.id, Connection: conn, Accounts: accounts}
+	data := pageData{Page: "social", Title: "Sign in with " + c.DisplayName, App: t.appName(tx.req.clientID),
+		State: tx.id, Connection: conn, ConnName: c.DisplayName, Accounts: accounts}
 	if r.Method == http.MethodGet {
 		renderPage(w, http.StatusOK, data)
 		return
@@ -629,11 +645,13 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !tx.awaitingOTP || tx.awaitingConsent {
+	if !tx.awaitingOTP || tx.awaitingConsent || tx.awaitingRecoveryAck {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", "No second factor is pending for this login")
 		return
 	}
-	data := pageData{Page: "otp", Title: "Verify your identity", State: tx.id}
+	user, _ := t.userByID(tx.userID)
+	data := pageData{Page: "otp", Title: "Verify your identity", App: t.appName(tx.req.clientID), State: tx.id,
+		Email: user.Email}
 	if r.Method == http.MethodGet {
 		renderPage(w, http.StatusOK, data)
 		return
@@ -652,12 +670,74 @@ func (t *Tenant) handleOTPPage(w http.ResponseWriter, r *http.Request) {
 		renderPage(w, http.StatusBadRequest, data)
 		return
 	}
+	t.mu.Lock()
+	t.otpUsedLocked(tx.userID, now)
+	t.mu.Unlock()
 	tx.awaitingOTP = false
 	if !slices.Contains(tx.methods, "mfa") {
 		tx.methods = append(tx.methods, "mfa")
 	}
 	tx.mfaTime = now
 	t.finishLogin(w, r, tx)
+}
+
+// handleRecoveryCodePage is the "use a recovery code" alternative of the OTP
+// page: a valid code completes MFA and is replaced by a new one, shown once and
+// acknowledged (Universal Login's flow); the old code no longer works.
+func (t *Tenant) handleRecoveryCodePage(w http.ResponseWriter, r *http.Request) {
+	tx, ok := t.txFromRequest(w, r)
+	if !ok {
+		return
+	}
+	if tx.awaitingRecoveryAck && r.Method == http.MethodPost && r.PostForm.Get("action") == "continue" {
+		tx.awaitingRecoveryAck = false
+		t.finishLogin(w, r, tx)
+		return
+	}
+	if !tx.awaitingOTP || tx.awaitingConsent || tx.awaitingRecoveryAck {
+		t.pageError(w, http.StatusBadRequest, "invalid_request", "No second factor is pending for this login")
+		return
+	}
+	data := pageData{Page: "recovery", Title: "Verify your identity", App: t.appName(tx.req.clientID), State: tx.id}
+	if r.Method == http.MethodGet {
+		renderPage(w, http.StatusOK, data)
+		return
+	}
+	code := strings.ToUpper(strings.TrimSpace(r.PostForm.Get("recovery_code")))
+	now := t.cfg.Now()
+	next := newRecoveryCode()
+	t.mu.Lock()
+	u := t.userByIDLocked(tx.userID)
+	valid := u != nil && u.RecoveryCode != "" && len(code) <= 64 &&
+		subtle.ConstantTimeCompare([]byte(u.RecoveryCode), []byte(code)) == 1
+	if valid {
+		t.setRecoveryCodeLocked(u, next, now)
+	}
+	t.mu.Unlock()
+	if !valid {
+		data.Error, data.Message = "invalid_code", "The recovery code you entered is invalid"
+		renderPage(w, http.StatusBadRequest, data)
+		return
+	}
+	tx.awaitingOTP, tx.awaitingRecoveryAck = false, true
+	if !slices.Contains(tx.methods, "mfa") {
+		tx.methods = append(tx.methods, "mfa")
+	}
+	tx.mfaTime = now
+	t.mu.Lock()
+	t.txs[tx.id] = tx
+	t.mu.Unlock()
+	renderPage(w, http.StatusOK, pageData{Page: "recovery-new", Title: "Almost there", App: data.App, State: tx.id, RecoveryCode: next})
+}
+
+// appName is the application's name for the hosted pages.
+func (t *Tenant) appName(clientID string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a, ok := t.apps[clientID]; ok {
+		return a.Name
+	}
+	return ""
 }
 
 // userByEmailLocked finds a user by email; strategy "auth0" limits the search to

@@ -22,6 +22,10 @@ type Credentials struct {
 	// OTP is typed on the OTP page; "" computes the user's current code from their
 	// TOTP secret with the tenant's clock.
 	OTP string
+	// RecoveryCode, when set, is used instead of a one-time code: the Browser
+	// takes the OTP page's "use a recovery code" way, then acknowledges the new
+	// code the tenant shows (LastRecoveryCode returns it).
+	RecoveryCode string
 	// SkipOTP makes Login stop with ErrMFARequired when the OTP page appears.
 	SkipOTP bool
 	// DenyConsent answers "no" on the consent page (the default accepts).
@@ -41,7 +45,49 @@ type Browser struct {
 	// Pages records the data-page of every page the last Login went through
 	// ("login", "social", "otp"), so a test can assert, say, that no OTP was asked.
 	Pages []string
+	// enrollSecret is the OTP secret of the last enrollment page filled.
+	enrollSecret string
+	// recoveryCode is the new recovery code the tenant last showed.
+	recoveryCode string
 }
+
+// LastRecoveryCode is the new recovery code the tenant showed after this
+// Browser used one (Credentials.RecoveryCode), "" if none.
+func (b *Browser) LastRecoveryCode() string { return b.recoveryCode }
+
+// Enrollment is what a Browser learned on an enrollment-ticket page: the OTP
+// secret it enrolled (what a person's authenticator app would keep) and the
+// recovery code shown once when the user had none.
+type Enrollment struct {
+	Secret, RecoveryCode string
+}
+
+// Enroll opens an enrollment ticket's URL (Management API POST
+// /api/v2/guardian/enrollments/ticket, ticket_url), enrolls the OTP factor it
+// shows with a code computed from its secret (Credentials.OTP overrides it),
+// and returns the secret: from then on the user's OTP page accepts codes of
+// that secret only. An invalid or used ticket is a *PageError. When an app
+// redirects to the ticket URL, Browser.Get goes through the same page; then
+// LastEnrollment returns the secret.
+func (b *Browser) Enroll(ctx context.Context, ticketURL string, c Credentials) (Enrollment, error) {
+	b.enrollSecret = ""
+	resp, err := b.Get(ctx, ticketURL, c)
+	if err != nil {
+		return Enrollment{}, err
+	}
+	if parsePage(resp.Body).name != "enrolled" {
+		return Enrollment{}, fmt.Errorf("%w: enrollment did not complete (status %d)", ErrUnexpectedPage, resp.StatusCode)
+	}
+	e := Enrollment{Secret: b.enrollSecret}
+	if m := recoveryRE.FindStringSubmatch(resp.Body); m != nil {
+		e.RecoveryCode = html.UnescapeString(m[1])
+	}
+	return e, nil
+}
+
+// LastEnrollment is the OTP secret of the last enrollment page this Browser
+// filled ("" if none).
+func (b *Browser) LastEnrollment() string { return b.enrollSecret }
 
 // NewBrowser returns a Browser with an empty cookie jar. It trusts the
 // tenant's certificate (Trust adds an app's), and, as browsers do, treats
@@ -72,9 +118,30 @@ func (b *Browser) fill(page parsedPage, c Credentials, otpTried *bool) error {
 		}
 	case "logout-confirm":
 		f.values.Set("action", "accept")
+	case "recovery-new":
+		b.recoveryCode = page.recovery
+	case "enroll":
+		if page.secret == "" {
+			return fmt.Errorf("%w: enrollment page without a secret", ErrUnexpectedPage)
+		}
+		code := c.OTP
+		if code == "" {
+			code = TOTP(page.secret, b.t.cfg.Now())
+		}
+		b.enrollSecret = page.secret
+		f.values.Set("code", code)
 	case "otp":
 		if c.SkipOTP {
 			return ErrMFARequired
+		}
+		if c.RecoveryCode != "" {
+			if *otpTried {
+				return fmt.Errorf("%w: OTP page shown twice", ErrUnexpectedPage)
+			}
+			*otpTried = true
+			f.action = "/u/mfa-recovery-code-challenge"
+			f.values = url.Values{"state": {f.values.Get("state")}, "recovery_code": {c.RecoveryCode}}
+			return nil
 		}
 		if *otpTried {
 			return fmt.Errorf("%w: OTP page shown twice", ErrUnexpectedPage)
@@ -153,7 +220,7 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
 		case page.name == "social" && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
-		case page.name == "otp" && page.errCode != "":
+		case (page.name == "otp" || page.name == "recovery") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrOTPRejected, page.message)
 		case page.name == "logout":
 			return nil, fmt.Errorf("%w: the tenant's logged-out page", ErrUnexpectedPage)
@@ -263,15 +330,19 @@ type form struct {
 
 type parsedPage struct {
 	name, errCode, message string
+	secret                 string // enrollment page
+	recovery               string // a new recovery code shown
 	form                   *form
 }
 
 var (
-	pageRE    = regexp.MustCompile(`<body data-page="([^"]*)"(?: data-error="([^"]*)")?`)
-	messageRE = regexp.MustCompile(`(?s)<p class="error" id="error">(.*?)</p>`)
-	formRE    = regexp.MustCompile(`(?s)<form method="post" action="([^"]*)">(.*?)</form>`)
-	inputRE   = regexp.MustCompile(`<input[^>]*\bname="([^"]*)"[^>]*>`)
-	valueRE   = regexp.MustCompile(`\bvalue="([^"]*)"`)
+	pageRE     = regexp.MustCompile(`<body data-page="([^"]*)"(?: data-error="([^"]*)")?`)
+	messageRE  = regexp.MustCompile(`(?s)<p class="error" id="error">(.*?)</p>`)
+	formRE     = regexp.MustCompile(`(?s)<form method="post" action="([^"]*)">(.*?)</form>`)
+	inputRE    = regexp.MustCompile(`<input[^>]*\bname="([^"]*)"[^>]*>`)
+	valueRE    = regexp.MustCompile(`\bvalue="([^"]*)"`)
+	secretRE   = regexp.MustCompile(`data-secret="([^"]*)"`)
+	recoveryRE = regexp.MustCompile(`<code id="recovery-code">([^<]*)</code>`)
 )
 
 // parsePage reads the tenant's own pages (it is not a general HTML parser).
@@ -282,6 +353,12 @@ func parsePage(s string) parsedPage {
 	}
 	if m := messageRE.FindStringSubmatch(s); m != nil {
 		p.message = html.UnescapeString(m[1])
+	}
+	if m := recoveryRE.FindStringSubmatch(s); m != nil {
+		p.recovery = html.UnescapeString(m[1])
+	}
+	if m := secretRE.FindStringSubmatch(s); m != nil {
+		p.secret = html.UnescapeString(m[1])
 	}
 	if p.name == "error" && p.message == "" {
 		p.message = "(no description)"

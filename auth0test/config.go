@@ -136,10 +136,28 @@ type Config struct {
 	// redirect to a callback URL.
 	IssuerInAuthorizationResponse bool
 
+	// Organizations of the tenant. Default none. An application sends
+	// organization (and invitation) on /authorize only when its
+	// OrganizationUsage allows it.
+	Organizations []Organization
+	// OrganizationNames is the tenant setting "Allow Organization Names in
+	// Authentication API": the organization parameter may then be a name, and ID
+	// and access tokens carry org_name besides org_id. Default false: ids
+	// only, org_id only.
+	OrganizationNames bool
+
 	// Now is the tenant's clock; default time.Now. Every expiry (codes, PAR, CIBA,
 	// MFA tokens, refresh tokens, sessions) and every iat/exp/auth_time uses it, so
 	// tests move the clock instead of sleeping.
 	Now func() time.Time
+
+	// RefreshActionAuthentication gives the Action, on refresh-token exchanges,
+	// event.authentication of the login that created the refresh token (its
+	// methods with their original timestamps). Default false: none, since
+	// Auth0 documents event.authentication as optional and says nothing of
+	// its content on a refresh (see the package doc), so code must not depend
+	// on it.
+	RefreshActionAuthentication bool
 
 	// Action is the tenant's post-login Action. It runs on interactive and silent
 	// logins, refresh-token exchanges, CIBA and MFA-API grants (see ActionEvent.Protocol),
@@ -182,6 +200,18 @@ type Application struct {
 	// Default (zero): mode "custom" with every initiator selected but
 	// account-deleted and email-identifier-changed — choose Mode "all" for all.
 	BackChannelLogoutInitiators LogoutInitiators
+	// ManagementScopes is the application's client grant for the Management
+	// API (audience https://{domain}/api/v2/): the scopes its
+	// client-credentials tokens get. Default none: no client grant, and
+	// client_credentials for that audience is refused with access_denied, as on
+	// Auth0. ManagementScopes (the package variable) lists every scope the
+	// emulated endpoints check.
+	ManagementScopes []string
+	// OrganizationUsage is Auth0's organization_usage: OrganizationDeny
+	// (default: the organization parameter is refused), OrganizationAllow, or
+	// OrganizationRequire (every login names an organization; auth0test
+	// emulates the "no prompt" behaviour: without one, invalid_request).
+	OrganizationUsage string
 }
 
 // LogoutInitiators selects which events send a back-channel logout token.
@@ -254,6 +284,11 @@ type User struct {
 	Blocked bool
 	// Permissions assigned to the user, by API identifier (used by APIs with RBAC).
 	Permissions map[string][]string
+	// UserMetadata and AppMetadata are the user's user_metadata and
+	// app_metadata (Management API GET/PATCH /api/v2/users/{id}; the Action
+	// sees them in ActionEvent.User). Default none. A running tenant never
+	// changes these maps in place: a PATCH replaces them.
+	UserMetadata, AppMetadata map[string]any
 }
 
 // Connection is an identity provider.
@@ -262,6 +297,9 @@ type Connection struct {
 	// Strategy is "auth0" for a database connection, or a social strategy such as
 	// "google-oauth2" (emulated by a page that signs in one of its users).
 	Strategy string
+	// DisplayName is what the hosted pages call it ("Continue with
+	// {DisplayName}"). Default: "Google" for google-oauth2, else Name.
+	DisplayName string
 }
 
 // DefaultApplication is the application a zero Config registers.
@@ -350,6 +388,10 @@ func (c Config) withDefaults() Config {
 		if a.IDTokenAlg == "" {
 			a.IDTokenAlg = "RS256"
 		}
+		a.ManagementScopes = slices.Clone(a.ManagementScopes)
+		if a.OrganizationUsage == "" {
+			a.OrganizationUsage = OrganizationDeny
+		}
 		apps[i] = a
 	}
 	c.Applications = apps
@@ -375,13 +417,29 @@ func (c Config) withDefaults() Config {
 			}
 			c.Users[i].Permissions = cp
 		}
+		c.Users[i].UserMetadata = cloneJSONMap(c.Users[i].UserMetadata)
+		c.Users[i].AppMetadata = cloneJSONMap(c.Users[i].AppMetadata)
 	}
+	orgs := make([]Organization, len(c.Organizations))
+	for i, o := range c.Organizations {
+		o.Members = slices.Clone(o.Members)
+		orgs[i] = o
+	}
+	c.Organizations = orgs
 	c.RateLimits = maps.Clone(c.RateLimits)
 	c.LogoutURLs = slices.Clone(c.LogoutURLs)
 	if c.Connections == nil {
 		c.Connections = DefaultConnections()
 	}
 	c.Connections = append([]Connection(nil), c.Connections...)
+	for i, cn := range c.Connections {
+		if cn.DisplayName == "" {
+			c.Connections[i].DisplayName = cn.Name
+			if cn.Strategy == "google-oauth2" {
+				c.Connections[i].DisplayName = "Google"
+			}
+		}
+	}
 	for i, u := range c.Users {
 		if u.Connection == "" {
 			if prefix, _, ok := strings.Cut(u.ID, "|"); ok && prefix != "auth0" {
@@ -417,6 +475,32 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// cloneJSONMap deep-copies a JSON-like map (nested maps and slices).
+func cloneJSONMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = cloneJSONValue(v)
+	}
+	return out
+}
+
+func cloneJSONValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return cloneJSONMap(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = cloneJSONValue(e)
+		}
+		return out
+	}
+	return v
 }
 
 // AddCallbackURL allows one more redirect_uri for the application, for tests whose

@@ -9,9 +9,12 @@
 // pages (one per connection), an OTP page when MFA is required, a consent page,
 // SSO, acr_values, max_age and prompt, PKCE, refresh-token rotation with reuse
 // detection, PAR, CIBA, the MFA API (with OTP enrollment), RP-initiated and
-// back-channel logout, and rate limits — with Auth0's paths, status codes and
-// error bodies, so that github.com/auth0/go-auth0/v3's own authentication client
-// works against it unchanged (the package's tests prove it).
+// back-channel logout, organizations and invitations, rate limits, and the
+// Management API calls of MFA self-service (factors, enrollment tickets,
+// recovery codes, remembered browsers, user_metadata) — with Auth0's paths,
+// status codes and error bodies, so that github.com/auth0/go-auth0/v3's own
+// authentication and management clients work against it unchanged (the
+// package's tests prove it).
 //
 // It is never kinder than Auth0: its defaults are a real tenant's defaults
 // (MFA prompted each time acr_values asks, auth_time only with max_age or
@@ -89,6 +92,14 @@
 //	Application.BackChannelLogoutURLs / BackChannelLogoutInitiators  none / custom: rp-logout,
 //	                                idp-logout, password-changed, session-expired, session-revoked
 //	BackChannelLogoutClient, BackChannelLogoutCAs  the client that delivers logout tokens
+//	Application.ManagementScopes none  the client grant for the Management API (ManagementScopes: all)
+//	Application.OrganizationUsage deny  Auth0's organization_usage: deny, allow or require
+//	Organizations            none   organizations (id org_..., name, display name, members,
+//	                                AssignMembershipOnLogin false: members only)
+//	OrganizationNames        false  organization names on /authorize and org_name in tokens
+//	RefreshActionAuthentication false  event.authentication on refresh exchanges (the login's)
+//	Connection.DisplayName   Name   "Continue with ..." ("Google" for google-oauth2)
+//	User.UserMetadata, AppMetadata  none  the user's metadata (Management API, ActionEvent.User)
 //
 // # Endpoints
 //
@@ -96,6 +107,7 @@
 //	GET  /.well-known/jwks.json              current key, next key, previous key until RevokePreviousKey
 //	GET  /authorize                          response_type=code only; PKCE S256 or plain; PAR request_uri
 //	     /u/login, /u/social, /u/mfa-otp-challenge   hosted pages (HTML forms)
+//	     /u/mfa-recovery-code-challenge      the OTP page's "use a recovery code" (the next code shown once)
 //	POST /oauth/token                        authorization_code, refresh_token, client_credentials,
 //	                                         urn:openid:params:grant-type:ciba, mfa-otp, mfa-oob, mfa-recovery-code
 //	POST /oauth/revoke                       200 with an empty body; revokes the token's whole family
@@ -109,6 +121,23 @@
 //	     /u/consent, /u/logout               consent and logout-confirmation pages
 //	GET|POST /auth0test/ciba                 not Auth0's: pending CIBA requests and MFA push
 //	                                         challenges with Approve/Deny buttons
+//	GET|POST /u/guardian/enroll?ticket=      an enrollment ticket's page (OTP: secret, otpauth link, code)
+//	Management API (Bearer client-credentials token for https://{domain}/api/v2/; scope checked):
+//	GET    /api/v2/users/{id}                                       read:users
+//	PATCH  /api/v2/users/{id}                (user_metadata, app_metadata, name)   update:users
+//	GET    /api/v2/users/{id}/authentication-methods[/{amid}]      read:authentication_methods
+//	DELETE /api/v2/users/{id}/authentication-methods/{amid}        delete:authentication_methods
+//	GET    /api/v2/users/{id}/enrollments                           read:users
+//	GET|DELETE /api/v2/guardian/enrollments/{id}    read:guardian_enrollments / delete:guardian_enrollments
+//	POST   /api/v2/guardian/enrollments/ticket                      create:guardian_enrollment_tickets
+//	POST   /api/v2/users/{id}/recovery-code-regeneration            update:users
+//	POST   /api/v2/users/{id}/multifactor/actions/invalidate-remember-browser   update:users
+//
+// Management API errors have its own shape {"statusCode","error","message",
+// "errorCode"}: 401 "Missing authentication", "Invalid token" or "Expired token
+// received for JSON Web Token validation"; 403 "Insufficient scope, expected any
+// of: <scope>" (insufficient_scope); 404 "The user does not exist."
+// (inexistent_user); 400 payload validation errors (invalid_body).
 //
 // Errors have Auth0's JSON shape {"error","error_description"} (mfa_required adds
 // mfa_token and mfa_requirements) with Auth0's statuses: invalid_request 400,
@@ -129,6 +158,13 @@
 // AccessTokenClaims mint tokens for negative tests. NewMFAToken, PendingOOB,
 // ApproveOOB and DenyOOB drive the MFA API; PendingCIBA, ApproveCIBA and DenyCIBA the CIBA flow.
 // AddCallbackURL and AddLogoutURL register URLs known only after start-up.
+// Credentials.RecoveryCode makes a Browser use a recovery code at the MFA step
+// (LastRecoveryCode returns the next one the tenant showed).
+// Browser.Enroll (and LastEnrollment, when an app redirected to the ticket)
+// completes an enrollment ticket and returns the OTP secret it enrolled;
+// ManagementTokens counts client_credentials requests for the Management API
+// (GrantCalls(GrantClientCredentials) counts every audience). Invite, AddMember
+// and Members manage organizations.
 // InjectFault, ClearFaults and ForgeIDTokens break things; Calls, GrantCalls,
 // Endpoints, ResetCounters, RefreshLog and RefreshFamily count them;
 // RevokeRefreshFamily, EndSession, EndSessions, ChangePassword, ChangeEmail,
@@ -173,6 +209,80 @@
 //     login's did, and neither amr nor acr: a refresh never changes a session's
 //     step-up level. CIBA: auth_time is the approval time, no acr/amr. MFA API:
 //     auth_time is the grant time, no acr/amr.
+//   - Management API (a subset, for MFA self-service): tokens come only from
+//     client_credentials with audience https://{domain}/api/v2/ and carry the
+//     application's Application.ManagementScopes (no client grant: 403
+//     access_denied; a requested scope outside the grant: 403 "Client has not
+//     been granted scopes: ..."); 86400 s, whatever Config.AccessTokenLifetime
+//     says. Factors: a user has at most one OTP factor (User.TOTPSecret) and one
+//     recovery code. authentication-methods lists them as "totp" ("Authenticator
+//     app") and "recovery-code" with created_at and, once an OTP code was
+//     accepted (OTP page, mfa-otp grant, enrollment), last_auth_at; the MFA API
+//     also shows the OTP factor's push pairing, the Management API does not. Ids
+//     change with each enrollment, so an id from before a re-enrollment is 404.
+//     GET users/{id}/enrollments is the legacy view (one "authenticator"
+//     enrollment, status confirmed). Deleting a method, the Guardian enrollment or
+//     the MFA API authenticator removes the factor: the OTP page and the mfa-otp
+//     grant then refuse every code, and a user without a factor who needs MFA is
+//     refused (access_denied). Pagination: page, per_page (1..100, default 50),
+//     include_totals (an object {start, limit, total, authenticators}, else an
+//     array). PATCH users/{id} accepts user_metadata, app_metadata (top-level
+//     merge, null deletes a key, a null object empties it; each at most 16 KiB
+//     serialized) and name; other members are 400 invalid_body (Auth0 accepts
+//     many more). Recovery-code regeneration replaces the code (the old one
+//     fails, the new one works once through mfa-recovery-code, whose answer
+//     carries the next one). invalidate-remember-browser: an MFA performed at or
+//     before that instant no longer stands for a remembered browser (it matters
+//     only with AllowRememberBrowser or RequireMFARememberBrowser). x/oauth2's
+//     clientcredentials tries client_secret_basic first: give an M2M
+//     application TokenEndpointAuthMethod "client_secret_basic" for exactly one
+//     token request. Not emulated: every other Management API endpoint, user
+//     tokens for it, PATCH of authentication methods, its own rate limits (use
+//     RateLimits).
+//   - Enrollment tickets: ticket_url is https://{domain}/u/guardian/enroll?ticket=
+//     (Auth0's host and path differ by tenant generation); factor "otp" only
+//     (others 400); send_mail is accepted and no mail is sent; valid 24 hours
+//     (not documented in what we found) and once. The page shows the secret and
+//     an otpauth:// link, then asks for a code of that secret; a user who already
+//     has an OTP factor gets an error page (already_enrolled) whatever
+//     allow_multiple_enrollments says, since Auth0 enrolls each factor type once;
+//     a user without a recovery code is shown a new one, once.
+//   - Organizations: the organization parameter is an org_... id, or (with
+//     OrganizationNames) a name, case-insensitively; organization_usage "deny"
+//     refuses it (invalid_request "parameter organization is not allowed for
+//     this client"), "require" demands it ("parameter organization is required
+//     for this client"; the organization prompt is not emulated); an unknown one
+//     is "parameter organization is invalid: ...". Membership is checked once the
+//     user is known, on every login including SSO: a non-member gets
+//     error=access_denied, "user {user_id} is not part of the {org_id}
+//     organization" (the text users report from Auth0). Every connection is
+//     enabled for every organization. org_id (and org_name with
+//     OrganizationNames) is in ID and access tokens of the login and of its
+//     refresh tokens; ActionEvent.Organization is event.organization.
+//     Invitations (Invite): invitation requires organization; an unknown, used,
+//     expired (7 days, Auth0's default ttl) or other organization's invitation is
+//     invalid_request at /authorize; the user who logs in must have the
+//     invitee's email (else access_denied, auth0test's choice), and becomes a
+//     member; the invitation is then used up.
+//   - The refresh-token Action (research, December 2026): Auth0's post-login
+//     event object documents event.transaction.protocol "oauth2-refresh-token"
+//     for refresh exchanges (docs: customize/actions/explore-triggers/
+//     signup-and-login-triggers/login-trigger/post-login-event-object; Auth0
+//     community answer "What's the difference between oauth2-token-exchange,
+//     oauth2-access-token and oauth2-refresh-token") and event.refresh_token
+//     "populated by refresh token exchange flows" (secure/tokens/refresh-tokens/
+//     manage-refresh-tokens-actions, an Enterprise feature). event.authentication
+//     is marked "(Optional)" and described as "the authentication methods a user
+//     has completed during their session"; that page suggests combining it with
+//     event.refresh_token, but nothing says whether a refresh exchange has it or
+//     what timestamps it would carry. auth0test therefore gives none by default
+//     (ActionEvent.Authentication nil, AuthenticationMethods nil), so code must
+//     not depend on it; Config.RefreshActionAuthentication gives the methods of
+//     the login that created the refresh token with their original timestamps,
+//     to test code that uses them when present. ActionEvent.RefreshToken is a
+//     subset of event.refresh_token (id, created_at, last_exchange_at,
+//     session_id). CIBA: no documented protocol value was found; auth0test
+//     reports "oidc-ciba" and no event.authentication.
 //   - The Action's event.authentication.methods (ActionEvent.Authentication) is
 //     the SSO session's first factor with its time (the session's auth_time) and,
 //     once the session performed MFA, {"mfa", when the one-time code was last
@@ -180,13 +290,14 @@
 //     requests, so the login that performs MFA sees only the session's earlier
 //     one; ClaimsAction therefore stamps a login that asks for MFA with the time
 //     it ran. MFA API grants see [{"mfa", grant time}]; refresh exchanges and
-//     CIBA none.
+//     CIBA none (see the research above).
 //   - prompt=none: no session (or max_age exceeded) gives login_required; MFA
 //     needed and not remembered gives interaction_required; consent needed gives
 //     consent_required.
 //   - A user without an enrolled factor who needs MFA at /authorize gets
-//     error=access_denied (the enrollment page is not emulated); through the MFA
-//     API, mfa_requirements says enroll and /mfa/associate enrolls an OTP factor.
+//     error=access_denied (enrollment during login is not emulated); through the
+//     MFA API, mfa_requirements says enroll and /mfa/associate enrolls an OTP
+//     factor; an enrollment ticket's page enrolls one too.
 //   - /mfa/associate: authenticator_types ["otp"] only; an mfa_token may enroll
 //     only while the user has no factor, afterwards an access token for
 //     https://{domain}/mfa/ with scope enroll; recovery_codes only when the user
@@ -270,10 +381,13 @@
 //
 // Implicit and hybrid flows, response_mode form_post and web_message, the password
 // and password-realm grants, device code, token exchange, mTLS client
-// authentication, JWE access tokens, organizations and
-// invitations, MFA enrollment on the hosted pages (the MFA API enrolls OTP),
-// SMS/email/WebAuthn factors, the Management API, plans (every feature is
-// available), custom domains and the Universal Login look. Hosted pages are plain forms meant for Browser and for
-// people in a demo; their markup (data-page and data-error attributes) is the
-// only contract Browser relies on.
+// authentication, JWE access tokens, MFA enrollment during login (the MFA API
+// and enrollment tickets enroll OTP), SMS/email/WebAuthn/push factors, the
+// Management API beyond the subset above, organization prompts, roles and
+// connections, plans (every feature is available), custom domains and
+// Universal Login's own markup. The hosted pages look like a tenant's (a small
+// embedded stylesheet, the application's name, the connection's display name,
+// the user's email on the code page) but are plain forms meant for Browser and
+// for people in a demo; their markup (data-page and data-error attributes, the
+// form field names) is the only contract Browser relies on.
 package auth0test

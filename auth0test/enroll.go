@@ -5,7 +5,6 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -84,9 +83,7 @@ func (t *Tenant) handleMFAAssociate(w http.ResponseWriter, r *http.Request) {
 			"auth0test enrolls only authenticator_types [\"otp\"]")
 		return
 	}
-	var raw [20]byte
-	_, _ = rand.Read(raw[:])
-	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw[:])
+	secret := newTOTPSecret()
 	now := t.cfg.Now()
 	t.mu.Lock()
 	u := t.userByIDLocked(userID)
@@ -108,13 +105,10 @@ func (t *Tenant) handleMFAAssociate(w http.ResponseWriter, r *http.Request) {
 	t.enrollments[u.ID] = e
 	email := u.Email
 	t.mu.Unlock()
-	label := url.PathEscape(t.Domain() + ":" + email)
 	resp := map[string]any{
 		"authenticator_type": "otp",
 		"secret":             secret,
-		"barcode_uri": "otpauth://totp/" + label + "?" + url.Values{
-			"secret": {secret}, "issuer": {t.Domain()}, "algorithm": {"SHA1"}, "digits": {"6"}, "period": {"30"},
-		}.Encode(),
+		"barcode_uri":        t.otpauthURI(email, secret),
 	}
 	if e.recoveryCode != "" {
 		resp["recovery_codes"] = []string{e.recoveryCode}
@@ -156,9 +150,10 @@ func (t *Tenant) confirmEnrollment(tok, userID, otp string) (bool, *oauthError) 
 	if u == nil {
 		return false, nil
 	}
-	u.TOTPSecret = e.secret
+	t.setTOTPLocked(u, e.secret, now)
+	t.otpUsedLocked(u.ID, now)
 	if e.recoveryCode != "" {
-		u.RecoveryCode = e.recoveryCode
+		t.setRecoveryCodeLocked(u, e.recoveryCode, now)
 	}
 	delete(t.enrollments, userID)
 	return true, nil
@@ -180,17 +175,7 @@ func (t *Tenant) handleMFAAuthenticator(w http.ResponseWriter, r *http.Request) 
 	}
 	t.mu.Lock()
 	u := t.userByIDLocked(userID)
-	found := false
-	if u != nil {
-		switch id {
-		case authenticatorID("totp", u.ID), authenticatorID("push", u.ID):
-			found = u.TOTPSecret != ""
-			u.TOTPSecret = ""
-		case authenticatorID("recovery-code", u.ID):
-			found = u.RecoveryCode != ""
-			u.RecoveryCode = ""
-		}
-	}
+	found := u != nil && t.deleteFactorLocked(u, id)
 	t.mu.Unlock()
 	if !found {
 		writeError(w, http.StatusNotFound, "not_found", "Authenticator not found")
@@ -198,6 +183,13 @@ func (t *Tenant) handleMFAAuthenticator(w http.ResponseWriter, r *http.Request) 
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// newTOTPSecret is a random 160-bit base32 OTP secret.
+func newTOTPSecret() string {
+	var raw [20]byte
+	_, _ = rand.Read(raw[:])
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw[:])
 }
 
 func newRecoveryCode() string {

@@ -456,3 +456,190 @@ func TestFidelityLogoutToken(t *testing.T) {
 		t.Errorf("logout token claims %v, want %v", keys, want)
 	}
 }
+
+// [DOCS secure/tokens/access-tokens/management-api-access-tokens/get-management-api-access-tokens-for-production]
+// client_credentials with audience https://{domain}/api/v2/ answers
+// {access_token, expires_in: 86400, scope, token_type}; the scopes are the
+// application's client grant, and an application without one is refused.
+func TestFidelityManagementToken(t *testing.T) {
+	tn := NewTenant(t, Config{Applications: []Application{mgmtApp(ScopeReadUsers)}})
+	st, m := post(t, tn, "/oauth/token", ccForm(tn.Issuer()+"api/v2/", ""))
+	if st != 200 || m["expires_in"] != 86400.0 || m["scope"] != ScopeReadUsers || m["token_type"] != "Bearer" || len(m) != 4 {
+		t.Errorf("token: %d %v", st, m)
+	}
+	tn = NewTenant(t, Config{})
+	if st, m := post(t, tn, "/oauth/token", ccForm(tn.Issuer()+"api/v2/", "")); st != 403 || m["error"] != "access_denied" {
+		t.Errorf("no client grant: %d %v", st, m)
+	}
+}
+
+// [DOCS api/management/v2 (each endpoint lists its scope; 401 invalid or
+// expired token, 403 insufficient scope, 404 user not found)] Error bodies are
+// {statusCode, error, message, errorCode}, e.g. 403 "Insufficient scope,
+// expected any of: <scope>" with errorCode insufficient_scope, 404 "The user
+// does not exist." with inexistent_user (the shape seen in public fixtures of
+// Auth0 clients and in go-auth0's management error decoding, which keeps the
+// body as is).
+func TestFidelityManagementErrors(t *testing.T) {
+	tn := NewTenant(t, Config{Applications: []Application{mgmtApp(ScopeReadUsers)}})
+	tok := mgmtToken(t, tn)
+	st, body := mgmt(t, tn, tok, "POST", "users/"+aliceID+"/recovery-code-regeneration", nil)
+	if want := map[string]any{"statusCode": 403.0, "error": "Forbidden", "message": "Insufficient scope, expected any of: update:users",
+		"errorCode": "insufficient_scope"}; st != 403 || !cmp.Equal(body, any(want)) {
+		t.Errorf("insufficient scope: %d %v", st, body)
+	}
+	if st, body := mgmt(t, tn, tok, "GET", "users/auth0%7Cghost", nil); st != 404 || body.(map[string]any)["errorCode"] != "inexistent_user" {
+		t.Errorf("unknown user: %d %v", st, body)
+	}
+	if st, _ := mgmt(t, tn, "", "GET", "users/"+aliceID, nil); st != 401 {
+		t.Errorf("no token: %d", st)
+	}
+}
+
+// [DOCS api/management/v2/users/get-authentication-methods; GA
+// management.UserAuthenticationMethod] Each method has id, type (totp,
+// recovery-code, ...), confirmed, created_at and last_auth_at once used;
+// include_totals=true wraps the page in {start, limit, total, authenticators}.
+func TestFidelityAuthenticationMethods(t *testing.T) {
+	tn := NewTenant(t, Config{Applications: []Application{mgmtApp()}})
+	tok := mgmtToken(t, tn)
+	_, body := mgmt(t, tn, tok, "GET", "users/"+aliceID+"/authentication-methods?include_totals=true", nil)
+	page := body.(map[string]any)
+	if page["start"] != 0.0 || page["limit"] != 50.0 || page["total"] != 2.0 {
+		t.Errorf("page %v", page)
+	}
+	var types []string
+	for _, m := range page["authenticators"].([]any) {
+		am := m.(map[string]any)
+		types = append(types, am["type"].(string))
+		if am["id"] == "" || am["confirmed"] != true || am["created_at"] == nil {
+			t.Errorf("method %v", am)
+		}
+	}
+	if !cmp.Equal(types, []string{"totp", "recovery-code"}) {
+		t.Errorf("types %v", types)
+	}
+}
+
+// [DOCS manage-users/user-accounts/metadata/manage-metadata-api] PATCH
+// /api/v2/users/{id} merges user_metadata's top-level properties; a property
+// set to null is deleted; nested objects are replaced, not merged.
+func TestFidelityMetadataMerge(t *testing.T) {
+	users := DefaultUsers()
+	users[0].UserMetadata = map[string]any{"keep": 1.0, "drop": 2.0, "obj": map[string]any{"a": 1.0}}
+	tn := NewTenant(t, Config{Users: users, Applications: []Application{mgmtApp()}})
+	_, body := mgmt(t, tn, mgmtToken(t, tn), "PATCH", "users/"+aliceID,
+		map[string]any{"user_metadata": map[string]any{"drop": nil, "obj": map[string]any{"b": 2.0}, "new": true}})
+	if got, want := body.(map[string]any)["user_metadata"], map[string]any{"keep": 1.0, "obj": map[string]any{"b": 2.0}, "new": true}; !cmp.Equal(got, any(want)) {
+		t.Errorf("merged %v, want %v", got, want)
+	}
+}
+
+// [DOCS secure/multi-factor-authentication/reset-user-mfa] Regenerating the
+// recovery code returns the new one (once) and invalidates the old one.
+func TestFidelityRecoveryCodeRegeneration(t *testing.T) {
+	tn := NewTenant(t, Config{Applications: []Application{mgmtApp()}})
+	_, body := mgmt(t, tn, mgmtToken(t, tn), "POST", "users/"+aliceID+"/recovery-code-regeneration", nil)
+	code := body.(map[string]any)["recovery_code"].(string)
+	app := DefaultApplication()
+	use := func(rc string) int {
+		mt, _ := tn.NewMFAToken(app.ClientID, AliceEmail, "openid", "")
+		st, _ := post(t, tn, "/oauth/token", url.Values{"grant_type": {GrantMFARecoveryCode}, "client_id": {app.ClientID},
+			"client_secret": {app.ClientSecret}, "mfa_token": {mt}, "recovery_code": {rc}})
+		return st
+	}
+	if use(AliceRecoveryCode) != 403 || use(code) != 200 {
+		t.Error("the old code must fail and the new one work")
+	}
+}
+
+// [DOCS secure/multi-factor-authentication/auth0-guardian/create-custom-enrollment-tickets]
+// POST /api/v2/guardian/enrollments/ticket answers {ticket_id, ticket_url};
+// the ticket enrolls the user once.
+func TestFidelityEnrollmentTicket(t *testing.T) {
+	tn := NewTenant(t, Config{Applications: []Application{mgmtApp()}})
+	st, body := mgmt(t, tn, mgmtToken(t, tn), "POST", "guardian/enrollments/ticket", map[string]any{"user_id": "auth0|bob"})
+	tk := body.(map[string]any)
+	if st != 200 || len(tk) != 2 || tk["ticket_id"] == "" {
+		t.Fatalf("ticket: %d %v", st, tk)
+	}
+	e, err := tn.NewBrowser().Enroll(t.Context(), tk["ticket_url"].(string), Credentials{})
+	if err != nil || e.RecoveryCode == "" {
+		t.Fatalf("enroll: %+v %v", e, err)
+	}
+	if _, err := tn.NewBrowser().Enroll(t.Context(), tk["ticket_url"].(string), Credentials{}); !errors.As(err, new(*PageError)) {
+		t.Errorf("second use: %v", err)
+	}
+}
+
+// [DOCS manage-users/organizations/using-tokens] With an organization, ID and
+// access tokens carry org_id; org_name only when the tenant allows
+// organization names in the Authentication API (which also lets the
+// organization parameter be a name).
+func TestFidelityOrganizationClaims(t *testing.T) {
+	api := API{Identifier: "https://payroll.example", Scopes: []string{"read:payroll"}}
+	for _, names := range []bool{false, true} {
+		tn := NewTenant(t, Config{Organizations: []Organization{fabrikam}, OrganizationNames: names, APIs: []API{api},
+			Applications: []Application{orgApp(OrganizationAllow)}})
+		code, _, _ := orgCallback(t, tn, map[string]string{"organization": fabrikam.ID, "audience": api.Identifier}, alice)
+		tok := exchange(t, tn, code)
+		for _, c := range []map[string]any{verifiedClaims(t, tn, tok["id_token"].(string)), verifiedClaims(t, tn, tok["access_token"].(string))} {
+			if c["org_id"] != fabrikam.ID || (c["org_name"] != nil) != names {
+				t.Errorf("names %v: org_id %v org_name %v", names, c["org_id"], c["org_name"])
+			}
+		}
+	}
+}
+
+// [DOCS manage-users/organizations/login-flows-for-organizations; the callback
+// text users report: "user google-oauth2|… is not part of the org_… organization"]
+// A user who is not a member is refused with access_denied at the callback.
+// An application's organization_usage defaults to "deny".
+func TestFidelityOrganizationMembership(t *testing.T) {
+	tn := NewTenant(t, Config{Organizations: []Organization{fabrikam}, Applications: []Application{orgApp(OrganizationAllow)}})
+	_, e, d := orgCallback(t, tn, map[string]string{"organization": fabrikam.ID, "connection": GoogleConnection}, SocialUser())
+	if e != "access_denied" || d != "user google-oauth2|108000000000000000001 is not part of the org_fabrikam01 organization" {
+		t.Errorf("non-member: %q %q", e, d)
+	}
+	if app, _ := NewTenant(t, Config{}).Application(DefaultApplication().ClientID); app.OrganizationUsage != OrganizationDeny {
+		t.Errorf("default organization usage %q", app.OrganizationUsage)
+	}
+}
+
+// [DOCS manage-users/organizations/configure-organizations/invite-members]
+// An invitation link carries invitation and organization to /authorize; the
+// invitee who accepts becomes a member; invitations expire after 7 days by
+// default (ttl_sec 604800) and are accepted once.
+func TestFidelityInvitation(t *testing.T) {
+	clock := newClock()
+	tn := NewTenant(t, Config{Now: clock.Now, Organizations: []Organization{fabrikam}, Applications: []Application{orgApp(OrganizationAllow)}})
+	inv, _ := tn.Invite(fabrikam.ID, BobEmail)
+	params := map[string]string{"organization": fabrikam.ID, "invitation": inv.ID}
+	if code, _, _ := orgCallback(t, tn, params, UserWithoutMFA()); code == "" || !slices.Contains(tn.Members(fabrikam.ID), "auth0|bob") {
+		t.Error("invitee not admitted")
+	}
+	if _, e, _ := orgCallback(t, tn, params, UserWithoutMFA()); e == "" {
+		t.Error("invitation accepted twice")
+	}
+	late, _ := tn.Invite(fabrikam.ID, CarolEmail)
+	clock.Advance(7*24*time.Hour + time.Second)
+	if _, e, _ := orgCallback(t, tn, map[string]string{"organization": fabrikam.ID, "invitation": late.ID}, SocialUser()); e == "" {
+		t.Error("expired invitation accepted")
+	}
+}
+
+// [DOCS customize/actions/explore-triggers/signup-and-login-triggers/login-trigger/post-login-event-object;
+// secure/tokens/refresh-tokens/manage-refresh-tokens-actions] The post-login
+// Action runs on refresh-token exchanges with event.transaction.protocol
+// "oauth2-refresh-token" and event.refresh_token populated. What
+// event.authentication holds there is not documented (it is "Optional"):
+// auth0test gives none unless Config.RefreshActionAuthentication.
+func TestFidelityRefreshAction(t *testing.T) {
+	var last ActionEvent
+	tn := NewTenant(t, Config{Action: func(ev *ActionEvent, _ *ActionAPI) { last = *ev }})
+	tok := exchange(t, tn, login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice))
+	post(t, tn, "/oauth/token", refreshForm(tok["refresh_token"].(string)))
+	if last.Protocol != "oauth2-refresh-token" || last.RefreshToken == nil || last.Authentication != nil {
+		t.Errorf("refresh event %+v", last)
+	}
+}

@@ -1,11 +1,25 @@
 package auth0test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
+
+// parseJSONMember returns a string member of a JSON object.
+func parseJSONMember(body, name string) (string, bool) {
+	var m map[string]any
+	if json.Unmarshal([]byte(body), &m) != nil {
+		return "", false
+	}
+	s, ok := m[name].(string)
+	return s, ok
+}
+
+var slicesContains = slices.Contains[[]string, string]
 
 // The fuzz targets drive the tenant in-process (ServeHTTP) with arbitrary input:
 // every answer must be a 2xx, 3xx or 4xx; a 5xx means a handler panicked (the
@@ -108,6 +122,8 @@ func FuzzHostedPages(f *testing.F) {
 	f.Add("/u/consent", "state=x&action=accept")
 	f.Add("/u/logout", "state=x&action=deny")
 	f.Add("/oidc/logout", "logout_hint=x&client_id=stepup-demo-client")
+	f.Add("/u/mfa-recovery-code-challenge", "state=x&recovery_code=ABC&action=continue")
+	f.Add("/u/guardian/enroll", "ticket=x&code=000000")
 	f.Fuzz(func(t *testing.T, path, body string) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n?#") {
 			return
@@ -162,5 +178,71 @@ func FuzzParsePage(f *testing.F) {
 	f.Add(`<form method="post" action="`)
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = parsePage(s)
+	})
+}
+
+// FuzzManagementAPI sends arbitrary methods, paths and JSON bodies to the
+// Management API (with a token holding every scope) and to the enrollment
+// ticket page: PATCH /api/v2/users/{id} and ticket bodies are parsed here.
+func FuzzManagementAPI(f *testing.F) {
+	app := DefaultApplication()
+	app.ManagementScopes = ManagementScopes
+	tn := NewTenant(f, Config{Applications: []Application{app}})
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader("grant_type=client_credentials&client_id="+
+		app.ClientID+"&client_secret="+app.ClientSecret+"&audience="+tn.Issuer()+"api/v2/"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	tn.ServeHTTP(rec, req)
+	tok, _ := parseJSONMember(rec.Body.String(), "access_token")
+	if tok == "" {
+		f.Fatalf("management token: %s", rec.Body.String())
+	}
+	f.Add("PATCH", "/api/v2/users/auth0%7Calice", `{"user_metadata":{"a":1,"b":null},"app_metadata":null}`)
+	f.Add("PATCH", "/api/v2/users/auth0%7Calice", `{"name":"x","email":"y"}`)
+	f.Add("POST", "/api/v2/guardian/enrollments/ticket", `{"user_id":"auth0|bob","factor":"otp","send_mail":false}`)
+	f.Add("GET", "/api/v2/users/auth0%7Calice/authentication-methods?page=1&per_page=1&include_totals=true", "")
+	f.Add("DELETE", "/api/v2/users/auth0%7Calice/authentication-methods/totp%7Cdev_0", "")
+	f.Add("POST", "/u/guardian/enroll", "ticket=x&code=123456")
+	f.Fuzz(func(t *testing.T, method, path, body string) {
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t#") || len(method) == 0 || strings.ContainsAny(method, " \r\n\t/") {
+			return // not an HTTP request line
+		}
+		req, err := http.NewRequest(method, "https://tenant"+path, strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if strings.HasPrefix(path, "/u/") {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		rec := httptest.NewRecorder()
+		tn.ServeHTTP(rec, req)
+		checkAnswer(t, rec, method+" "+path+" "+body)
+	})
+}
+
+// FuzzManagementBodies feeds the two body parsers directly.
+func FuzzManagementBodies(f *testing.F) {
+	f.Add(`{"user_metadata":{"always_mfa":true,"x":null}}`)
+	f.Add(`{"user_metadata":null,"app_metadata":{"a":[1,{"b":2}]},"name":"Alice"}`)
+	f.Add(`{"user_id":"auth0|alice","allow_multiple_enrollments":true,"email":"a@b"}`)
+	f.Add(`{"user_id":"auth0|alice"} {}`)
+	f.Add(`[]`)
+	f.Fuzz(func(t *testing.T, body string) {
+		if patch, err := parseUserPatch([]byte(body)); err == nil {
+			for k, v := range patch {
+				if !slicesContains(patchableUserFields, k) {
+					t.Fatalf("accepted member %q", k)
+				}
+				if k != "name" {
+					_ = mergeMetadata(map[string]any{"k": 1}, v)
+				}
+			}
+		}
+		if tr, err := parseTicketRequest([]byte(body)); err == nil && (tr.UserID == "" || len(tr.UserID) > maxPathSegment) {
+			t.Fatalf("accepted ticket %+v", tr)
+		}
 	})
 }

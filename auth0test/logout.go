@@ -267,7 +267,7 @@ func (t *Tenant) handleOIDCLogout(w http.ResponseWriter, r *http.Request) {
 		t.logouts[id] = &pendingLogout{clientID: clientID, post: post, state: q.Get("state"),
 			expires: t.cfg.Now().Add(logoutConfirmLifetime)}
 		t.mu.Unlock()
-		renderPage(w, http.StatusOK, pageData{Page: "logout-confirm", Title: "Log out?", State: id})
+		renderPage(w, http.StatusOK, pageData{Page: "logout-confirm", Title: "Log out?", App: t.appName(clientID), State: id})
 		return
 	}
 	t.endBrowserSession(w, r, hintSID, InitiatorRPLogout)

@@ -1,9 +1,7 @@
 package auth0test
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -120,11 +118,6 @@ func (t *Tenant) lookupMFAToken(tok, clientID string) (mfaGrant, *oauthError) {
 	return *g, nil
 }
 
-func authenticatorID(kind, userID string) string {
-	sum := sha256.Sum256([]byte(kind + userID))
-	return kind + "|dev_" + hex.EncodeToString(sum[:8])
-}
-
 func (t *Tenant) grantMFA(app *Application, grant string, form url.Values) (map[string]any, *oauthError) {
 	tok := form.Get("mfa_token")
 	if tok == "" {
@@ -159,6 +152,9 @@ func (t *Tenant) grantMFA(app *Application, grant string, form url.Values) (map[
 		if !confirmed && (user.TOTPSecret == "" || !checkTOTP(user.TOTPSecret, otp, t.cfg.Now())) {
 			return nil, newErr(http.StatusForbidden, "invalid_grant", "Invalid otp_code.")
 		}
+		t.mu.Lock()
+		t.otpUsedLocked(user.ID, t.cfg.Now())
+		t.mu.Unlock()
 	case GrantMFAOOB:
 		code := form.Get("oob_code")
 		if code == "" {
@@ -192,9 +188,8 @@ func (t *Tenant) grantMFA(app *Application, grant string, form url.Values) (map[
 		u := t.userByIDLocked(g.userID)
 		ok := u != nil && u.RecoveryCode != "" && subtle.ConstantTimeCompare([]byte(u.RecoveryCode), []byte(strings.ToUpper(rc))) == 1
 		if ok {
-			newRecovery = strings.ToUpper(strings.ReplaceAll(randomToken(15), "-", "X"))
-			newRecovery = strings.ReplaceAll(newRecovery, "_", "Y")
-			u.RecoveryCode = newRecovery
+			newRecovery = newRecoveryCode()
+			t.setRecoveryCodeLocked(u, newRecovery, t.cfg.Now())
 		}
 		t.mu.Unlock()
 		if !ok {
@@ -243,11 +238,11 @@ func (t *Tenant) handleMFAAuthenticators(w http.ResponseWriter, r *http.Request)
 	list := []any{}
 	if u != nil && u.TOTPSecret != "" {
 		list = append(list,
-			map[string]any{"id": authenticatorID("totp", u.ID), "authenticator_type": "otp", "active": true},
-			map[string]any{"id": authenticatorID("push", u.ID), "authenticator_type": "oob", "oob_channel": "auth0", "active": true, "name": "auth0test Guardian"})
+			map[string]any{"id": t.factorIDLocked("totp", u.ID), "authenticator_type": "otp", "active": true},
+			map[string]any{"id": t.factorIDLocked("push", u.ID), "authenticator_type": "oob", "oob_channel": "auth0", "active": true, "name": "auth0test Guardian"})
 	}
 	if u != nil && u.RecoveryCode != "" {
-		list = append(list, map[string]any{"id": authenticatorID("recovery-code", u.ID), "authenticator_type": "recovery-code", "active": true})
+		list = append(list, map[string]any{"id": t.factorIDLocked("recovery-code", u.ID), "authenticator_type": "recovery-code", "active": true})
 	}
 	t.mu.Unlock()
 	writeJSON(w, http.StatusOK, list)
@@ -279,6 +274,10 @@ func (t *Tenant) handleMFAChallenge(w http.ResponseWriter, r *http.Request) {
 	t.mu.Lock()
 	u := t.userByIDLocked(g.userID)
 	hasFactor := u != nil && u.TOTPSecret != ""
+	var otpID, pushID string
+	if hasFactor {
+		otpID, pushID = t.factorIDLocked("totp", u.ID), t.factorIDLocked("push", u.ID)
+	}
 	t.mu.Unlock()
 	if !hasFactor {
 		// Auth0 answers 400 for a user without an active authenticator.
@@ -289,12 +288,12 @@ func (t *Tenant) handleMFAChallenge(w http.ResponseWriter, r *http.Request) {
 	for _, typ := range types {
 		switch typ {
 		case "otp":
-			if authID == "" || strings.HasPrefix(authID, "totp|") {
+			if authID == "" || authID == otpID {
 				writeJSON(w, http.StatusOK, map[string]any{"challenge_type": "otp"})
 				return
 			}
 		case "oob":
-			if authID == "" || strings.HasPrefix(authID, "push|") {
+			if authID == "" || authID == pushID {
 				code := "oob." + randomToken(24)
 				t.mu.Lock()
 				t.oobChallenges[code] = &oobChallenge{mfaToken: tok, userID: g.userID, created: t.cfg.Now(), status: "pending"}

@@ -17,6 +17,8 @@ type family struct {
 	audience string
 	sid      string
 	authTime time.Time
+	org      *ActionOrganization
+	methods  []AuthMethod // of the login that created the family
 	created  time.Time
 	lastUsed time.Time
 	revoked  bool
@@ -61,8 +63,8 @@ func (t *Tenant) logRefreshLocked(familyID, kind string, at time.Time) {
 func (t *Tenant) newFamily(tr tokenRequest, scopes []string, now time.Time) (value, familyID string) {
 	f := &family{
 		id: "rtf_" + randomToken(12), clientID: tr.app.ClientID, userID: tr.user.ID,
-		scopes: slices.Clone(scopes), audience: tr.audience, sid: tr.sid, authTime: tr.authTime,
-		created: now, lastUsed: now,
+		scopes: slices.Clone(scopes), audience: tr.audience, sid: tr.sid, authTime: tr.authTime, org: tr.org,
+		methods: slices.Clone(tr.methods), created: now, lastUsed: now,
 	}
 	value = "v1." + randomToken(32)
 	t.mu.Lock()
@@ -110,10 +112,18 @@ func (t *Tenant) grantRefreshToken(app *Application, form url.Values) (map[strin
 	if user.Blocked {
 		return nil, newErr(http.StatusForbidden, "unauthorized", "user is blocked")
 	}
-	api := t.runAction(ActionEvent{
+	ev := ActionEvent{
 		User: user, ClientID: app.ClientID, Connection: user.Connection, Protocol: ProtocolRefreshToken,
-		Scopes: scopes, Audience: f.audience, Silent: true,
-	})
+		Scopes: scopes, Audience: f.audience, Silent: true, Organization: f.org,
+		RefreshToken: &ActionRefreshToken{ID: f.id, CreatedAt: f.created, LastExchangeAt: f.lastUsed, SessionID: f.sid},
+	}
+	if t.cfg.RefreshActionAuthentication {
+		ev.Authentication = slices.Clone(f.methods)
+		for _, m := range f.methods {
+			ev.AuthenticationMethods = append(ev.AuthenticationMethods, m.Name)
+		}
+	}
+	api := t.runAction(ev)
 	if api.denied {
 		return nil, newErr(http.StatusForbidden, "access_denied", api.reason)
 	}
@@ -141,7 +151,7 @@ func (t *Tenant) grantRefreshToken(app *Application, form url.Values) (map[strin
 	}
 	tr := tokenRequest{
 		app: app, user: &user, scopes: scopes, audience: fam.audience, sid: fam.sid,
-		authTime: fam.authTime, idClaims: api.idClaims, atClaims: api.atClaims, family: fam,
+		authTime: fam.authTime, idClaims: api.idClaims, atClaims: api.atClaims, family: fam, org: fam.org,
 		gty: GrantRefreshToken, // Auth0's profile: gty "refresh_token" after a refresh
 	}
 	switch {

@@ -65,6 +65,16 @@ func (t *Tenant) sweepLocked(now time.Time) []session {
 			delete(t.logouts, k)
 		}
 	}
+	for k, tk := range t.tickets {
+		if now.After(tk.expires) {
+			delete(t.tickets, k)
+		}
+	}
+	for k, inv := range t.invitations {
+		if now.After(inv.expires) {
+			delete(t.invitations, k)
+		}
+	}
 	for k, w := range t.limits {
 		if lim, ok := t.cfg.RateLimits[k]; !ok || now.After(w.start.Add(max(lim.Window, time.Second))) {
 			delete(t.limits, k)
@@ -111,6 +121,7 @@ type Retained struct {
 	Transactions, Codes, Sessions, RefreshFamilies, RefreshTokens, RefreshLog int
 	MFATokens, OOBChallenges, PAR, CIBA, OpaqueTokens, ClientAssertions       int
 	LogoutConfirmations, LogoutDeliveries                                     int
+	EnrollmentTickets, Invitations                                            int
 }
 
 // Retained returns the tenant's record counts.
@@ -123,5 +134,6 @@ func (t *Tenant) Retained() Retained {
 		MFATokens: len(t.mfaTokens), OOBChallenges: len(t.oobChallenges), PAR: len(t.pars), CIBA: len(t.ciba),
 		OpaqueTokens: len(t.opaque), ClientAssertions: len(t.usedJTIs),
 		LogoutConfirmations: len(t.logouts), LogoutDeliveries: len(t.deliveries),
+		EnrollmentTickets: len(t.tickets), Invitations: len(t.invitations),
 	}
 }

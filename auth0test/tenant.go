@@ -68,6 +68,13 @@ type Tenant struct {
 	logouts                 map[string]*pendingLogout // /oidc/logout confirmations
 	deliveryClient          *http.Client
 	grants                  map[string][]string // consented scopes by "user client"
+	started                 time.Time           // the tenant's clock at Start (configured factors date from it)
+	factors                 map[string]*factorState
+	userUpdated             map[string]time.Time
+	tickets                 map[string]*enrollTicket // Guardian enrollment tickets by id
+	mgmtTokenCalls          int
+	orgs                    []*Organization
+	invitations             map[string]*invitation
 }
 
 // maxCountedPaths bounds the per-path call counters; further paths are
@@ -118,6 +125,11 @@ func Start(cfg Config) (*Tenant, error) {
 		logouts:        map[string]*pendingLogout{},
 		grants:         map[string][]string{},
 		deliveryClient: cfg.BackChannelLogoutClient,
+		started:        cfg.Now(),
+		factors:        map[string]*factorState{},
+		userUpdated:    map[string]time.Time{},
+		tickets:        map[string]*enrollTicket{},
+		invitations:    map[string]*invitation{},
 	}
 	if t.deliveryClient == nil {
 		t.deliveryClient = newDeliveryClient(cfg.BackChannelLogoutCAs)
@@ -129,6 +141,11 @@ func Start(cfg Config) (*Tenant, error) {
 		}
 		if _, dup := t.apps[a.ClientID]; dup {
 			return nil, fmt.Errorf("auth0test: duplicate application client id %q", a.ClientID)
+		}
+		switch a.OrganizationUsage {
+		case OrganizationDeny, OrganizationAllow, OrganizationRequire:
+		default:
+			return nil, fmt.Errorf("auth0test: application %q: unsupported organization usage %q", a.ClientID, a.OrganizationUsage)
 		}
 		switch a.TokenEndpointAuthMethod {
 		case "client_secret_post", "client_secret_basic", "none":
@@ -208,6 +225,14 @@ func Start(cfg Config) (*Tenant, error) {
 	if _, ok := t.apis[t.mfaAudience()]; !ok {
 		t.apis[t.mfaAudience()] = &API{Identifier: t.mfaAudience(), SigningAlg: "RS256",
 			Scopes: []string{"enroll", "read:authenticators", "remove:authenticators"}, AccessTokenLifetime: mfaTokenLifetime}
+	}
+	// The Management API's audience, for client-credentials tokens of the
+	// applications granted ManagementScopes.
+	t.apis[t.managementAudience()] = &API{Identifier: t.managementAudience(), SigningAlg: "RS256",
+		Scopes: managementAPIScopes, AccessTokenLifetime: managementTokenLifetime}
+	if err := t.addOrganizations(cfg.Organizations); err != nil {
+		ln.Close()
+		return nil, err
 	}
 	t.handler = t.routes()
 	t.srv = &http.Server{
@@ -381,6 +406,7 @@ func (t *Tenant) routes() http.Handler {
 	mux.HandleFunc("/u/login", t.handleLoginPage)
 	mux.HandleFunc("/u/social", t.handleSocialPage)
 	mux.HandleFunc("/u/mfa-otp-challenge", t.handleOTPPage)
+	mux.HandleFunc("/u/mfa-recovery-code-challenge", t.handleRecoveryCodePage)
 	mux.HandleFunc("/u/consent", t.handleConsentPage)
 	mux.HandleFunc("/oauth/token", t.handleToken)
 	mux.HandleFunc("/oauth/revoke", t.handleRevoke)
@@ -395,6 +421,8 @@ func (t *Tenant) routes() http.Handler {
 	mux.HandleFunc("/v2/logout", t.handleV2Logout)
 	mux.HandleFunc("/oidc/logout", t.handleOIDCLogout)
 	mux.HandleFunc("/u/logout", t.handleLogoutConfirm)
+	mux.HandleFunc("/u/guardian/enroll", t.handleEnrollPage)
+	mux.HandleFunc("/api/v2/", t.handleManagement)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Not Found")
 	})

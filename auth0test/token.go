@@ -183,7 +183,8 @@ func (t *Tenant) grantAuthorizationCode(app *Application, form url.Values) (map[
 	}
 	resp, familyID := t.issueTokens(tokenRequest{
 		app: app, user: &user, scopes: ac.scopes, audience: ac.audience, nonce: ac.nonce, sid: ac.sid,
-		authTime: ac.authTime, acr: ac.acr, amr: ac.amr, idClaims: ac.idClaims, atClaims: ac.atClaims,
+		authTime: ac.authTime, acr: ac.acr, amr: ac.amr, idClaims: ac.idClaims, atClaims: ac.atClaims, org: ac.org,
+		methods: ac.methods,
 	})
 	t.mu.Lock()
 	ac.familyID = familyID
@@ -218,6 +219,9 @@ func (t *Tenant) grantClientCredentials(app *Application, form url.Values) (map[
 	if audience == "" {
 		return nil, newErr(http.StatusForbidden, "access_denied", "No audience parameter was provided, and no default audience has been configured")
 	}
+	if audience == t.managementAudience() {
+		return t.managementGrant(app, form)
+	}
 	t.mu.Lock()
 	api, ok := t.apis[audience]
 	var scopes []string
@@ -251,6 +255,8 @@ type tokenRequest struct {
 	atClaims map[string]any
 	gty      string
 	m2m      bool
+	org      *ActionOrganization // org_id (and org_name) in both tokens
+	methods  []AuthMethod        // the login's authentication methods (kept by a new family)
 	// refresh: the family to continue (no new family), and whether to return a
 	// new refresh token in it (rotation).
 	family      *family
@@ -330,6 +336,7 @@ func (t *Tenant) issueTokens(tr tokenRequest) (map[string]any, string) {
 	if tr.gty != "" {
 		at["gty"] = tr.gty
 	}
+	t.orgClaims(at, tr.org)
 	if api != nil && api.RBAC {
 		perms := []string{}
 		if tr.user != nil {
@@ -371,6 +378,7 @@ func (t *Tenant) issueTokens(tr tokenRequest) (map[string]any, string) {
 		if !tr.authTime.IsZero() {
 			idc["auth_time"] = tr.authTime.Unix()
 		}
+		t.orgClaims(idc, tr.org)
 		if tr.acr != "" {
 			idc["acr"] = tr.acr
 		}
@@ -411,6 +419,18 @@ func (t *Tenant) issueTokens(tr tokenRequest) (map[string]any, string) {
 		newFamily = fid
 	}
 	return resp, newFamily
+}
+
+// orgClaims adds org_id, and org_name when the tenant allows organization
+// names in the Authentication API (Config.OrganizationNames).
+func (t *Tenant) orgClaims(claims map[string]any, org *ActionOrganization) {
+	if org == nil {
+		return
+	}
+	claims["org_id"] = org.ID
+	if t.cfg.OrganizationNames {
+		claims["org_name"] = org.Name
+	}
 }
 
 func nickname(email string) string {
