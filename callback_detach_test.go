@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,9 +28,10 @@ func TestCallbackSurvivesRequestEnd(t *testing.T) {
 			return ctx, cancel
 		}},
 		{"request deadline runs out", func(t *testing.T) (context.Context, func()) {
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			t.Cleanup(cancel)
-			return ctx, func() { <-ctx.Done() }
+			// A deadline that passes right after the token endpoint's
+			// answer, however long that took on a loaded machine.
+			ctx := &deadlineAtEnd{Context: context.Background(), done: make(chan struct{})}
+			return ctx, ctx.end
 		}},
 	}
 	for _, tc := range tests {
@@ -102,5 +104,27 @@ func TestStartSessionAfterContextEnd(t *testing.T) {
 	}
 	if n := cs.sets.Load(); n != 1 {
 		t.Errorf("store writes: %d, want 1", n)
+	}
+}
+
+// deadlineAtEnd is a context whose deadline passes when end is called:
+// Done closes and Err is context.DeadlineExceeded, as with a real deadline.
+type deadlineAtEnd struct {
+	context.Context
+	once sync.Once
+	done chan struct{}
+}
+
+func (c *deadlineAtEnd) end()                  { c.once.Do(func() { close(c.done) }) }
+func (c *deadlineAtEnd) Done() <-chan struct{} { return c.done }
+func (c *deadlineAtEnd) Deadline() (time.Time, bool) {
+	return time.Now().Add(time.Hour), true
+}
+func (c *deadlineAtEnd) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
 	}
 }
