@@ -33,9 +33,11 @@ import (
 // no store call, and the end it carries must equal the record's (it is
 // checked after reading), so editing it gains nothing. Since the TTL moves
 // before the secret is compared, a cookie with the right handle but a wrong
-// or rotated secret also moves the idle deadline (never past the absolute
-// end, never granting anything): the idle timeout ends sessions nobody
-// uses, not sessions whose stolen stale cookie is replayed.
+// or rotated secret also moves the idle deadline (to the idle timeout from
+// now, whatever end the cookie claims, so that it can neither shorten the
+// session nor grant anything; a record kept past its absolute end is
+// refused): the idle timeout ends sessions nobody uses, not sessions whose
+// stolen stale cookie is replayed.
 //
 // The page-load record holds what a page needs only: the user, Auth0's
 // session id, the connection hint, the evidence of the latest login and
@@ -369,7 +371,11 @@ func (c *Client) LoadSession(ctx context.Context, cookieValue string) (*Session,
 		return nil, ErrNoSession
 	}
 	ttl := c.idleTTL(nowMS, exp)
-	ls, err := c.readSession(ctx, handle, ttl)
+	// The TTL moves before the cookie's end is compared with the record's,
+	// so it must not follow that end: a cookie with the handle alone and an
+	// end 1 ms away would end the session. A record kept past its absolute
+	// end is refused all the same.
+	ls, err := c.readSession(ctx, handle, c.cfg.SessionIdleTimeout)
 	if err != nil {
 		return nil, err
 	}
