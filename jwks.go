@@ -35,6 +35,9 @@ const (
 	defaultFailureBackoff = 2 * time.Second
 	// maxUnknownKIDs bounds the kids remembered as unknown.
 	maxUnknownKIDs = 1024
+	// maxKIDLen bounds the kid of a token that may trigger a refetch (and
+	// be remembered): issuers use far shorter ones (Auth0: ~40 bytes).
+	maxKIDLen = 256
 	// defaultRefreshInterval is the background refresh period of jwk.Cache.
 	defaultRefreshInterval = 10 * time.Minute
 	// defaultFetchTimeout bounds one JWKS request when the HTTP client has no timeout.
@@ -214,6 +217,9 @@ func (k *keySet) candidates(ctx context.Context, kid, alg string) ([]*verificati
 	}
 	if keys, ok := s.byKID[kid]; ok {
 		return keys, nil
+	}
+	if len(kid) > maxKIDLen {
+		return nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "kid too long"}
 	}
 	if err := k.fetch(ctx, s, kid); err != nil {
 		if errors.Is(err, errRefetchLimited) {

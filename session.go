@@ -526,23 +526,22 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 	}
 	// Indexes first: a session that exists is always findable by its sid
 	// and user (a failure here leaves at most an index entry that names no
-	// session).
-	if fresh || prevSID != r.SID {
-		if prevSID != "" && prevSID != r.SID {
-			if err := c.indexRemove(ctx, c.sidIndexKey(prevSID), handle); err != nil {
-				return nil, err
-			}
-		}
-		if r.SID != "" {
-			if err := c.indexAdd(ctx, c.sidIndexKey(r.SID), handle, life); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if fresh {
-		if err := c.indexAdd(ctx, c.subIndexKey(r.Subject), handle, life); err != nil {
+	// session). A continued session adds its entries again (IndexAdd is
+	// idempotent): a logout by sid or user that ended it between the
+	// callback's read of it and these writes removed them, and the session
+	// written below must not live on outside every index.
+	if prevSID != "" && prevSID != r.SID {
+		if err := c.indexRemove(ctx, c.sidIndexKey(prevSID), handle); err != nil {
 			return nil, err
 		}
+	}
+	if r.SID != "" {
+		if err := c.indexAdd(ctx, c.sidIndexKey(r.SID), handle, life); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.indexAdd(ctx, c.subIndexKey(r.Subject), handle, life); err != nil {
+		return nil, err
 	}
 	if login.Token != nil && (login.Token.AccessToken != "" || login.Token.RefreshToken != "") {
 		if err := c.storeLoginToken(ctx, handle, r, login.Audience, login.Token, !fresh, now); err != nil {

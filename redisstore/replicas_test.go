@@ -924,7 +924,7 @@ func TestReplicasRedisCommandCost(t *testing.T) {
 		n.Reset()
 	}
 	loginWrites := []string{"evalsha", "evalsha", "evalsha", "set", "set", "set"}
-	stepUpWrites := []string{"evalsha", "set", "set", "set"}
+	stepUpWrites := []string{"evalsha", "evalsha", "evalsha", "set", "set", "set"}
 
 	// The Client's own calls.
 	ar, err := c.AuthorizeURL(ctx, stepup.AuthorizeOptions{Policy: stepup.MFA})
