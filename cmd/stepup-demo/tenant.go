@@ -19,8 +19,10 @@ const demoClientID = "stepup-demo-client"
 // startEmbeddedTenant starts the auth0test dev tenant on loopback TLS, with
 // one application whose callback is baseURL + "/callback", the API audience,
 // the default users, and the two post-login Actions the README documents.
-// It returns the tenant and the application's (random) client secret.
-func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger, now func() time.Time) (*auth0test.Tenant, string, error) {
+// The tenant delivers back-channel logout tokens to bcl (every initiator:
+// sign-out, password change, block, deletion...). It returns the tenant and
+// the application's (random) client secret.
+func startEmbeddedTenant(baseURL, audience, namespace string, bcl *backChannelListener, log *slog.Logger, now func() time.Time) (*auth0test.Tenant, string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, "", err
@@ -32,12 +34,16 @@ func startEmbeddedTenant(baseURL, audience, namespace string, log *slog.Logger, 
 	app.ClientSecret = secret
 	app.CallbackURLs = []string{baseURL + "/callback"}
 	app.LogoutURLs = []string{baseURL + "/"}
+	app.BackChannelLogoutURLs = []string{bcl.url}
+	app.BackChannelLogoutInitiators = auth0test.LogoutInitiators{Mode: "all"}
 	tn, err := auth0test.Start(auth0test.Config{
 		Applications: []auth0test.Application{app},
 		APIs:         []auth0test.API{{Identifier: audience, Scopes: []string{"read:employees"}}},
 		Action:       newDemoActions(namespace, now),
 		Logger:       log.With("component", "auth0test"),
 		Now:          now,
+
+		BackChannelLogoutCAs: bcl.pool, // the demo's own back-channel certificate
 	})
 	if err != nil {
 		return nil, "", err
