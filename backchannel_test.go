@@ -505,3 +505,35 @@ func TestLogoutUserAcrossThreeClientsOnRedis(t *testing.T) {
 		t.Errorf("LogoutUser again: %d, %v; want 0, nil", n, err)
 	}
 }
+
+// FuzzBackChannelLogoutHandler: whatever body arrives, the handler answers
+// 400 (or 503, keys unreachable) with the spec's JSON error, never 200, and
+// writes nothing to the store.
+func FuzzBackChannelLogoutHandler(f *testing.F) {
+	f.Add("application/x-www-form-urlencoded", "logout_token=eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
+	f.Add("application/x-www-form-urlencoded", "logout_token=a&logout_token=b")
+	f.Add("application/x-www-form-urlencoded; charset=utf-8", "logout_token=%zz")
+	f.Add("multipart/form-data; boundary=x", "--x\r\n")
+	f.Add("application/x-www-form-urlencoded", "logout_token=eyJhbGciOiJub25lIn0.eyJzaWQiOiJ4In0.")
+	c, cs, _ := offlineClient(f, func(cfg *Config) {
+		// The tenant is unreachable: a token that gets as far as its
+		// signature is answered 503.
+		cfg.HTTPClient = &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+			return nil, errors.New("offline (fuzz)")
+		})}
+	})
+	h := c.BackChannelLogoutHandler()
+	f.Fuzz(func(t *testing.T, contentType, body string) {
+		r := httptest.NewRequest(http.MethodPost, "/backchannel-logout", strings.NewReader(body))
+		r.Header.Set("Content-Type", contentType)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		var m map[string]string
+		if (w.Code != http.StatusBadRequest && w.Code != http.StatusServiceUnavailable) || json.Unmarshal(w.Body.Bytes(), &m) != nil || m["error"] == "" {
+			t.Fatalf("got %d %q", w.Code, w.Body.String())
+		}
+		if n := cs.sets.Load() + cs.setnxs.Load() + cs.deletes.Load(); n != 0 {
+			t.Fatalf("a refused delivery wrote to the store (%d calls)", n)
+		}
+	})
+}

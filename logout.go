@@ -172,6 +172,7 @@ var signOutTemplate = template.Must(template.New("signout").Parse(`<!doctype htm
 <meta charset="utf-8">
 <title>Sign out</title>
 <h1>Sign out</h1>
+<p>Sign out of this application, and of the sign-in service in this browser?</p>
 <form method="post" action="{{.Action}}">
 {{if .ReturnTo}}<input type="hidden" name="return_to" value="{{.ReturnTo}}">
 {{end}}<button id="stepup-signout" type="submit">Sign out</button>
@@ -255,7 +256,7 @@ func normalizeOrigin(origin string) (string, bool) {
 		return "", false
 	}
 	u, err := url.Parse(origin)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil ||
 		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 		return "", false
 	}
