@@ -130,6 +130,11 @@ func (c *Client) backChannelLogout(ctx context.Context, raw string) (int, error)
 	if err != nil {
 		return 0, err
 	}
+	if len(lt.SessionID) > maxFieldLen || len(lt.Subject) > maxFieldLen || len(lt.JTI) > maxFieldLen {
+		// No session holds such a sid or sub (StartSession refuses them),
+		// and neither is logged whole.
+		return 0, fmt.Errorf("%w: sid, sub or jti over %d bytes", ErrInvalidToken, maxFieldLen)
+	}
 	now := c.now()
 	key := c.logoutJTIKey(lt.Issuer, lt.JTI)
 	// The marker outlives the token's acceptance: exp (or iat + 5 minutes)

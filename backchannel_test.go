@@ -289,6 +289,9 @@ func TestBackChannelLogoutRefusesForgedTokens(t *testing.T) {
 		{"no jti", func() string { return e.tn.Sign(typ, claims(func(m map[string]any) { delete(m, "jti") })) }},
 		{"an ID token's typ", func() string { return e.tn.Sign(map[string]any{"typ": "at+jwt"}, claims(nil)) }},
 		{"not a JWT", func() string { return "not.a.jwt" }},
+		{"sid over 1 KB", func() string {
+			return e.tn.Sign(typ, claims(func(m map[string]any) { m["sid"] = strings.Repeat("s", 2048) }))
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want400(t, deliver(tc.tok()))

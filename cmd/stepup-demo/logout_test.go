@@ -3,10 +3,19 @@ package main
 import (
 	"crypto/tls"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stepupauth/stepup/auth0test"
+	"github.com/stepupauth/stepup/internal/redistest"
 )
 
 // GET /logout shows the sign-out button and ends nothing; a POST without
@@ -82,4 +91,66 @@ func TestDemoLogoutRoutes(t *testing.T) {
 
 func tlsTrusting(b *backChannelListener) *tls.Config {
 	return &tls.Config{RootCAs: b.pool, MinVersion: tls.VersionTLS12}
+}
+
+// Two demo instances on one Redis, against a tenant of their own (the
+// README's "Use your own tenant"), behind an https front end for the
+// back-channel URL: the tenant's logout token reaches instance B, and the
+// session that instance A serves ends.
+func TestDemoBackChannelLogoutAcrossInstances(t *testing.T) {
+	rdb := redistest.Client(t).(*redis.Client)
+	var target atomic.Pointer[url.URL]
+	front := httptest.NewTLSServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target.Load())
+		pr.Out.Host = pr.In.Host
+	}})
+	defer front.Close()
+	addrA := freeAddr(t)
+	base := "http://" + addrA
+	const clientID, secret = "fabrikam-intranet", "a-secret-shared-by-every-replica-0123456789abcdef"
+	app := auth0test.Application{Name: "Fabrikam intranet", ClientID: clientID, ClientSecret: secret,
+		CallbackURLs: []string{base + "/callback"}, LogoutURLs: []string{base + "/"},
+		BackChannelLogoutURLs:       []string{front.URL + "/backchannel-logout"},
+		BackChannelLogoutInitiators: auth0test.LogoutInitiators{Mode: "all"}}
+	tn := auth0test.NewTenant(t, auth0test.Config{Applications: []auth0test.Application{app},
+		BackChannelLogoutClient: front.Client()})
+	ca := filepath.Join(t.TempDir(), "tenant-ca.pem")
+	if err := os.WriteFile(ca, tn.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"AUTH0_DOMAIN": tn.Domain(), "AUTH0_CLIENT_ID": clientID, "AUTH0_CLIENT_SECRET": secret,
+		"SSL_CERT_FILE": ca, "REDIS_URL": "redis://" + rdb.Options().Addr + "/0",
+		"STEPUP_REDIS_PREFIX": redistest.Prefix(t), "STEPUP_BASE_URL": base}
+	envA, envB := map[string]string{"STEPUP_ADDR": addrA}, map[string]string{"STEPUP_ADDR": "127.0.0.1:0"}
+	for k, v := range env {
+		envA[k], envB[k] = v, v
+	}
+	replicaA, replicaB := startDemo(t, envA), startDemo(t, envB)
+	if replicaA.backChannel != nil {
+		t.Error("a demo on a tenant of its own opened the embedded tenant's back-channel listener")
+	}
+	target.Store(mustURL(replicaB.url))
+
+	a := newAgent(t)
+	if resp, _, _ := a.signIn(tn.NewBrowser(), replicaA.url, "/customers", replicaA.url, alice); resp.StatusCode != http.StatusFound {
+		t.Fatalf("sign-in on A: %d", resp.StatusCode)
+	}
+	if resp, _ := a.get(replicaA.url + "/customers"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /customers on A: %d", resp.StatusCode)
+	}
+	sids := tn.SessionIDs(auth0test.AliceEmail)
+	if len(sids) != 1 || !tn.EndSession(sids[0]) {
+		t.Fatalf("the tenant's sessions of alice: %v", sids)
+	}
+	ds := tn.LogoutDeliveries()
+	if len(ds) != 1 || ds[0].Status != http.StatusOK {
+		t.Fatalf("deliveries: %+v", ds)
+	}
+	if !strings.Contains(replicaB.stderr.String(), "path=/backchannel-logout status=200") {
+		t.Errorf("B did not serve the delivery:\n%s", replicaB.stderr)
+	}
+	resp, _ := a.get(replicaA.url + "/customers")
+	if loc, _ := resp.Location(); resp.StatusCode != http.StatusFound || loc == nil || loc.Path != "/authorize" {
+		t.Errorf("GET /customers on A after the back-channel logout on B: %d to %v, want 302 to /authorize", resp.StatusCode, loc)
+	}
 }
