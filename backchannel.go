@@ -217,7 +217,9 @@ func (c *Client) claimLogoutJTI(ctx context.Context, key string, ttl time.Durati
 		if err != nil || now.UnixMilli() < until {
 			return errLogoutInProgress
 		}
-		// An abandoned claim: take it (atomically: one taker wins) and retry.
+		// An abandoned claim: take it and claim again. Two deliveries that
+		// both found it abandoned may both go on (one may take the other's
+		// fresh claim): each then ends the same sessions, which is harmless.
 		sctx, done = c.storeContext(ctx)
 		_, err = c.store.Take(sctx, key)
 		if err = done(err); err != nil && !errors.Is(err, store.ErrNotFound) {
