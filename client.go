@@ -176,8 +176,22 @@ type Config struct {
 
 	// LogoutReturnURL is where Auth0 sends the browser after logout; it must
 	// be in the application's "Allowed Logout URLs". Default: the origin of
-	// RedirectURL followed by "/".
+	// RedirectURL followed by "/". LogoutHandler's return_to replaces it per
+	// request with a path on the app's origin (see LogoutOptions.ReturnTo).
 	LogoutReturnURL string
+	// LogoutEndpoint is how LogoutHandler (and LogoutURL) end the tenant's
+	// session: LogoutEndpointOIDC (the default: /oidc/logout, OpenID Connect
+	// RP-Initiated Logout, which every Auth0 tenant serves and Auth0
+	// recommends; the ID token hint names the session to end, so the tenant
+	// ends that one without a confirmation prompt) or LogoutEndpointV2
+	// (/v2/logout, Auth0's older endpoint, which ends the browser's session
+	// whatever it is, for apps that keep no ID token).
+	LogoutEndpoint string
+	// LogoutFederated also signs the user out of the identity provider
+	// (federated, on either endpoint) for providers that support it. Most
+	// users do not expect to be signed out of their Google account: off by
+	// default.
+	LogoutFederated bool
 	// DefaultReturnTo is the local path a login returns to when it was not
 	// started by a protected page. Default: "/".
 	DefaultReturnTo string
@@ -219,6 +233,10 @@ type Client struct {
 	parURL    string
 	revokeURL string
 	logoutURL string
+	// oidcLogoutURL is /oidc/logout; origin is the app's origin (that of
+	// RedirectURL, normalized), which sign-outs must come from.
+	oidcLogoutURL string
+	origin        string
 
 	authMethod string
 	oauth      oauth2.Config // ClientSecret empty with private_key_jwt
@@ -273,6 +291,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c.parURL = base + "/oauth/par"
 	c.revokeURL = base + "/oauth/revoke"
 	c.logoutURL = base + "/v2/logout"
+	c.oidcLogoutURL = base + "/oidc/logout"
 
 	if strings.TrimSpace(cfg.ClientID) == "" {
 		return nil, bad("ClientID is required: copy it from the application's settings in the Auth0 dashboard")
@@ -327,6 +346,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.LogoutReturnURL = ru.Scheme + "://" + ru.Host + "/"
 	} else if u, err := url.Parse(cfg.LogoutReturnURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, bad("LogoutReturnURL %q must be an absolute http(s) URL listed in the application's Allowed Logout URLs", cfg.LogoutReturnURL)
+	}
+	c.origin, _ = normalizeOrigin(ru.Scheme + "://" + ru.Host)
+	switch cfg.LogoutEndpoint {
+	case "":
+		cfg.LogoutEndpoint = LogoutEndpointOIDC
+	case LogoutEndpointOIDC, LogoutEndpointV2:
+	default:
+		return nil, bad("LogoutEndpoint %q: use %q (/oidc/logout, the default) or %q (/v2/logout)", cfg.LogoutEndpoint, LogoutEndpointOIDC, LogoutEndpointV2)
 	}
 	if cfg.DefaultReturnTo == "" {
 		cfg.DefaultReturnTo = "/"

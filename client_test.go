@@ -719,47 +719,6 @@ func TestTokensSealedPerSession(t *testing.T) {
 	}
 }
 
-func TestLogout(t *testing.T) {
-	h := newHarness(t, harnessOpts{client: func(c *Config) {
-		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
-	}})
-	u := h.alice()
-	u.visit(pathPrivate)
-	s := u.session()
-	tok, _ := h.c.Token(context.Background(), s, "")
-	if tok == nil || tok.RefreshToken == "" {
-		t.Fatal("no refresh token to revoke")
-	}
-	w := u.get("/logout")
-	loc, _ := url.Parse(w.Header().Get("Location"))
-	if w.Code != http.StatusFound || loc.Path != "/v2/logout" || loc.Query().Get("client_id") != h.c.cfg.ClientID ||
-		loc.Query().Get("returnTo") != "http://127.0.0.1:8080/" {
-		t.Fatalf("logout: %d to %s", w.Code, loc)
-	}
-	if u.cookies[h.c.sessionCookie] != nil {
-		t.Error("session cookie not cleared")
-	}
-	if _, err := h.c.Session(context.Background(), s.Handle); !errors.Is(err, ErrNoSession) {
-		t.Errorf("session after logout: %v", err)
-	}
-	if h.tn.Calls("/oauth/revoke") != 1 {
-		t.Errorf("revoke calls: %d", h.tn.Calls("/oauth/revoke"))
-	}
-	revoked := false
-	for _, e := range h.tn.RefreshLog() {
-		revoked = revoked || e.Kind == "revoked"
-	}
-	if !revoked {
-		t.Error("the refresh token was not revoked")
-	}
-	if _, err := u.tb.Logout(context.Background(), loc.String()); err != nil {
-		t.Errorf("tenant logout: %v", err)
-	}
-	if u.tb.HasSession() {
-		t.Error("the tenant's SSO session survived /v2/logout")
-	}
-}
-
 func TestClientAuthMethodsAndPAR(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

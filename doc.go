@@ -10,7 +10,11 @@
 //     Client.RequireStepUp(policy) protect pages; a browser is sent through
 //     Auth0's /authorize with acr_values and max_age, a non-browser request
 //     gets 401. Client.CallbackHandler and Client.LogoutHandler complete the
-//     flow.
+//     flow; LogoutHandler signs out only on a POST from the app's own pages
+//     (another site's link or form is refused), then ends Auth0's session at
+//     /oidc/logout. Client.BackChannelLogoutHandler receives Auth0's
+//     back-channel logout tokens and ends that Auth0 session's (or user's)
+//     sessions on every replica; Client.LogoutUser does it for admin actions.
 //   - Code that is not net/http: Client.AuthorizeURL, Client.Exchange,
 //     Client.StartSession and Client.LoadSession are the same steps without
 //     HTTP plumbing.

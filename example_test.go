@@ -45,7 +45,7 @@ func Example() {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /callback", client.CallbackHandler())
-	mux.Handle("GET /logout", client.LogoutHandler())
+	mux.Handle("/logout", client.LogoutHandler()) // GET: a sign-out button; POST: sign out
 	mux.Handle("GET /home", client.RequireLogin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, _ := stepup.SessionFromContext(r.Context())
 		fmt.Fprintf(w, "home of %s", s.Email)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"html"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/stepupauth/stepup/store"
@@ -204,69 +203,6 @@ func (c *Client) CallbackHandler() http.Handler {
 	})
 }
 
-// LogoutHandler ends the session with Client.Logout: the session record and
-// its token records (the refresh-token rotation chains that workers share)
-// are deleted, so the cookie and the handle stop working on every replica,
-// and the current refresh token of each chain is revoked at /oauth/revoke
-// (a revocation failure is only logged: the session is already gone here).
-// It then clears the cookie and redirects to the tenant's /v2/logout, which
-// ends Auth0's session and returns to Config.LogoutReturnURL. A failing
-// store is answered through Config.ErrorHandler (503): the session may
-// still be live, so the user is not told they are logged out. It accepts GET
-// and POST.
-func (c *Client) LogoutHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := c.sessionFromCookie(r.Context(), r)
-		if err != nil && !errors.Is(err, ErrNoSession) {
-			c.fail(w, r, err)
-			return
-		}
-		if s != nil {
-			if err := c.Logout(r.Context(), s.Handle); err != nil {
-				if !onlyRevocationErrors(err) {
-					c.fail(w, r, err)
-					return
-				}
-				c.log.WarnContext(r.Context(), "stepup: revoking a refresh token at logout", "error", err)
-			}
-		}
-		http.SetCookie(w, c.ClearSessionCookie())
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, c.LogoutURL(), http.StatusFound)
-	})
-}
-
-// onlyRevocationErrors reports whether every error joined in err (from
-// Client.Logout) is the tenant's refusal or failure to revoke a token
-// (*TenantError), which Logout returns only after the local deletion. A store
-// failure, which leaves the session live, is not.
-func onlyRevocationErrors(err error) bool {
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
-		var te *TenantError
-		if !errors.As(e, &te) || errors.Is(e, store.ErrUnavailable) {
-			return false
-		}
-	}
-	return len(errs) > 0
-}
-
-// LogoutURL is the tenant's /v2/logout URL that ends Auth0's session and
-// returns to Config.LogoutReturnURL.
-func (c *Client) LogoutURL() string {
-	q := url.Values{"client_id": {c.cfg.ClientID}, "returnTo": {c.cfg.LogoutReturnURL}}
-	return c.logoutURL + "?" + q.Encode()
-}
-
-// RevokeRefreshToken revokes a refresh token at the tenant's /oauth/revoke.
-func (c *Client) RevokeRefreshToken(ctx context.Context, token string) error {
-	_, _, err := c.postForm(ctx, "/oauth/revoke", c.revokeURL, url.Values{"token": {token}})
-	return err
-}
-
 // SessionFromRequest loads the session of the request's cookie, for pages
 // that serve everyone but show who is signed in (the protected ones get it
 // from SessionFromContext). ErrNoSession when there is none; a failing
@@ -312,7 +248,8 @@ func (c *Client) fail(w http.ResponseWriter, r *http.Request, err error) {
 // cannot be completed (unknown, replayed or foreign state, issuer mismatch,
 // invalid token, bad code), 403 when the tenant refused the login or the
 // requested step-up was not performed (ErrStepUpLoop included: an API still
-// refuses the token of the step-up it asked for), 401 without a session, 500
+// refuses the token of the step-up it asked for) and for a cross-site request
+// (ErrCrossSiteRequest), 401 without a session, 500
 // otherwise.
 func ErrorStatus(err error) int {
 	var (
@@ -323,7 +260,8 @@ func ErrorStatus(err error) int {
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, ErrTenantUnavailable),
 		errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, ErrStepUpRequired), errors.Is(err, ErrStepUpLoop), errors.As(err, &ae):
+	case errors.Is(err, ErrStepUpRequired), errors.Is(err, ErrStepUpLoop), errors.As(err, &ae),
+		errors.Is(err, ErrCrossSiteRequest):
 		return http.StatusForbidden
 	case errors.Is(err, ErrTransactionNotFound), errors.Is(err, ErrStateMismatch),
 		errors.Is(err, ErrIssuerMismatch), errors.Is(err, ErrInvalidCallback),

@@ -106,7 +106,14 @@ func TestStoreTimeoutFailsClosed(t *testing.T) {
 		{"RequireLogin", func(c *Client) http.Handler { return c.RequireLogin(served) }, "/private"},
 		{"RequireStepUp", func(c *Client) http.Handler { return c.RequireStepUp(MFA)(served) }, "/salaries"},
 		{"CallbackHandler", (*Client).CallbackHandler, callback},
-		{"LogoutHandler", (*Client).LogoutHandler, "/logout"},
+		{"LogoutHandler", func(c *Client) http.Handler {
+			// A sign-out is a POST from the app's own page.
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r.Method = http.MethodPost
+				r.Header.Set("Origin", c.origin)
+				c.LogoutHandler().ServeHTTP(w, r)
+			})
+		}, "/logout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

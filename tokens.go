@@ -383,17 +383,30 @@ func (c *Client) LogoutSID(ctx context.Context, sid string) (int, error) {
 	if sid == "" || len(sid) > maxFieldLen {
 		return 0, errors.New("stepup: LogoutSID needs an Auth0 session id (1 to 1024 bytes)")
 	}
-	return c.logoutIndexed(ctx, c.sidIndexKey(sid), func(r *sessionRecord) bool { return r.SID == sid })
+	n, err := c.logoutIndexed(ctx, c.sidIndexKey(sid), func(r *sessionRecord) bool { return r.SID == sid })
+	if n > 0 {
+		c.emit(ctx, Event{Kind: EventLogout, SessionID: sid, Reason: LogoutAdmin, Sessions: n})
+	}
+	return n, err
 }
 
 // LogoutUser ends every session of the user sub, everywhere, as LogoutSID
 // does for a session id: for admin actions (a blocked user) and "sign out
-// my other sessions". It returns how many live sessions it ended.
+// my other sessions" (after removing a factor: end the others, then the
+// current one with LogoutHandler or Logout, or start a new login). Every
+// replica that shares the Store sees it at once: the sessions are found
+// through the Store's user index, not a replica's memory. It returns how
+// many live sessions it ended, and emits an EventLogout (Reason
+// LogoutAdmin) when there were any.
 func (c *Client) LogoutUser(ctx context.Context, sub string) (int, error) {
 	if sub == "" || len(sub) > maxFieldLen {
 		return 0, errors.New("stepup: LogoutUser needs a user id (sub, 1 to 1024 bytes)")
 	}
-	return c.logoutIndexed(ctx, c.subIndexKey(sub), func(r *sessionRecord) bool { return r.Subject == sub })
+	n, err := c.logoutIndexed(ctx, c.subIndexKey(sub), func(r *sessionRecord) bool { return r.Subject == sub })
+	if n > 0 {
+		c.emit(ctx, Event{Kind: EventLogout, Subject: sub, Reason: LogoutAdmin, Sessions: n})
+	}
+	return n, err
 }
 
 // logoutIndexed ends the sessions that the index key lists and that match

@@ -22,8 +22,9 @@ func (d *demo) routes() http.Handler {
 	mux.Handle("GET /login", d.client.LoginHandler())
 	mux.Handle("GET /callback", d.client.CallbackHandler())
 	mux.HandleFunc("GET /error", d.errorRoute)
-	mux.Handle("GET /logout", d.client.LogoutHandler())
-	mux.Handle("POST /logout", d.client.LogoutHandler())
+	mux.Handle("GET /logout", d.client.LogoutHandler())  // a sign-out button
+	mux.Handle("POST /logout", d.client.LogoutHandler()) // signs out: the app's own pages only
+	mux.Handle("POST "+backChannelPath, d.client.BackChannelLogoutHandler())
 	if d.verifier != nil {
 		mux.Handle("GET /api/employees", d.verifier.Require(d.apiPolicy)(http.HandlerFunc(d.apiEmployees)))
 	} else {

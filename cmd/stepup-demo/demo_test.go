@@ -142,11 +142,11 @@ func TestEmployeesStepUpThenSignOut(t *testing.T) {
 	}
 
 	// Sign out: session ended here and at the tenant.
-	resp, _ = a.do(http.MethodPost, d.url+"/logout", nil)
+	resp, _ = a.do(http.MethodPost, d.url+"/logout", http.Header{"Origin": {d.url}})
 	loc, _ := resp.Location()
-	if resp.StatusCode != http.StatusFound || loc == nil || loc.Host != d.tenant.Domain() || loc.Path != "/v2/logout" ||
-		loc.Query().Get("returnTo") != d.url+"/" {
-		t.Fatalf("POST /logout: %d to %v, want 302 to the tenant's /v2/logout returning to %s/", resp.StatusCode, loc, d.url)
+	if resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Host != d.tenant.Domain() || loc.Path != "/oidc/logout" ||
+		loc.Query().Get("post_logout_redirect_uri") != d.url+"/" || loc.Query().Get("id_token_hint") == "" {
+		t.Fatalf("POST /logout: %d to %v, want 303 to the tenant's /oidc/logout returning to %s/", resp.StatusCode, loc, d.url)
 	}
 	back, err := b.Logout(context.Background(), loc.String())
 	if err != nil || back == nil || back.String() != d.url+"/" {
@@ -811,7 +811,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 				t.Errorf("GET /customers on B: %d", resp.StatusCode)
 			}
 			// Sign-out on B ends the session on A too.
-			if resp, _ = a.do(http.MethodPost, replicaB.url+"/logout", nil); resp.StatusCode != http.StatusFound {
+			if resp, _ = a.do(http.MethodPost, replicaB.url+"/logout", http.Header{"Origin": {base}}); resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("POST /logout on B: %d", resp.StatusCode)
 			}
 			resp, _ = a.get(replicaA.url + "/customers")

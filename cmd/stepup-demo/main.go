@@ -187,6 +187,10 @@ type demo struct {
 	rdb       redis.UniversalClient
 	apiURL    string // this process's own /api/employees, called by the salary page
 	closers   []func() error
+
+	// backChannel is the embedded tenant's https way to POST
+	// /backchannel-logout (logout.go), or nil.
+	backChannel *backChannelListener
 }
 
 func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, now func() time.Time) (d *demo, err error) {
@@ -224,7 +228,13 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 		if d.ca, err = loadOrCreateCA(dir, time.Now()); err != nil {
 			return d, err
 		}
-		tn, sec, err := startEmbeddedTenant(s.BaseURL, d.cfg.Audience, s.Namespace, d.ca.ca, log, now)
+		bcl, err := listenBackChannel()
+		if err != nil {
+			return d, err
+		}
+		d.backChannel = bcl
+		d.closers = append(d.closers, bcl.close)
+		tn, sec, err := startEmbeddedTenant(s.BaseURL, d.cfg.Audience, s.Namespace, d.ca.ca, bcl, log, now)
 		if err != nil {
 			return d, fmt.Errorf("stepup-demo: starting the embedded tenant: %w", err)
 		}
@@ -301,6 +311,9 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 	}
 	d.closers = append(d.closers, d.client.Close)
 	d.issuer = d.client.Issuer()
+	if d.backChannel != nil {
+		d.backChannel.serve(d.backChannelRoutes(), log)
+	}
 
 	d.pagePol = stepup.MFA.WithMaxAge(s.MaxAge).Named("salaries")
 	d.apiPolicy = stepup.MFA.WithMaxAge(s.MaxAge).Named("salaries-api")
@@ -357,6 +370,7 @@ func (d *demo) banner(w io.Writer) {
 		fmt.Fprintf(w, "  sign in:  %s / %s\n", auth0test.AliceEmail, auth0test.AlicePassword)
 		fmt.Fprintf(w, "  one-time code (demo aid, plays the phone): %s/demo/otp\n", d.cfg.BaseURL)
 		fmt.Fprintf(w, "  a user without MFA: %s / %s\n", auth0test.BobEmail, auth0test.BobPassword)
+		fmt.Fprintf(w, "  back-channel logout: the tenant POSTs to %s\n", d.backChannel.url)
 	} else {
 		fmt.Fprintf(w, "  tenant:   %s\n", d.issuer)
 	}

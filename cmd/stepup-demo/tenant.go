@@ -20,8 +20,10 @@ const demoClientID = "stepup-demo-client"
 // one application whose callback is baseURL + "/callback", the API audience,
 // the default users, and the two post-login Actions the README documents.
 // Its serving certificate is issued by ca, the demo CA a person trusts once.
-// It returns the tenant and the application's (random) client secret.
-func startEmbeddedTenant(baseURL, audience, namespace string, ca *auth0test.CA, log *slog.Logger, now func() time.Time) (*auth0test.Tenant, string, error) {
+// The tenant delivers back-channel logout tokens to bcl (every initiator:
+// sign-out, password change, block, deletion...). It returns the tenant and
+// the application's (random) client secret.
+func startEmbeddedTenant(baseURL, audience, namespace string, ca *auth0test.CA, bcl *backChannelListener, log *slog.Logger, now func() time.Time) (*auth0test.Tenant, string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, "", err
@@ -33,6 +35,8 @@ func startEmbeddedTenant(baseURL, audience, namespace string, ca *auth0test.CA, 
 	app.ClientSecret = secret
 	app.CallbackURLs = []string{baseURL + "/callback"}
 	app.LogoutURLs = []string{baseURL + "/"}
+	app.BackChannelLogoutURLs = []string{bcl.url}
+	app.BackChannelLogoutInitiators = auth0test.LogoutInitiators{Mode: "all"}
 	tn, err := auth0test.Start(auth0test.Config{
 		CA:           ca,
 		Applications: []auth0test.Application{app},
@@ -40,6 +44,8 @@ func startEmbeddedTenant(baseURL, audience, namespace string, ca *auth0test.CA, 
 		Action:       newDemoActions(namespace, now),
 		Logger:       log.With("component", "auth0test"),
 		Now:          now,
+
+		BackChannelLogoutCAs: bcl.pool, // the demo's own back-channel certificate
 	})
 	if err != nil {
 		return nil, "", err
