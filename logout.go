@@ -146,7 +146,7 @@ func (c *Client) LogoutHandler() http.Handler {
 				c.fail(w, r, err)
 				return
 			}
-			if err := c.Logout(r.Context(), s.Handle); err != nil {
+			if err := c.logout(r.Context(), s.Handle); err != nil {
 				if !onlyRevocationErrors(err) {
 					c.fail(w, r, err)
 					return

@@ -121,3 +121,27 @@ func TestKeySetLongRandomKIDsAreNotRemembered(t *testing.T) {
 		t.Errorf("JWKS fetched %d times, want 1 (no refetch for an oversized kid)", n)
 	}
 }
+
+// Security review: Config.Events promises an audit event for each logout,
+// Client.Logout included (an app's own sign-out path calls it).
+func TestEventsHookReceivesLogout(t *testing.T) {
+	var got []EventKind
+	c, _, _ := offlineClient(t, func(cfg *Config) {
+		cfg.Events = func(_ context.Context, e Event) { got = append(got, e.Kind) }
+	})
+	ctx := context.Background()
+	s, err := c.StartSession(ctx, &LoginResult{IDToken: &IDToken{Subject: "auth0|u"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Logout(ctx, s.Handle); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range got {
+		if k == EventLogout {
+			return
+		}
+	}
+	t.Fatalf("events after a session's logout: %v, want one %q", got, EventLogout)
+}
+

@@ -355,6 +355,15 @@ func (c *Client) Logout(ctx context.Context, handle string) error {
 	if !isRandomToken(handle) {
 		return nil
 	}
+	err := c.logout(ctx, handle)
+	if err == nil || onlyRevocationErrors(err) {
+		c.emit(ctx, Event{Kind: EventLogout, Session: handlePrefix(handle), Reason: LogoutLocal, Sessions: 1})
+	}
+	return err
+}
+
+// logout is Logout without its event (LogoutHandler emits a fuller one).
+func (c *Client) logout(ctx context.Context, handle string) error {
 	var refresh []string
 	if err := c.endSessionRecords(ctx, handle, nil, &refresh); err != nil {
 		return err
