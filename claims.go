@@ -154,9 +154,9 @@ func (s *Session) StepUpValidUntil(p Policy) (time.Time, bool) {
 	}
 	var until time.Time
 	found := false
-	for _, a := range [...]Authentication{s.Authentication, s.StepUp} {
-		if a.AuthTime.IsZero() && a.ACR == "" && len(a.AMR) == 0 {
-			continue
+	for i, a := range [...]Authentication{s.Authentication, s.StepUp} {
+		if i == 1 && s.StepUpAt.IsZero() {
+			break
 		}
 		// Checked at its own auth_time: only acr, amr and its presence count.
 		at := a.AuthTime
