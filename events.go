@@ -91,7 +91,10 @@ func handlePrefix(handle string) string {
 }
 
 // emit hands e to Config.Events and logs it: Info for logins, completed
-// step-ups, refreshes and logouts, Warn for refusals, Debug for the rest.
+// step-ups, refreshes, CIBA approvals and logouts, Warn for refusals
+// (login_refused, step_up_refused, refresh_refused) and CIBA denials and
+// expiries, Debug for the rest (step_up_demanded, api_challenge,
+// mfa_required, ciba_started).
 // Attributes: event, session, sub, sid, connection, org, policy, acr, amr,
 // audience, reason, sessions (only those set).
 func (c *Client) emit(ctx context.Context, e Event) {

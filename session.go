@@ -40,8 +40,9 @@ import (
 //
 // The page-load record holds what a page needs only: the user, Auth0's
 // session id, the connection hint, the evidence of the latest login and
-// step-up, deadlines, email, name and organization (and room for a bounded
-// set of custom claims). It is a compact binary record, sealed and bound to
+// step-up, deadlines, email, name, organization (org_id, org_name) and the
+// custom claims of Config.BeforeSession (Session.Claim). It is a compact
+// binary record, sealed and bound to
 // its key (see Client.LoadSession). Tokens, the rotation chain and the
 // latest interactive login's raw ID token live in token records of their
 // own, read only by Client.Token, Client.IDToken, TokenSource and

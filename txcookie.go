@@ -87,7 +87,7 @@ const (
 // record of the same content was ~3 KB with its base64 and field names; this
 // is ~150 bytes for a step-up):
 //
-//	version 1 | flags (1: silent) | nonce 32 | verifier 32 | uvarint max_age+1 (0: none)
+//	version 1 | flags (1: silent, 2: organization) | nonce 32 | verifier 32 | uvarint max_age+1 (0: none)
 //	| str policy name | list ACR | list AMR | uvarint policy max age (ns) | list scopes
 //	| str issuer | str connection | str return path | str audience [| str organization (flag 2)]
 //
