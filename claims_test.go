@@ -513,3 +513,12 @@ func forEachSharedStore(t *testing.T, f func(t *testing.T, h *harness, replica *
 		f(t, h, h.newClient(rs, hook))
 	})
 }
+
+// An idle timeout above the default lifetime raises the lifetime when it is
+// not set; set both and the idle timeout may not exceed it (client_config_test).
+func TestIdleTimeoutRaisesDefaultLifetime(t *testing.T) {
+	c, _, _ := offlineClient(t, func(cfg *Config) { cfg.SessionIdleTimeout = 24 * time.Hour })
+	if c.cfg.SessionLifetime != 24*time.Hour {
+		t.Errorf("SessionLifetime %s, want 24h", c.cfg.SessionLifetime)
+	}
+}
