@@ -522,3 +522,24 @@ func TestIdleTimeoutRaisesDefaultLifetime(t *testing.T) {
 		t.Errorf("SessionLifetime %s, want 24h", c.cfg.SessionLifetime)
 	}
 }
+
+// A login of the same user for another organization starts a new session.
+func TestOtherOrganizationStartsNewSession(t *testing.T) {
+	c, _, _ := offlineClient(t, nil)
+	ctx := context.Background()
+	a, err := c.StartSession(ctx, &LoginResult{IDToken: &IDToken{Subject: "auth0|x", OrgID: "org_a"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := c.StartSession(ctx, &LoginResult{IDToken: &IDToken{Subject: "auth0|x", OrgID: "org_a"}}, a)
+	if err != nil || same.Handle != a.Handle {
+		t.Fatalf("same organization: %v, handle kept %v", err, same != nil && same.Handle == a.Handle)
+	}
+	b, err := c.StartSession(ctx, &LoginResult{IDToken: &IDToken{Subject: "auth0|x", OrgID: "org_b"}}, same)
+	if err != nil || b.Handle == a.Handle || b.OrgID != "org_b" {
+		t.Fatalf("other organization: %v, handle kept %v", err, b != nil && b.Handle == a.Handle)
+	}
+	if _, err := c.Session(ctx, a.Handle); !errors.Is(err, ErrNoSession) {
+		t.Errorf("the org_a session lives on: %v", err)
+	}
+}

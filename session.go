@@ -452,7 +452,8 @@ func (c *Client) readSession(ctx context.Context, handle string, getex time.Dura
 // StartSession records a LoginResult as a session and returns it; set its
 // cookie with SessionCookie. The cookie's secret is always new (rotation at
 // every login and step-up: the previous cookie stops working). When
-// previous is a live session of the same user, the session continues under
+// previous is a live session of the same user and organization (org_id),
+// the session continues under
 // the same handle: its absolute lifetime and tokens for other audiences are
 // kept, and a step-up adds to its evidence. Otherwise a new session starts
 // and previous ends (its records are deleted; its refresh tokens are not
@@ -511,7 +512,10 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 		fresh   bool
 		prevSID string
 	)
-	if previous != nil && previous.rec != nil && previous.Subject == idt.Subject && previous.rec.live(nowMS) {
+	// A login for another organization starts a new session: the tokens the
+	// session holds for other audiences were issued for the previous one.
+	if previous != nil && previous.rec != nil && previous.Subject == idt.Subject && previous.rec.live(nowMS) &&
+		previous.rec.OrgID == idt.OrgID {
 		handle = previous.Handle
 		*r = *previous.rec
 		prevSID = r.SID
