@@ -80,7 +80,7 @@ func (r *txRecord) verifier() string { return base64.RawURLEncoding.EncodeToStri
 // within them).
 const (
 	txMaxList   = 32
-	txMaxString = maxReturnToLen
+	txMaxString = uint64(maxReturnToBytes) // a return path with its step-up marker (checkReturnTo)
 )
 
 // encodeTx writes the payload: a small versioned binary encoding (a JSON
