@@ -42,9 +42,42 @@ type StepUpNeededError struct {
 	AuthorizeOptions AuthorizeOptions
 	// Err is why no token could be used, when Challenge is nil.
 	Err error
+	// Job is true when the session was read by handle (Client.Session,
+	// SessionFor: a background job), which has no browser to send through
+	// the tenant. The job recovers out of band: Client.StepUpCIBA with
+	// CIBARequest{Policy: e.Policy(), Audience: e.Audience}, whose access
+	// token (CIBAResult.Token) it sends instead; or, on a refresh answered
+	// mfa_required, the MFA API (Client.CompleteMFA). A challenge to a job
+	// whose session's step-up is still fresh means the token came from a
+	// refresh-token exchange, which carries the step-up only when the
+	// tenant's post-login Action copies it (README, "The post-login
+	// Action").
+	Job bool
+}
+
+// Policy returns the policy the challenge asks for (its acr_values and
+// max_age, named "api:" + the audience), for CIBARequest.Policy or
+// Client.SessionFor. Without a challenge, Login.
+func (e *StepUpNeededError) Policy() Policy {
+	if e.Challenge == nil {
+		return Login
+	}
+	p := Policy{Name: "api:" + e.Audience, ACR: append([]string(nil), e.Challenge.ACRValues...)}
+	if e.Challenge.HasMaxAge {
+		p.MaxAge = e.Challenge.MaxAge
+	}
+	return p
 }
 
 func (e *StepUpNeededError) Error() string {
+	msg := e.message()
+	if e.Job {
+		msg += "; a job recovers out of band: Client.StepUpCIBA (or the MFA API, Client.CompleteMFA, after mfa_required), and a refreshed token carries the step-up only when the tenant's post-login Action copies it (README)"
+	}
+	return msg
+}
+
+func (e *StepUpNeededError) message() string {
 	if e.Challenge == nil {
 		return fmt.Sprintf("stepup: a new authorization is needed for API %q: %v", e.Audience, e.Err)
 	}
@@ -186,7 +219,15 @@ func (a *APIClient) Do(s *Session, req *http.Request) (*http.Response, error) {
 	resp.Body.Close()
 	opts := ch.AuthorizeOptions()
 	opts.Audience = a.audience
-	return nil, &StepUpNeededError{Audience: a.audience, Challenge: ch, AuthorizeOptions: opts}
+	need := &StepUpNeededError{Audience: a.audience, Challenge: ch, AuthorizeOptions: opts, Job: s.secret == ""}
+	ev := Event{Kind: EventAPIChallenge, Session: handlePrefix(s.Handle), Subject: s.Subject, SessionID: s.SessionID,
+		Connection: s.Connection, Organization: s.OrgID, Audience: a.audience, ACR: strings.Join(ch.ACRValues, " "),
+		Reason: ch.Error}
+	if ch.HasMaxAge {
+		ev.Reason += " max_age=" + strconv.FormatInt(int64(ch.MaxAge/time.Second), 10)
+	}
+	a.c.emit(req.Context(), ev)
+	return nil, need
 }
 
 // accessToken returns a valid access token of s for the API through a
@@ -205,7 +246,7 @@ func (a *APIClient) accessToken(s *Session, req *http.Request) (string, error) {
 	default:
 		return "", err
 	}
-	return "", &StepUpNeededError{Audience: a.audience, AuthorizeOptions: AuthorizeOptions{Audience: a.audience}, Err: err}
+	return "", &StepUpNeededError{Audience: a.audience, AuthorizeOptions: AuthorizeOptions{Audience: a.audience}, Err: err, Job: s.secret == ""}
 }
 
 // RetryParam is the query parameter Client.StepUp adds to the return path:

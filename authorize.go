@@ -80,7 +80,10 @@ type AuthorizeOptions struct {
 	// at most 32, each at most 256 bytes without spaces.
 	Scopes []string
 	// Organization is an Auth0 organization id ("org_...") or name: 1 to 50
-	// ASCII letters, digits, "-" and "_".
+	// ASCII letters, digits, "-" and "_". Default: Config.Organization. The
+	// callback checks the ID token against it (ErrOrganizationMismatch).
+	// An invitation link's invitation goes in Extra with it (LoginHandler
+	// takes both from its query).
 	Organization string
 	// ReturnTo is the local path the callback redirects to, such as
 	// "/reports?y=2026". It must start with a single "/" (no scheme, no
@@ -312,6 +315,12 @@ func checkScopeList(vs []string) error {
 // authorizeURL is AuthorizeURL sending policy, opts.Policy as already
 // adapted to a connection (opts.Connection is then only a routing hint).
 func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy Policy) (*AuthorizeRequest, error) {
+	if err := c.canLogin(); err != nil {
+		return nil, err
+	}
+	if opts.Organization == "" {
+		opts.Organization = c.cfg.Organization
+	}
 	if err := checkAuthorizeOptions(&opts, &policy); err != nil {
 		return nil, err
 	}
@@ -331,6 +340,7 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 		Connection: opts.Connection,
 		ReturnTo:   returnTo,
 		Audience:   audience,
+		Org:        opts.Organization,
 		Silent:     opts.Prompt == "none",
 		Expires:    now.Add(c.cfg.TransactionTTL).Unix(),
 	}

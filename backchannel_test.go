@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,22 +28,11 @@ type bclEnv struct {
 	events   *eventLog
 }
 
-type eventLog struct {
-	mu sync.Mutex
-	ev []Event
-}
-
-func (l *eventLog) add(_ context.Context, e Event) {
-	l.mu.Lock()
-	l.ev = append(l.ev, e)
-	l.mu.Unlock()
-}
-
 func (l *eventLog) logouts() []Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Event
-	for _, e := range l.ev {
+	for _, e := range l.events {
 		if e.Kind == EventLogout {
 			out = append(out, e)
 		}

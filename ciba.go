@@ -177,6 +177,8 @@ func (c *Client) StartCIBA(ctx context.Context, s *Session, req CIBARequest) (*C
 	if a.Interval <= 0 {
 		a.Interval = cibaDefaultInterval
 	}
+	c.emit(ctx, Event{Kind: EventCIBAStarted, Session: handlePrefix(s.Handle), Subject: s.Subject, SessionID: s.SessionID,
+		Connection: s.Connection, Organization: s.OrgID, Policy: req.Policy.Name, Audience: req.Audience})
 	return a, nil
 }
 
@@ -218,30 +220,62 @@ func (c *Client) WaitCIBA(ctx context.Context, a *CIBAAuthorization) (*CIBAResul
 		if !errors.As(err, &te) || te.Err != nil {
 			return nil, err
 		}
-		expired := !c.now().Before(a.ExpiresAt)
+		if err = c.cibaOutcome(ctx, a, te, err, !c.now().Before(a.ExpiresAt)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// cibaOutcome is WaitCIBA's answer to the tenant's error te: nil to poll
+// again, or the error to return (emitting EventCIBADenied or
+// EventCIBAExpired).
+func (c *Client) cibaOutcome(ctx context.Context, a *CIBAAuthorization, te *TenantError, err error, expired bool) error {
+	err = cibaError(a, te, err, expired)
+	if err == nil {
+		return nil
+	}
+	ev := Event{Session: handlePrefix(a.handle), Subject: a.subject, Connection: a.conn, Policy: a.req.Policy.Name,
+		Audience: a.req.Audience, Reason: te.Code}
+	switch {
+	case errors.Is(err, ErrStepUpDenied):
+		ev.Kind = EventCIBADenied
+	case errors.Is(err, ErrStepUpExpired):
+		ev.Kind = EventCIBAExpired
+	default:
+		return err
+	}
+	c.emit(ctx, ev)
+	return err
+}
+
+// cibaError maps the tenant's answer te (err as returned) to a poll: nil
+// while pending (slow_down lengthens the interval).
+func cibaError(a *CIBAAuthorization, te *TenantError, err error, expired bool) error {
+	{
 		switch te.Code {
 		case "authorization_pending":
 			if expired {
-				return nil, fmt.Errorf("%w: %w", ErrStepUpExpired, te)
+				return fmt.Errorf("%w: %w", ErrStepUpExpired, te)
 			}
 		case "slow_down":
 			a.Interval += cibaSlowDownStep
 		case "access_denied":
 			if expired {
-				return nil, fmt.Errorf("%w: %w", ErrStepUpExpired, te)
+				return fmt.Errorf("%w: %w", ErrStepUpExpired, te)
 			}
-			return nil, fmt.Errorf("%w: %w", ErrStepUpDenied, te)
+			return fmt.Errorf("%w: %w", ErrStepUpDenied, te)
 		case "expired_token":
-			return nil, fmt.Errorf("%w: %w", ErrStepUpExpired, te)
+			return fmt.Errorf("%w: %w", ErrStepUpExpired, te)
 		case "invalid_grant":
 			if expired {
-				return nil, fmt.Errorf("%w: %w", ErrStepUpExpired, te)
+				return fmt.Errorf("%w: %w", ErrStepUpExpired, te)
 			}
-			return nil, err
+			return err
 		default:
-			return nil, err
+			return err
 		}
 	}
+	return nil
 }
 
 func (c *Client) finishCIBA(ctx context.Context, a *CIBAAuthorization, body []byte) (*CIBAResult, error) {
@@ -272,6 +306,9 @@ func (c *Client) finishCIBA(ctx context.Context, a *CIBAAuthorization, body []by
 	if err != nil {
 		return nil, err
 	}
+	c.emit(ctx, Event{Kind: EventCIBAApproved, Session: handlePrefix(a.handle), Subject: a.subject, Connection: a.conn,
+		SessionID: s.SessionID, Organization: s.OrgID, Policy: policy.Name, Audience: a.req.Audience,
+		ACR: idt.ACR, AMR: idt.AMR, AuthTime: idt.AuthTime})
 	res := &CIBAResult{Session: s, IDToken: idt}
 	if resp.AccessToken != "" {
 		res.Token = &oauth2.Token{AccessToken: resp.AccessToken, TokenType: resp.TokenType}

@@ -82,16 +82,37 @@ type Config struct {
 	TokenEndpointAuthMethod string
 
 	// RedirectURL is the callback URL registered in the application's
-	// "Allowed Callback URLs", served by CallbackHandler. Required. It must
-	// be https, except on a loopback host (127.0.0.1, ::1, localhost). Its
-	// scheme also decides whether cookies are Secure with the __Host- prefix.
+	// "Allowed Callback URLs", served by CallbackHandler. It must be https,
+	// except on a loopback host (127.0.0.1, ::1, localhost). Its scheme also
+	// decides whether cookies are Secure with the __Host- prefix.
+	//
+	// It is required for logins. A process that only serves background jobs
+	// and APIs (SessionFor, TokenSource, APIClient, CIBA, the MFA API,
+	// Verifier) may leave it empty: then everything that starts or
+	// completes a login (AuthorizeURL, LoginHandler, CallbackHandler,
+	// Exchange, Client.StepUp, and RequireLogin/RequireStepUp when they
+	// would redirect a browser) fails with an error matching
+	// ErrInvalidConfig (a 500 page through ErrorHandler), cookies are
+	// Secure with the __Host- prefix, and LogoutReturnURL has no default.
 	RedirectURL string
 	// Scopes requested at login, besides "openid" which is always sent.
 	// Default: profile, email.
 	Scopes []string
 	// Audience is the API the login's access token is for. Default: none
-	// (Auth0 then issues an opaque token for /userinfo).
+	// (Auth0 then issues an opaque token for /userinfo). Client.Token,
+	// TokenSourceOptions and APIConfig take "" to mean this audience.
 	Audience string
+	// Organization is the Auth0 organization every login is for, by id
+	// ("org_...") or name (1 to 50 ASCII letters, digits, "-" and "_"),
+	// sent as organization unless AuthorizeOptions.Organization (or the
+	// LoginHandler's organization parameter) names another. The callback
+	// checks the ID token against the organization sent, as Auth0's SDKs
+	// do: an "org_" value must equal org_id exactly, a name must equal
+	// org_name ignoring case (the tenant must then put organization names
+	// in tokens); a mismatch is ErrOrganizationMismatch (403). Default:
+	// none (a login for no organization; a token's org_id is then kept but
+	// not checked).
+	Organization string
 	// IDTokenAlgorithms lists the ID-token signing algorithms accepted.
 	// Default: RS256, PS256. HS256 (signed with the client secret) is
 	// accepted only when listed here and ClientSecret is set.
@@ -120,8 +141,9 @@ type Config struct {
 	// KeyPrefix is put before every key the Client writes to the Store,
 	// e.g. "app1:". Default: none. Printable ASCII without spaces.
 	KeyPrefix string
-	// SealingKeys are 32-byte AES-256 keys that seal tokens before they reach
-	// the Store. The first seals; all open (rotation: put the new key first,
+	// SealingKeys are 32-byte AES-256 keys (raw bytes, not text: decode a
+	// base64 or hex secret before putting it here) that seal tokens before
+	// they reach the Store. The first seals; all open (rotation: put the new key first,
 	// drop an old key once the sessions it sealed have expired). Required
 	// when Store is set (every replica must share the keys); with the
 	// default in-memory store, a random key is made when none is given.
@@ -144,13 +166,15 @@ type Config struct {
 	// longest a callback's single-use marker is kept. Default: 10 minutes.
 	TransactionTTL time.Duration
 	// SessionIdleTimeout ends a session that served no request for this
-	// long. Default: 30 minutes. Activity extends it in steps of at most a
-	// minute (a tenth of the timeout when shorter), so that a page load costs
-	// no store write most of the time; a session therefore ends between
-	// SessionIdleTimeout minus one step and SessionIdleTimeout after its last use.
+	// long. Default: 30 minutes. Every page load moves the deadline (the
+	// record's TTL, in the same store command that reads it: no write). It
+	// may not exceed SessionLifetime (ErrInvalidConfig): an idle deadline
+	// past the absolute end would never apply.
 	SessionIdleTimeout time.Duration
 	// SessionLifetime ends a session this long after its login, whatever its
-	// activity. Default: 12 hours.
+	// activity. Default: 12 hours (when SessionIdleTimeout is set above it
+	// and SessionLifetime is not set, the lifetime is raised to the idle
+	// timeout).
 	SessionLifetime time.Duration
 	// Cookie names the cookies.
 	Cookie CookieConfig
@@ -199,6 +223,39 @@ type Config struct {
 	// fails. err matches the sentinels of this package; ErrorStatus maps it
 	// to an HTTP status. Default: a plain HTML page with that status.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+	// BeforeSession, when set, runs on every login before anything of it
+	// is stored (StartSession, and so CallbackHandler): it sees the
+	// verified ID token (login.IDToken, its Claims() included) and the
+	// rest of the LoginResult. An error refuses the login: nothing is
+	// stored, the previous session (if any) is left as it was, and the
+	// error, wrapped in ErrLoginRefused (ErrorStatus: 403; the default
+	// error page shows its message, so say there what the user can do), is
+	// answered through ErrorHandler. Otherwise the claims it returns are
+	// kept in the session record, read back on every page with
+	// Session.Claim and Session.Claims: at most MaxSessionClaims entries,
+	// names of 1 to 64 bytes, and names and values together at most
+	// MaxSessionClaimsSize bytes (encoded compactly; over the bounds is
+	// ErrLoginRefused too, so fix the hook). They replace those of an
+	// earlier login of the same session (a step-up runs the hook again).
+	// A nil map keeps none. Keep them small: every page load reads them.
+	BeforeSession func(ctx context.Context, login *LoginResult) (map[string]string, error)
+	// Navigation decides, for a request that does not say what it is, if it
+	// is a browser's page load (redirected to the login) or an API call
+	// (answered 401): see RequireStepUp. It is asked only when the request
+	// carries no Sec-Fetch-Mode or Sec-Fetch-Dest header (every current
+	// browser sends them), no X-Requested-With, and no text/html in
+	// Accept. Default: GET and HEAD requests whose Accept is absent or only
+	// "*/*" (curl, Go's http.Client, wget, some browsers' first request)
+	// are navigations; the rest (Accept: application/json, ...) are not.
+	Navigation func(r *http.Request) bool
+	// NoSilentFallback turns off the interactive retry of a silent login:
+	// by default a prompt=none login that the tenant answers with
+	// login_required, interaction_required or consent_required (no tenant
+	// session, or one that needs the user) is started again without
+	// prompt=none, to the same return path, instead of ending on the error
+	// page. With NoSilentFallback, the error is answered through
+	// ErrorHandler (403, an *AuthorizeError).
+	NoSilentFallback bool
 	// Events, when set, receives an audit event for each login, step-up,
 	// API challenge, refresh, out-of-band step-up and logout (see Event),
 	// synchronously, on the goroutine that did the work: keep it fast and
@@ -333,7 +390,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	ru, err := url.Parse(cfg.RedirectURL)
 	switch {
 	case cfg.RedirectURL == "":
-		return nil, bad("RedirectURL is required: the absolute URL of your callback handler, listed in the application's Allowed Callback URLs")
+		// A worker-only process: logins fail (see Config.RedirectURL).
+		c.secure = true
 	case err != nil || ru.Host == "" || ru.Fragment != "" || ru.User != nil:
 		return nil, bad("RedirectURL %q must be an absolute URL without fragment or user info, such as https://app.example.com/callback", cfg.RedirectURL)
 	case ru.Scheme == "https":
@@ -343,7 +401,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, bad("RedirectURL %q must use https (http is allowed only on 127.0.0.1, ::1 or localhost)", cfg.RedirectURL)
 	}
 	if cfg.LogoutReturnURL == "" {
-		cfg.LogoutReturnURL = ru.Scheme + "://" + ru.Host + "/"
+		if cfg.RedirectURL != "" {
+			cfg.LogoutReturnURL = ru.Scheme + "://" + ru.Host + "/"
+		}
 	} else if u, err := url.Parse(cfg.LogoutReturnURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, bad("LogoutReturnURL %q must be an absolute http(s) URL listed in the application's Allowed Logout URLs", cfg.LogoutReturnURL)
 	}
@@ -407,7 +467,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}{
 		{"TransactionTTL", &cfg.TransactionTTL, DefaultTransactionTTL},
 		{"SessionIdleTimeout", &cfg.SessionIdleTimeout, DefaultSessionIdleTimeout},
-		{"SessionLifetime", &cfg.SessionLifetime, DefaultSessionLifetime},
+		{"SessionLifetime", &cfg.SessionLifetime, max(DefaultSessionLifetime, cfg.SessionIdleTimeout)},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -423,7 +483,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.StoreTimeout = -1
 	}
 	if cfg.SessionIdleTimeout > cfg.SessionLifetime {
-		cfg.SessionIdleTimeout = cfg.SessionLifetime
+		return nil, bad("SessionIdleTimeout %s is longer than SessionLifetime %s: a session ends at SessionLifetime whatever its activity, so the idle timeout would never apply; shorten it or raise SessionLifetime",
+			cfg.SessionIdleTimeout, cfg.SessionLifetime)
+	}
+	if cfg.Organization != "" {
+		if err := checkName(cfg.Organization, maxOrganizationLen, "-_"); err != nil {
+			return nil, bad("Organization: %v (an organization id such as org_abc123 or its name)", err)
+		}
 	}
 	for _, ch := range cfg.KeyPrefix {
 		if ch <= ' ' || ch > '~' {
@@ -470,13 +536,18 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	keys := cfg.SealingKeys
 	if len(keys) == 0 {
 		if cfg.Store != nil {
-			return nil, bad("SealingKeys is required with a Store: every replica sharing the Store must seal tokens with the same 32-byte keys (generate one with: head -c32 /dev/urandom | base64)")
+			return nil, bad("SealingKeys is required with a Store: every replica sharing the Store must seal records with the same 32-byte keys, given as raw bytes (generate a secret with: head -c32 /dev/urandom | base64, keep it in your secret store, and base64-decode it into SealingKeys)")
 		}
 		k := make([]byte, sealKeyLen)
 		if _, err := rand.Read(k); err != nil {
 			return nil, fmt.Errorf("stepup: crypto/rand: %w", err)
 		}
 		keys = [][]byte{k}
+	}
+	for i, k := range keys {
+		if n := len(k); n == 43 || n == 44 || n == 64 {
+			return nil, bad("SealingKeys[%d] is %d bytes, the length of a 32-byte key written as base64 or hex text: SealingKeys takes the raw 32 bytes, so decode the text first (base64.StdEncoding.DecodeString, hex.DecodeString)", i, n)
+		}
 	}
 	if c.ring, err = newKeyRing(keys); err != nil {
 		return nil, bad("%v", err)
@@ -536,6 +607,18 @@ func (c *Client) Close() error {
 		}
 	})
 	return err
+}
+
+// errNoRedirectURL is what starting or completing a login answers on a
+// Client made without Config.RedirectURL (a worker-only process).
+var errNoRedirectURL = fmt.Errorf("%w: this Client has no RedirectURL, so it cannot start or complete a login (set Config.RedirectURL in the process that serves the browser)", ErrInvalidConfig)
+
+// canLogin is nil when the Client can start and complete logins.
+func (c *Client) canLogin() error {
+	if c.cfg.RedirectURL == "" {
+		return errNoRedirectURL
+	}
+	return nil
 }
 
 // Issuer returns the tenant's issuer, e.g. "https://fabrikam.eu.auth0.com/".

@@ -78,7 +78,7 @@ func TestLoginGivesSession(t *testing.T) {
 	}
 	// No session at all: 401 login_required for an API call.
 	anon := h.alice()
-	if w := anon.do(http.MethodGet, pathPrivate, map[string]string{"Accept": "*/*"}); w.Code != http.StatusUnauthorized ||
+	if w := anon.do(http.MethodGet, pathPrivate, map[string]string{"Accept": "application/json"}); w.Code != http.StatusUnauthorized ||
 		!strings.Contains(w.Body.String(), "login_required") {
 		t.Errorf("anonymous API call: %d %s", w.Code, w.Body.String())
 	}

@@ -11,8 +11,13 @@ type EventKind string
 
 // The kinds of Event.
 const (
-	// EventLogin: a login completed and a session started or continued.
+	// EventLogin: a login completed and a session started or continued
+	// (Reason "silent" for a prompt=none login). Policy is the policy the
+	// login satisfied; ACR, AMR and AuthTime its ID token's.
 	EventLogin EventKind = "login"
+	// EventLoginRefused: Config.BeforeSession refused a login (Reason: its
+	// error, cut to 400 bytes); nothing was stored.
+	EventLoginRefused EventKind = "login_refused"
 	// EventStepUpDemanded: a page or API demanded more than the session
 	// had, and the user was sent to the tenant (or answered 401).
 	EventStepUpDemanded EventKind = "step_up_demanded"
@@ -21,8 +26,10 @@ const (
 	// EventStepUpRefused: a step-up did not happen (Reason says why:
 	// a StepUpError's Reason, or the tenant's error code).
 	EventStepUpRefused EventKind = "step_up_refused"
-	// EventAPIChallenge: an API answered an RFC 9470 challenge, and the
-	// Client answered it with a step-up.
+	// EventAPIChallenge: an API answered an APIClient call with an RFC 9470
+	// challenge (ACR: its acr_values; Reason: its error and max_age), which
+	// the Client turned into a *StepUpNeededError for the page (Client.StepUp)
+	// or the job (CIBA) to answer.
 	EventAPIChallenge EventKind = "api_challenge"
 	// EventRefresh: a TokenSource refreshed an access token.
 	EventRefresh EventKind = "refresh"
@@ -84,7 +91,10 @@ func handlePrefix(handle string) string {
 }
 
 // emit hands e to Config.Events and logs it: Info for logins, completed
-// step-ups, refreshes and logouts, Warn for refusals, Debug for the rest.
+// step-ups, refreshes, CIBA approvals and logouts, Warn for refusals
+// (login_refused, step_up_refused, refresh_refused) and CIBA denials and
+// expiries, Debug for the rest (step_up_demanded, api_challenge,
+// mfa_required, ciba_started).
 // Attributes: event, session, sub, sid, connection, org, policy, acr, amr,
 // audience, reason, sessions (only those set).
 func (c *Client) emit(ctx context.Context, e Event) {
@@ -98,7 +108,7 @@ func (c *Client) emit(ctx context.Context, e Event) {
 	switch e.Kind {
 	case EventLogin, EventStepUpCompleted, EventRefresh, EventLogout, EventCIBAApproved:
 		level = slog.LevelInfo
-	case EventStepUpRefused, EventRefreshRefused, EventCIBADenied, EventCIBAExpired:
+	case EventStepUpRefused, EventRefreshRefused, EventCIBADenied, EventCIBAExpired, EventLoginRefused:
 		level = slog.LevelWarn
 	}
 	if !c.log.Enabled(ctx, level) {

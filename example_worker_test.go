@@ -13,7 +13,6 @@ import (
 
 	"github.com/stepupauth/stepup"
 	"github.com/stepupauth/stepup/auth0test"
-	"golang.org/x/oauth2"
 )
 
 // exportJob is what the web app queues when a user asks for an export: the
@@ -21,59 +20,137 @@ import (
 type exportJob struct {
 	Handle string
 	Year   int
+	After  time.Duration // how long after the login the worker runs it
 }
 
-// Each action has its own policy: the export needs MFA within 5 minutes...
+// The export needs MFA within 5 minutes: the worker checks it first
+// (SessionFor), and the salaries API checks it again in the access token.
 var exportSalaries = stepup.MFA.WithMaxAge(5 * time.Minute).Named("export-salaries")
 
-// ...or, when the user's MFA is older, their fresh approval on their phone
-// (CIBA). Auth0 reports no acr/amr for CIBA, so this policy asks freshness.
+// When the user's MFA is older, or the API refuses the worker's token, the
+// worker asks for the user's fresh approval on their phone (CIBA). Auth0
+// reports no acr/amr in CIBA ID tokens, so the worker's own check of the
+// approval asks freshness only; the API's check relies on the Action's
+// claims (exampleAction).
 var exportApproval = stepup.Policy{Name: "export-approval", MaxAge: 5 * time.Minute}
 
-// runExport is the worker's job handler: check the action's policy, ask
-// the user out of band when the step-up is stale, then call the API as the
-// user with a token source (refreshed, rotation-safe, across replicas).
-func runExport(ctx context.Context, c *stepup.Client, apiURL string, job exportJob, wait func(context.Context, time.Duration) error) error {
+// runExport is the worker's job handler: check the action's policy, call
+// the API as the user (APIClient: the session's token, refreshed with
+// rotation across replicas), and recover out of band when the step-up is
+// stale or the API refuses the token.
+func runExport(ctx context.Context, c *stepup.Client, api *stepup.APIClient, apiURL string, job exportJob, wait func(context.Context, time.Duration) error) error {
+	target := fmt.Sprintf("%s/salaries/export?year=%d", apiURL, job.Year)
 	s, err := c.SessionFor(ctx, job.Handle, exportSalaries)
 	var se *stepup.StepUpError
 	switch {
 	case errors.As(err, &se):
 		fmt.Println("step-up stale:", se.Reason)
-		_, err := c.StepUpCIBA(ctx, s, stepup.CIBARequest{
-			Policy:         exportApproval,
-			BindingMessage: fmt.Sprintf("Export salaries %d", job.Year),
-			Wait:           wait, // nil in production: poll every Interval
-		})
-		if err != nil {
-			return fmt.Errorf("export %d: %w", job.Year, err)
-		}
-		fmt.Println("approved on the phone")
+		return approveAndCall(ctx, c, s, target, job, wait)
 	case err != nil:
 		return fmt.Errorf("export %d: %w", job.Year, err)
 	}
-	ts := c.TokenSource(ctx, job.Handle, stepup.TokenSourceOptions{Audience: exampleAPI})
-	resp, err := oauth2.NewClient(ctx, ts).Get(fmt.Sprintf("%s/salaries/export?year=%d", apiURL, job.Year))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	resp, err := api.Do(s, req)
+	var need *stepup.StepUpNeededError
+	if errors.As(err, &need) && need.Job {
+		// The session's step-up is fresh, yet the API refuses the token:
+		// it came from a refresh-token exchange, which carries the step-up
+		// only when the tenant lets the Action copy it (README).
+		fmt.Println("API refused the refreshed token:", need.Challenge.Error)
+		return approveAndCall(ctx, c, s, target, job, wait)
+	}
 	if err != nil {
 		return fmt.Errorf("export %d: %w", job.Year, err)
 	}
+	return printAnswer(resp)
+}
+
+// approveAndCall asks the user to approve the export on their phone, then
+// calls the API with the approval's access token, which carries the
+// step-up (the Action sets it for CIBA).
+func approveAndCall(ctx context.Context, c *stepup.Client, s *stepup.Session, target string, job exportJob, wait func(context.Context, time.Duration) error) error {
+	res, err := c.StepUpCIBA(ctx, s, stepup.CIBARequest{
+		Policy:         exportApproval,
+		BindingMessage: fmt.Sprintf("Export salaries %d", job.Year),
+		Audience:       exampleAPI,
+		Wait:           wait, // nil in production: poll every Interval
+	})
+	if err != nil {
+		return fmt.Errorf("export %d: %w", job.Year, err)
+	}
+	fmt.Println("approved on the phone")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	res.Token.SetAuthHeader(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("export %d: %w", job.Year, err)
+	}
+	return printAnswer(resp)
+}
+
+func printAnswer(resp *http.Response) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Printf("API: %d %s\n", resp.StatusCode, body)
 	return nil
 }
 
-const exampleAPI = "https://api.fabrikam.example/"
+const (
+	exampleAPI = "https://api.fabrikam.example/"
+	exampleNS  = "https://stepup.example/"
+)
 
-// A background worker takes queued export jobs. The first runs right after
-// Alice's MFA login; the second an hour later, when her access token has
-// expired (the token source refreshes it with Auth0's rotating refresh
-// token) and her MFA is too old for the export (she approves a CIBA push).
+// exampleAction is the Go twin of the README's post-login Action (the one
+// Action this SDK documents), as auth0test runs it: it demands MFA when
+// acr_values ask for it and copies the step-up into the access token under
+// exampleNS (Auth0 refuses acr, amr and auth_time in access tokens). On an
+// interactive login the time copied is the MFA's; on a CIBA approval the
+// approval's (the push is a factor on the user's enrolled device); on a
+// refresh-token exchange the "mfa" method of event.authentication, when the
+// tenant sends it (the README's Action also reads the refresh token's
+// metadata, which Auth0 offers to Enterprise tenants and auth0test does not
+// emulate). Where neither exists, as here, a refreshed token carries no
+// step-up, and the API refuses it.
+func exampleAction(now func() time.Time) auth0test.ActionFunc {
+	claims := auth0test.ClaimsAction(exampleNS, now)
+	return func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
+		switch ev.Protocol {
+		case auth0test.ProtocolOIDC:
+			claims(ev, api)
+		case auth0test.ProtocolCIBA:
+			api.SetAccessTokenClaim(exampleNS+"acr", auth0test.MFAACR)
+			api.SetAccessTokenClaim(exampleNS+"amr", []string{"mfa"})
+			api.SetAccessTokenClaim(exampleNS+"auth_time", now().Unix())
+		case auth0test.ProtocolRefreshToken:
+			for _, m := range ev.Authentication {
+				if m.Name == "mfa" {
+					api.SetAccessTokenClaim(exampleNS+"acr", auth0test.MFAACR)
+					api.SetAccessTokenClaim(exampleNS+"amr", []string{"mfa"})
+					api.SetAccessTokenClaim(exampleNS+"auth_time", m.Timestamp.Unix())
+				}
+			}
+		}
+	}
+}
+
+// A background worker takes queued export jobs for an API that demands MFA
+// within 5 minutes. The first runs right after Alice's MFA login (her
+// access token is fresh: 200). The second runs 3 minutes later: her MFA is
+// still fresh, but her 2-minute access token has expired, the token
+// source refreshes it, and the refreshed token carries no step-up (the
+// tenant does not let the Action see it on a refresh), so the API answers
+// insufficient_user_authentication and the worker recovers with a CIBA
+// push. The third runs an hour later: her step-up is too old for the export
+// (SessionFor reports the shortfall of the latest evidence, the 2025 CIBA
+// approval, which has no acr: Auth0 reports none for CIBA), so the worker
+// asks for the push before calling at all.
 func Example_worker() {
 	ctx := context.Background()
 	clock := &workerExampleClock{t: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)}
 	tenant, err := auth0test.Start(auth0test.Config{
 		RefreshTokenRotation: true,
-		APIs:                 []auth0test.API{{Identifier: exampleAPI, Scopes: []string{"read:salaries"}, AccessTokenLifetime: 30 * time.Minute}},
+		APIs:                 []auth0test.API{{Identifier: exampleAPI, Scopes: []string{"read:salaries"}, AccessTokenLifetime: 2 * time.Minute}},
+		Action:               exampleAction(clock.Now),
 		Now:                  clock.Now,
 	})
 	if err != nil {
@@ -97,23 +174,29 @@ func Example_worker() {
 	}
 	defer client.Close()
 
-	// The salaries API: a resource server that wants read:salaries.
-	verifier, err := client.Verifier(exampleAPI)
+	// The salaries API: a resource server that demands MFA within 5
+	// minutes, read from the Action's claims.
+	verifier, err := client.Verifier(exampleAPI, stepup.WithClaimNamespace(exampleNS))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer verifier.Close()
-	api := httptest.NewServer(verifier.Require(stepup.Policy{Scopes: []string{"read:salaries"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := httptest.NewServer(verifier.Require(exportSalaries)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		at, _ := stepup.AccessTokenFromContext(r.Context())
 		fmt.Fprintf(w, "export %s for %s", r.URL.Query().Get("year"), at.Subject)
 	})))
 	defer api.Close()
+	apiClient, err := client.APIClient(stepup.APIConfig{}) // Config.Audience
+	if err != nil {
+		log.Fatal(err)
+	}
 
-	// Alice logs in with MFA in the web app, which queues her job.
+	// Alice logs in with MFA in the web app, which queues her jobs.
 	handle := workerExampleLogin(ctx, client, tenant)
-	queue := make(chan exportJob, 2)
-	queue <- exportJob{Handle: handle, Year: 2025}
-	queue <- exportJob{Handle: handle, Year: 2026}
+	queue := make(chan exportJob, 3)
+	queue <- exportJob{Handle: handle, Year: 2024}
+	queue <- exportJob{Handle: handle, Year: 2025, After: 3 * time.Minute}
+	queue <- exportJob{Handle: handle, Year: 2026, After: time.Hour}
 	close(queue)
 
 	// The user's phone: approve the pending CIBA request (a person would
@@ -127,20 +210,21 @@ func Example_worker() {
 		return nil
 	}
 
-	first := true
+	login := clock.Now()
 	for job := range queue {
-		if !first {
-			clock.Advance(time.Hour)
-		}
-		first = false
-		if err := runExport(ctx, client, api.URL, job, phone); err != nil {
+		clock.Advance(login.Add(job.After).Sub(clock.Now()))
+		if err := runExport(ctx, client, apiClient, api.URL, job, phone); err != nil {
 			fmt.Println("job failed:", err)
 		}
 	}
 	fmt.Println("refreshes at the tenant:", tenant.GrantCalls(auth0test.GrantRefreshToken))
 	// Output:
+	// API: 200 export 2024 for auth0|alice
+	// API refused the refreshed token: insufficient_user_authentication
+	// phone shows "Export salaries 2025"
+	// approved on the phone
 	// API: 200 export 2025 for auth0|alice
-	// step-up stale: authentication too old
+	// step-up stale: acr missing
 	// phone shows "Export salaries 2026"
 	// approved on the phone
 	// API: 200 export 2026 for auth0|alice

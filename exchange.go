@@ -37,6 +37,10 @@ type LoginResult struct {
 	Connection string
 	// Audience is the access token's audience ("" when none was requested).
 	Audience string
+	// Organization is the organization the login was sent for (an id
+	// "org_..." or a name; "" for none), which the ID token matched (see
+	// Config.Organization). The token's own org_id is IDToken.OrgID.
+	Organization string
 	// ReturnTo is the local path to send the browser to.
 	ReturnTo string
 	// Silent reports a prompt=none login: its tokens are not evidence of an
@@ -91,7 +95,10 @@ func truncateUTF8(s string, n int) string {
 // ErrInvalidToken), and checks the login against the policy sent to the
 // tenant (AuthorizeRequest.Policy; see LoginResult.Policy for the one
 // exception): a step-up the tenant did not perform is a *StepUpError with
-// Reason ReasonNotPerformed.
+// Reason ReasonNotPerformed. A login sent for an organization must come
+// back for it (ErrOrganizationMismatch, see Config.Organization). A refused
+// or unperformed step-up is reported as EventStepUpRefused. A Client without
+// Config.RedirectURL answers ErrInvalidConfig.
 func (c *Client) Exchange(ctx context.Context, callback url.Values, transaction string) (*LoginResult, error) {
 	login, _, err := c.exchange(ctx, callback, transaction)
 	return login, err
@@ -103,6 +110,45 @@ func (c *Client) Exchange(ctx context.Context, callback url.Values, transaction 
 // callback with the state (an error, a forged or replayed code) does not
 // spend it: the user's own callback must still succeed.
 func (c *Client) exchange(ctx context.Context, callback url.Values, transaction string) (_ *LoginResult, spent bool, _ error) {
+	login, _, spent, err := c.exchangeTx(ctx, callback, transaction)
+	return login, spent, err
+}
+
+// exchangeTx is exchange that also returns the opened transaction (nil when
+// it did not open), for the callback's interactive retry of a silent login.
+// It emits EventStepUpRefused when the tenant refused, or did not perform,
+// a step-up the transaction asked for.
+func (c *Client) exchangeTx(ctx context.Context, callback url.Values, transaction string) (_ *LoginResult, _ *txRecord, spent bool, _ error) {
+	if err := c.canLogin(); err != nil {
+		return nil, nil, false, err
+	}
+	var tx *txRecord
+	login, spent, err := c.exchangeOpen(ctx, callback, transaction, &tx)
+	if tx != nil && tx.Policy.RequiresStepUp() && !tx.Silent {
+		var (
+			ae *AuthorizeError
+			se *StepUpError
+		)
+		reason := ""
+		switch {
+		case errors.As(err, &se):
+			reason = string(se.Reason)
+			if se.Cause != "" {
+				reason += ": " + string(se.Cause)
+			}
+		case errors.As(err, &ae):
+			reason = ae.Code
+		}
+		if reason != "" {
+			c.emit(ctx, Event{Kind: EventStepUpRefused, Policy: tx.Policy.Name, Connection: tx.Connection,
+				Organization: tx.Org, Audience: tx.Audience, Reason: reason})
+		}
+	}
+	return login, tx, spent, err
+}
+
+// exchangeOpen is exchange; *txOut receives the transaction once it opened.
+func (c *Client) exchangeOpen(ctx context.Context, callback url.Values, transaction string, txOut **txRecord) (_ *LoginResult, spent bool, _ error) {
 	state := callback.Get("state")
 	if state == "" {
 		return nil, false, fmt.Errorf("%w: no state parameter", ErrInvalidCallback)
@@ -118,6 +164,7 @@ func (c *Client) exchange(ctx context.Context, callback url.Values, transaction 
 	if err != nil {
 		return nil, false, err
 	}
+	*txOut = tx
 	now := c.now()
 	if now.Unix() >= tx.Expires {
 		return nil, true, fmt.Errorf("%w: expired", ErrTransactionNotFound)
@@ -188,15 +235,24 @@ func (c *Client) exchange(ctx context.Context, callback url.Values, transaction 
 		return nil, spent, err
 	}
 
+	// The organization sent, checked as Auth0's SDKs do, before the policy:
+	// a login for another organization is refused whatever its strength.
+	if tx.Org != "" {
+		if err := checkOrganization(tx.Org, idt, orgNameOf(idt)); err != nil {
+			return nil, spent, err
+		}
+	}
+
 	login := &LoginResult{
-		IDToken:    idt,
-		Token:      tok,
-		Policy:     tx.Policy,
-		Connection: tx.Connection,
-		Audience:   tx.Audience,
-		ReturnTo:   tx.ReturnTo,
-		Silent:     tx.Silent,
-		At:         now,
+		IDToken:      idt,
+		Token:        tok,
+		Policy:       tx.Policy,
+		Connection:   tx.Connection,
+		Audience:     tx.Audience,
+		Organization: tx.Org,
+		ReturnTo:     tx.ReturnTo,
+		Silent:       tx.Silent,
+		At:           now,
 	}
 	// The login must satisfy the policy that was sent: its acr_values and
 	// max_age went to the tenant (AuthorizeURL already adapted it to a

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/stepupauth/stepup/store"
 )
@@ -31,11 +33,17 @@ func (c *Client) RequireLogin(next http.Handler) http.Handler {
 // session satisfies p, as adapted to the session's connection (PolicyFor);
 // next finds the session with SessionFromContext.
 //
-// Otherwise a browser navigation (Accept lists text/html, and it is neither
-// an XMLHttpRequest nor a fetch) is redirected through the tenant's
+// Otherwise a browser navigation is redirected through the tenant's
 // /authorize with p's acr_values and max_age and a local return path (the
 // request's own path for GET and HEAD, Config.DefaultReturnTo for other
-// methods), and any other request gets 401 with a JSON body:
+// methods). A request is a navigation when, in this order: its
+// Sec-Fetch-Mode is "navigate" (any other mode, such as cors, no-cors or
+// same-origin from fetch and XMLHttpRequest, is not); without
+// Sec-Fetch-Mode, its Sec-Fetch-Dest is "document" or "iframe"; it carries
+// X-Requested-With (not a navigation); its Accept lists text/html; and
+// otherwise Config.Navigation decides (default: GET or HEAD with no Accept
+// or only "*/*", as curl and Go's http.Client send). Any other request gets
+// 401 with a JSON body:
 // {"error":"login_required"} or {"error":"insufficient_user_authentication",
 // "acr_values":"...","max_age":N}. A failing store is answered through
 // Config.ErrorHandler (503): nothing is served on a guess.
@@ -87,7 +95,16 @@ func (c *Client) challenge(w http.ResponseWriter, r *http.Request, eff Policy, s
 		}
 	}
 	opts.Policy = eff
-	if !isBrowserNavigation(r) {
+	if s != nil {
+		reason := ""
+		var se *StepUpError
+		if errors.As(why, &se) {
+			reason = string(se.Reason)
+		}
+		c.emit(r.Context(), Event{Kind: EventStepUpDemanded, Session: handlePrefix(s.Handle), Subject: s.Subject,
+			SessionID: s.SessionID, Connection: s.Connection, Organization: s.OrgID, Policy: eff.Name, Reason: reason})
+	}
+	if !c.isNavigation(r) {
 		body := map[string]any{"error": "login_required", "error_description": why.Error()}
 		if s != nil {
 			body["error"] = "insufficient_user_authentication"
@@ -138,16 +155,31 @@ func (c *Client) startAuthorize(w http.ResponseWriter, r *http.Request, opts Aut
 // LoginHandler starts a login: it redirects to the tenant's /authorize with
 // a transaction cookie (AuthorizeURL; nothing is written to the Store).
 // Query parameters: return_to (a local path; default
-// Config.DefaultReturnTo, also for one that is not a safe local path) and
+// Config.DefaultReturnTo, also for one that is not a safe local path),
 // connection (optional; the browser controls it, so it only routes the
 // login: the session's policy follows the ID token's sub, see
-// Session.Connection). A return_to over 2048 bytes, or a connection that is
-// not an Auth0 connection name (1 to 128 letters, digits and inner "-"), is
-// answered 400 (ErrInvalidAuthorizeOptions through Config.ErrorHandler).
+// Session.Connection), organization (an id "org_..." or a name; default
+// Config.Organization; the callback checks the ID token against it) and
+// invitation (an Auth0 invitation ticket id, which Auth0 accepts only with
+// the organization it was issued for: the link in an invitation email is
+// the application's login route with both). A return_to over 2048 bytes, a
+// connection that is not an Auth0 connection name (1 to 128 letters, digits
+// and inner "-"), an organization or an invitation that is not a name of 1
+// to 50 (invitation: 64) letters, digits, "-" and "_", or an invitation
+// without an organization, is answered 400 (ErrInvalidAuthorizeOptions
+// through Config.ErrorHandler).
 func (c *Client) LoginHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		opts := AuthorizeOptions{Connection: q.Get("connection"), ReturnTo: c.cfg.DefaultReturnTo}
+		opts := AuthorizeOptions{Connection: q.Get("connection"), ReturnTo: c.cfg.DefaultReturnTo,
+			Organization: q.Get("organization")}
+		if inv := q.Get("invitation"); inv != "" {
+			if opts.Organization == "" && c.cfg.Organization == "" {
+				c.fail(w, r, fmt.Errorf("%w: an invitation needs the organization it was issued for", ErrInvalidAuthorizeOptions))
+				return
+			}
+			opts.Extra = url.Values{"invitation": {inv}}
+		}
 		if rt := q.Get("return_to"); len(rt) > maxReturnToLen {
 			c.fail(w, r, fmt.Errorf("%w: return_to is %d bytes, at most %d", ErrInvalidAuthorizeOptions, len(rt), maxReturnToLen))
 			return
@@ -172,11 +204,14 @@ func (c *Client) CallbackHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		state := q.Get("state")
-		res, spent, err := c.exchange(r.Context(), q, c.transactionFromRequest(r, state))
+		res, tx, spent, err := c.exchangeTx(r.Context(), q, c.transactionFromRequest(r, state))
 		if spent {
 			http.SetCookie(w, c.ClearTransactionCookie(state))
 		}
 		if err != nil {
+			if c.silentFallback(w, r, tx, state, err) {
+				return
+			}
 			c.fail(w, r, err)
 			return
 		}
@@ -195,12 +230,41 @@ func (c *Client) CallbackHandler() http.Handler {
 			c.fail(w, r, err)
 			return
 		}
-		c.log.InfoContext(r.Context(), "stepup: login", "session", s.Handle[:8], "connection", s.Connection,
-			"policy", res.Policy.Name, "acr", s.Authentication.ACR, "amr", s.Authentication.AMR)
 		http.SetCookie(w, c.SessionCookie(s))
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, res.ReturnTo, http.StatusFound)
 	})
+}
+
+// silentFallback answers a silent login (prompt=none) that the tenant
+// refused because it needs the user (login_required, interaction_required,
+// consent_required) by starting the same authorization again without
+// prompt=none: same policy, connection, audience, organization and return
+// path. It reports whether it wrote the answer. Anyone who learnt the state
+// can send the browser here with such an error; all it gains is showing the
+// user a login page they were about to get anyway.
+func (c *Client) silentFallback(w http.ResponseWriter, r *http.Request, tx *txRecord, state string, err error) bool {
+	var ae *AuthorizeError
+	if c.cfg.NoSilentFallback || tx == nil || !tx.Silent || !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.Code {
+	case "login_required", "interaction_required", "consent_required":
+	default:
+		return false
+	}
+	opts := AuthorizeOptions{Connection: tx.Connection, Policy: tx.Policy, Audience: tx.Audience,
+		Organization: tx.Org, ReturnTo: tx.ReturnTo}
+	if tx.MaxAge >= 0 {
+		d := time.Duration(tx.MaxAge) * time.Second
+		opts.MaxAge = &d
+	}
+	// The silent transaction is over: its cookie goes with the redirect.
+	http.SetCookie(w, c.ClearTransactionCookie(state))
+	if err := c.startAuthorize(w, r, opts, tx.Policy); err != nil {
+		c.fail(w, r, err)
+	}
+	return true
 }
 
 // SessionFromRequest loads the session of the request's cookie, for pages
@@ -248,9 +312,11 @@ func (c *Client) fail(w http.ResponseWriter, r *http.Request, err error) {
 // cannot be completed (unknown, replayed or foreign state, issuer mismatch,
 // invalid token, bad code), 403 when the tenant refused the login or the
 // requested step-up was not performed (ErrStepUpLoop included: an API still
-// refuses the token of the step-up it asked for) and for a cross-site request
-// (ErrCrossSiteRequest), 401 without a session, 500
-// otherwise.
+// refuses the token of the step-up it asked for), for a cross-site request
+// (ErrCrossSiteRequest), when Config.BeforeSession refused it
+// (ErrLoginRefused) or it was for another organization
+// (ErrOrganizationMismatch), 401 without a session, 500 otherwise (a Client
+// without RedirectURL asked for a login: ErrInvalidConfig).
 func ErrorStatus(err error) int {
 	var (
 		ae *AuthorizeError
@@ -261,7 +327,7 @@ func ErrorStatus(err error) int {
 		errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrStepUpRequired), errors.Is(err, ErrStepUpLoop), errors.As(err, &ae),
-		errors.Is(err, ErrCrossSiteRequest):
+		errors.Is(err, ErrCrossSiteRequest), errors.Is(err, ErrLoginRefused), errors.Is(err, ErrOrganizationMismatch):
 		return http.StatusForbidden
 	case errors.Is(err, ErrTransactionNotFound), errors.Is(err, ErrStateMismatch),
 		errors.Is(err, ErrIssuerMismatch), errors.Is(err, ErrInvalidCallback),
@@ -307,14 +373,17 @@ func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 		status, html.EscapeString(http.StatusText(status)), html.EscapeString(http.StatusText(status)), html.EscapeString(msg))
 }
 
-// isBrowserNavigation reports whether r is a top-level page load by a
-// browser, which can follow a redirect to the login page, rather than an
-// API call, XMLHttpRequest or fetch.
-func isBrowserNavigation(r *http.Request) bool {
-	if r.Header.Get("X-Requested-With") != "" {
-		return false
+// isNavigation reports whether r is a top-level page load by a browser,
+// which can follow a redirect to the login page, rather than an API call,
+// XMLHttpRequest or fetch (see RequireStepUp for the order of the checks).
+func (c *Client) isNavigation(r *http.Request) bool {
+	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
+		return m == "navigate"
 	}
-	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" && m != "navigate" {
+	if d := r.Header.Get("Sec-Fetch-Dest"); d != "" {
+		return d == "document" || d == "iframe"
+	}
+	if r.Header.Get("X-Requested-With") != "" {
 		return false
 	}
 	for _, a := range r.Header.Values("Accept") {
@@ -322,7 +391,28 @@ func isBrowserNavigation(r *http.Request) bool {
 			return true
 		}
 	}
-	return false
+	if c.cfg.Navigation != nil {
+		return c.cfg.Navigation(r)
+	}
+	return DefaultNavigation(r)
+}
+
+// DefaultNavigation is the default of Config.Navigation: a GET or HEAD
+// whose Accept is absent or only "*/*" (curl, wget, Go's http.Client) is a
+// navigation; anything else is an API call.
+func DefaultNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	for _, a := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(a, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if mt = strings.TrimSpace(mt); mt != "" && mt != "*/*" {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // returnPath is where a login started by r comes back to: r's own path and

@@ -52,6 +52,14 @@ func TestREADMECompiles(t *testing.T) {
 	overlay := map[string]string{}
 	var pkgs []string
 	for i, b := range blocks {
+		if src, ok := strings.CutPrefix(b.code, "// examples/"); ok {
+			// A copy from the examples module (its own go.mod: chi, gin,
+			// echo, Prometheus), which scripts/test.sh compiles and tests:
+			// here, each line of the block must stand in that file, in order.
+			name, _, _ := strings.Cut(src, "\n")
+			checkReadmeCopy(t, b, filepath.Join("examples", strings.TrimSpace(name)))
+			continue
+		}
 		files, err := wrapReadmeBlock(b)
 		if err != nil {
 			t.Errorf("README.md:%d: %v", b.line, err)
@@ -225,4 +233,36 @@ func topLevelNames(f *ast.File) []string {
 		}
 	}
 	return out
+}
+
+// checkReadmeCopy reports a line of block b (after its first, which names
+// file) that does not stand in file after the line before it, blank lines
+// and white space aside.
+func checkReadmeCopy(t *testing.T, b readmeBlock, file string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Errorf("README.md:%d: the block names %s: %v", b.line, file, err)
+		return
+	}
+	var have []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			have = append(have, l)
+		}
+	}
+	at := 0
+	for n, l := range strings.Split(b.code, "\n")[1:] {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		for at < len(have) && have[at] != l {
+			at++
+		}
+		if at == len(have) {
+			t.Errorf("README.md:%d: %q is not in %s (after the lines before it): the block is no longer a copy", b.line+1+n, l, file)
+			return
+		}
+		at++
+	}
 }

@@ -144,4 +144,3 @@ func TestEventsHookReceivesLogout(t *testing.T) {
 	}
 	t.Fatalf("events after a session's logout: %v, want one %q", got, EventLogout)
 }
-

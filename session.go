@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,8 +42,9 @@ import (
 //
 // The page-load record holds what a page needs only: the user, Auth0's
 // session id, the connection hint, the evidence of the latest login and
-// step-up, deadlines, email, name and organization (and room for a bounded
-// set of custom claims). It is a compact binary record, sealed and bound to
+// step-up, deadlines, email, name, organization (org_id, org_name) and the
+// custom claims of Config.BeforeSession (Session.Claim). It is a compact
+// binary record, sealed and bound to
 // its key (see Client.LoadSession). Tokens, the rotation chain and the
 // latest interactive login's raw ID token live in token records of their
 // own, read only by Client.Token, Client.IDToken, TokenSource and
@@ -63,8 +65,11 @@ type Session struct {
 	// "samlp"), else the provider ("auth0" for any database connection,
 	// "google-oauth2", "github"); "" when Subject names none.
 	Connection string
-	// Email, Name and OrgID are copied from the login's ID token.
-	Email, Name, OrgID string
+	// Email, Name and OrgID are copied from the login's ID token. OrgName
+	// is its org_name (present when the tenant puts organization names in
+	// tokens). OrgID and OrgName follow the latest login: a login for
+	// another organization (or none) replaces them.
+	Email, Name, OrgID, OrgName string
 	// Authentication is the evidence of the latest interactive login.
 	Authentication Authentication
 	// StepUp is the evidence of the latest login that performed a requested
@@ -102,9 +107,12 @@ type sessionRecord struct {
 	StepUpAt   int64 // unix ms
 	Created    int64 // unix ms
 	Expires    int64 // unix ms, absolute
-	// Claims is reserved for a bounded set of custom claims (a later login
-	// hook fills it); today always empty. Its encoding is the hook's.
+	// Claims are the custom claims Config.BeforeSession kept, encoded by
+	// encodeClaims ("" when none).
 	Claims string
+	// OrgName is the ID token's org_name (flag sessFlagOrgName; written
+	// after Claims, so records without it keep their layout).
+	OrgName string
 }
 
 type evidence struct {
@@ -123,7 +131,8 @@ const (
 	maxClaimsLen    = 4096
 	sessFlagConn    = 1 << 0
 	sessFlagStepUp  = 1 << 1
-	sessKnownFlags  = sessFlagConn | sessFlagStepUp
+	sessFlagOrgName = 1 << 2
+	sessKnownFlags  = sessFlagConn | sessFlagStepUp | sessFlagOrgName
 	cookieExpDigits = 16
 )
 
@@ -201,7 +210,8 @@ func readEvidence(rd *recReader, e *evidence) {
 //	| created, expires, step-up time (zig-zag varints, unix ms)
 //	| sub, sid, connection, email, name, org_id (uvarint length + bytes)
 //	| login evidence [| step-up evidence] (acr, amr count and items, auth_time)
-//	| custom claims (uvarint length + bytes, at most 4 KiB)
+//	| custom claims (uvarint length + bytes, at most 4 KiB, see encodeClaims)
+//	[| org_name (uvarint length + bytes; flag 4)]
 //
 // It fails on a field over its bound (see maxFieldLen).
 func encodeSession(r *sessionRecord) ([]byte, error) {
@@ -217,6 +227,9 @@ func encodeSession(r *sessionRecord) ([]byte, error) {
 	if r.HasStepUp {
 		flags |= sessFlagStepUp
 	}
+	if r.OrgName != "" {
+		flags |= sessFlagOrgName
+	}
 	w.byte(flags)
 	w.b = append(w.b, r.SecretHash...)
 	w.varint(r.Created)
@@ -230,11 +243,14 @@ func encodeSession(r *sessionRecord) ([]byte, error) {
 		writeEvidence(&w, &r.StepUp)
 	}
 	w.str(r.Claims)
+	if r.OrgName != "" {
+		w.str(r.OrgName)
+	}
 	return w.b, nil
 }
 
 func (r *sessionRecord) validFields() bool {
-	for _, s := range [...]string{r.Subject, r.SID, r.Connection, r.Email, r.Name, r.OrgID} {
+	for _, s := range [...]string{r.Subject, r.SID, r.Connection, r.Email, r.Name, r.OrgID, r.OrgName} {
 		if len(s) > maxFieldLen {
 			return false
 		}
@@ -263,6 +279,11 @@ func decodeSession(data []byte, r *sessionRecord) error {
 		readEvidence(&rd, &r.StepUp)
 	}
 	r.Claims = rd.str(maxClaimsLen)
+	if flags&sessFlagOrgName != 0 {
+		if r.OrgName = rd.str(maxFieldLen); r.OrgName == "" {
+			rd.bad = true
+		}
+	}
 	switch {
 	case !rd.done():
 		return fmt.Errorf("%w: session layout", errCorruptRecord)
@@ -274,6 +295,8 @@ func decodeSession(data []byte, r *sessionRecord) error {
 		return fmt.Errorf("%w: session auth_time", errCorruptRecord)
 	case !r.HasStepUp && r.StepUpAt != 0, r.HasStepUp && r.StepUpAt <= 0:
 		return fmt.Errorf("%w: session step-up", errCorruptRecord)
+	case r.Claims != "" && checkEncodedClaims(r.Claims) != nil:
+		return fmt.Errorf("%w: session claims", errCorruptRecord)
 	}
 	return nil
 }
@@ -295,6 +318,7 @@ func (c *Client) fillSession(s *Session, handle string, r *sessionRecord) {
 		Email:          r.Email,
 		Name:           r.Name,
 		OrgID:          r.OrgID,
+		OrgName:        r.OrgName,
 		Authentication: r.Auth.authentication(),
 		CreatedAt:      msTime(r.Created),
 		ExpiresAt:      msTime(r.Expires),
@@ -434,7 +458,8 @@ func (c *Client) readSession(ctx context.Context, handle string, getex time.Dura
 // StartSession records a LoginResult as a session and returns it; set its
 // cookie with SessionCookie. The cookie's secret is always new (rotation at
 // every login and step-up: the previous cookie stops working). When
-// previous is a live session of the same user, the session continues under
+// previous is a live session of the same user and organization (org_id),
+// the session continues under
 // the same handle: its absolute lifetime and tokens for other audiences are
 // kept, and a step-up adds to its evidence. Otherwise a new session starts
 // and previous ends (its records are deleted; its refresh tokens are not
@@ -444,6 +469,13 @@ func (c *Client) readSession(ctx context.Context, handle string, getex time.Dura
 // user, see Client.LogoutSID and Client.LogoutUser, and the session's own
 // list of token records), then the login's token record and the raw ID
 // token of an interactive login (Client.IDToken), then the session record.
+//
+// Config.BeforeSession runs first, before anything is written: its error
+// refuses the login (ErrLoginRefused; the previous session is left as it
+// was), and the claims it returns are kept in the session record (see
+// Session.Claim). The organization (OrgID, OrgName) follows the login's ID
+// token. It emits EventLogin, and EventStepUpCompleted when the login
+// satisfied a step-up policy (or EventLoginRefused).
 //
 // The step-up evidence comes from interactive logins only: a silent login
 // (prompt=none) changes neither Authentication nor StepUp.
@@ -458,9 +490,27 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 	}
 	ctx, cancel := c.detach(ctx)
 	defer cancel()
+	idt := login.IDToken
+	// The hook first: a refused login stores nothing and leaves the
+	// previous session as it was.
+	var claims string
+	if h := c.cfg.BeforeSession; h != nil {
+		m, err := h(ctx, login)
+		if err != nil {
+			c.emit(ctx, Event{Kind: EventLoginRefused, Subject: idt.Subject, SessionID: idt.SessionID,
+				Connection: connectionKey(c.cfg.ConnectionPolicies, idt.Subject), Organization: idt.OrgID,
+				Policy: login.Policy.Name, Reason: truncateUTF8(err.Error(), maxAuthorizeErrorDescr)})
+			if errors.Is(err, ErrLoginRefused) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %w", ErrLoginRefused, err)
+		}
+		if claims, err = encodeClaims(m); err != nil {
+			return nil, err
+		}
+	}
 	now := c.now()
 	nowMS := now.UnixMilli()
-	idt := login.IDToken
 	ls := &loadedSession{}
 	r := &ls.r
 	var (
@@ -468,7 +518,10 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 		fresh   bool
 		prevSID string
 	)
-	if previous != nil && previous.rec != nil && previous.Subject == idt.Subject && previous.rec.live(nowMS) {
+	// A login for another organization starts a new session: the tokens the
+	// session holds for other audiences were issued for the previous one.
+	if previous != nil && previous.rec != nil && previous.Subject == idt.Subject && previous.rec.live(nowMS) &&
+		previous.rec.OrgID == idt.OrgID {
 		handle = previous.Handle
 		*r = *previous.rec
 		prevSID = r.SID
@@ -498,7 +551,10 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 	case login.Connection != "" || !r.ConnSent:
 		r.Connection, r.ConnSent = connectionKey(c.cfg.ConnectionPolicies, idt.Subject), false
 	}
-	r.OrgID = idt.OrgID
+	r.OrgID, r.OrgName = idt.OrgID, orgNameOf(idt)
+	if c.cfg.BeforeSession != nil {
+		r.Claims = claims
+	}
 	if idt.Email != "" {
 		r.Email = idt.Email
 	}
@@ -511,6 +567,14 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 			r.StepUp, r.HasStepUp = r.Auth, true
 			r.StepUp.AMR = append([]string(nil), r.Auth.AMR...)
 			r.StepUpAt = nowMS
+			// Auth0 sends auth_time only with max_age or prompt=login, so a
+			// plain MFA step-up would fail every later MaxAge check (and ask
+			// the user again). Auth0 performs MFA in the very transaction
+			// that asks for its pape class in acr_values (even with a
+			// remembered browser): such a step-up's time is this exchange.
+			if r.StepUp.AuthTime == 0 && idt.ACR == ACRMultiFactor && slices.Contains(login.Policy.ACR, ACRMultiFactor) {
+				r.StepUp.AuthTime = now.Unix()
+			}
 		}
 	} else if fresh {
 		// A new session from a silent login: record what it says about the
@@ -560,7 +624,19 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 	c.fillSession(&ls.s, handle, r)
 	ls.s.IdleExpiresAt = now.Add(ttl)
 	ls.s.secret = secret
-	return &ls.s, nil
+	s := &ls.s
+	ev := Event{Kind: EventLogin, Session: handlePrefix(handle), Subject: s.Subject, SessionID: s.SessionID,
+		Connection: s.Connection, Organization: s.OrgID, Policy: login.Policy.Name, Audience: login.Audience,
+		ACR: idt.ACR, AMR: idt.AMR, AuthTime: idt.AuthTime}
+	if login.Silent {
+		ev.Reason = "silent"
+	}
+	c.emit(ctx, ev)
+	if !login.Silent && login.Policy.RequiresStepUp() {
+		ev.Kind, ev.Reason = EventStepUpCompleted, ""
+		c.emit(ctx, ev)
+	}
+	return s, nil
 }
 
 // EndSession deletes the session from the store, with its token records,

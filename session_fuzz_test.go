@@ -12,18 +12,26 @@ import (
 // opened from its seal: the fuzzer plays a writer who has the keys, or a
 // bug).
 func FuzzDecodeSession(f *testing.F) {
+	var err error
 	full := &sessionRecord{
 		SecretHash: string(secretHash(randomToken())), Subject: "auth0|1", SID: "s", Connection: "google-oauth2", ConnSent: true,
 		Email: "a@b.example", Name: "Ané", OrgID: "org_1",
 		Auth:      evidence{ACR: ACRMultiFactor, AMR: []string{"pwd", "mfa"}, AuthTime: 1},
 		HasStepUp: true, StepUp: evidence{ACR: ACRMultiFactor, AMR: []string{"mfa"}, AuthTime: 4}, StepUpAt: 5,
-		Created: 1, Expires: 10, Claims: "\x00custom",
+		Created: 1, Expires: 10, OrgName: "acme",
+	}
+	if full.Claims, err = encodeClaims(map[string]string{"role": "admin", "team": "payroll"}); err != nil {
+		f.Fatal(err)
 	}
 	good, err := encodeSession(full)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	noOrgName := *full
+	noOrgName.OrgName, noOrgName.Claims = "", ""
+	older, _ := encodeSession(&noOrgName) // the layout before org_name and claims
+	f.Add(older)
 	bare, _ := encodeSession(&sessionRecord{SecretHash: full.SecretHash, Subject: "x", Created: 1, Expires: 1})
 	f.Add(bare)
 	f.Add(good[:len(good)-1])
@@ -38,6 +46,16 @@ func FuzzDecodeSession(f *testing.F) {
 		if r.Subject == "" || len(r.SecretHash) != 32 || r.Expires < r.Created || r.Created <= 0 || !r.validFields() ||
 			(r.HasStepUp != (r.StepUpAt > 0)) {
 			t.Fatalf("accepted an invalid record: %+v", r)
+		}
+		// Its custom claims read back whole, and each is found by name.
+		s := &Session{rec: &r}
+		for k, v := range s.Claims() {
+			if got, ok := s.Claim(k); !ok || got != v {
+				t.Fatalf("Claim(%q) = %q, %v; Claims has %q", k, got, ok, v)
+			}
+		}
+		if r.Claims != "" && s.Claims() == nil {
+			t.Fatal("accepted claims that do not read")
 		}
 		again, err := encodeSession(&r)
 		if err != nil {

@@ -228,13 +228,16 @@ func (c *Client) storeIDToken(ctx context.Context, handle string, r *sessionReco
 }
 
 // Token returns the tokens the session s holds for audience ("" is the
-// login's default audience), read from their sealed token record (one store
+// login's default audience, Config.Audience), read from their sealed token record (one store
 // read); an error matching ErrNoSession when there are none. The access
 // token may have expired (see Token.Valid); refreshing is the job of a
 // token source.
 func (c *Client) Token(ctx context.Context, s *Session, audience string) (*oauth2.Token, error) {
 	if s == nil || !isRandomToken(s.Handle) {
 		return nil, ErrNoSession
+	}
+	if audience == "" {
+		audience = c.cfg.Audience
 	}
 	t, err := c.readToken(ctx, c.tokenKey(s.Handle, audience))
 	if errors.Is(err, ErrNoSession) {

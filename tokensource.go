@@ -59,7 +59,8 @@ const (
 // defaults stated beside each field.
 type TokenSourceOptions struct {
 	// Audience is the API whose tokens the source gives: the key the session
-	// keeps them under ("" is the login's default audience).
+	// keeps them under ("" is the login's default audience,
+	// Config.Audience).
 	Audience string
 	// EarlyExpiry treats an access token as expired this long before its
 	// expiry, so that a job does not call an API with a token that expires
@@ -214,6 +215,9 @@ func (c *Client) TokenSource(ctx context.Context, handle string, opts TokenSourc
 	}
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if opts.Audience == "" {
+		opts.Audience = c.cfg.Audience
 	}
 	return &TokenSource{c: c, ctx: ctx, handle: handle, audience: opts.Audience, opts: opts, holder: randomToken()[:16]}
 }
@@ -485,6 +489,13 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 			// (Without an answer the lease stays: the tenant may have
 			// rotated the token, and only the lease TTL tells.)
 			ts.releaseLease(ctx, st.hash, attempt, te.Code)
+			ev := Event{Subject: t.Subject, Session: handlePrefix(ts.handle), Audience: ts.audience, Reason: te.Code}
+			if te.Code == "mfa_required" {
+				ev.Kind = EventMFARequired
+			} else {
+				ev.Kind = EventRefreshRefused
+			}
+			c.emit(ctx, ev)
 			switch te.Code {
 			case "mfa_required":
 				// The mfa_token is bound to this session and audience:
@@ -576,6 +587,7 @@ func (ts *TokenSource) refreshAsHolder(ctx context.Context, st *chainState, unti
 	if p.token == nil {
 		return nil, fmt.Errorf("stepup: the tenant's refresh answer has no access_token: %w", ErrTenantUnavailable)
 	}
+	c.emit(ctx, Event{Kind: EventRefresh, Session: handlePrefix(ts.handle), Subject: t.Subject, Audience: ts.audience})
 	return p.token, nil
 }
 

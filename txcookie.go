@@ -66,6 +66,7 @@ type txRecord struct {
 	Connection string
 	ReturnTo   string
 	Audience   string
+	Org        string // the organization sent ("" none): flag 2, then a str after the audience
 	Silent     bool
 	// Expires (Unix seconds) is not in the payload: it is the cookie value's
 	// visible prefix, authenticated as additional data.
@@ -79,16 +80,16 @@ func (r *txRecord) verifier() string { return base64.RawURLEncoding.EncodeToStri
 // within them).
 const (
 	txMaxList   = 32
-	txMaxString = maxReturnToBytes
+	txMaxString = uint64(maxReturnToBytes) // a return path with its step-up marker (checkReturnTo)
 )
 
 // encodeTx writes the payload: a small versioned binary encoding (a JSON
 // record of the same content was ~3 KB with its base64 and field names; this
 // is ~150 bytes for a step-up):
 //
-//	version 1 | flags (1: silent) | nonce 32 | verifier 32 | uvarint max_age+1 (0: none)
+//	version 1 | flags (1: silent, 2: organization) | nonce 32 | verifier 32 | uvarint max_age+1 (0: none)
 //	| str policy name | list ACR | list AMR | uvarint policy max age (ns) | list scopes
-//	| str issuer | str connection | str return path | str audience
+//	| str issuer | str connection | str return path | str audience [| str organization (flag 2)]
 //
 // where str is a uvarint length and the bytes, and list a uvarint count and
 // that many str.
@@ -99,6 +100,9 @@ func appendTx(b []byte, r *txRecord) []byte {
 	var flags byte
 	if r.Silent {
 		flags |= 1
+	}
+	if r.Org != "" {
+		flags |= 2
 	}
 	b = append(b, txPayloadVersion, flags)
 	b = append(b, r.Nonce[:]...)
@@ -111,6 +115,9 @@ func appendTx(b []byte, r *txRecord) []byte {
 	b = appendTxList(b, r.Policy.Scopes)
 	for _, s := range []string{r.Issuer, r.Connection, r.ReturnTo, r.Audience} {
 		b = appendTxString(b, s)
+	}
+	if r.Org != "" {
+		b = appendTxString(b, r.Org)
 	}
 	return b
 }
@@ -212,7 +219,7 @@ func decodeTx(data []byte) (*txRecord, error) {
 		return nil, fmt.Errorf("%w: version %d", errCorruptTx, data[0])
 	}
 	flags := data[1]
-	if flags&^1 != 0 {
+	if flags&^3 != 0 {
 		return nil, fmt.Errorf("%w: flags", errCorruptTx)
 	}
 	r := &txRecord{Silent: flags&1 != 0}
@@ -237,6 +244,12 @@ func decodeTx(data []byte) (*txRecord, error) {
 	r.Connection = d.str("connection")
 	r.ReturnTo = d.str("return path")
 	r.Audience = d.str("audience")
+	if flags&2 != 0 {
+		r.Org = d.str("organization")
+		if d.err == nil && checkName(r.Org, maxOrganizationLen, "-_") != nil {
+			d.fail("organization")
+		}
+	}
 	switch {
 	case d.err != nil:
 		return nil, d.err

@@ -14,7 +14,7 @@
 #    STEPUP_TEST_REDIS_CLUSTER, STEPUP_TEST_CHROMIUM, and STEPUP_TEST_REQUIRE=1,
 #    so that a test missing a server or the browser fails instead of skipping);
 # 4. checks gofmt, runs go vet ./... and go test -race ./... (and the same in
-#    bench/ when it is a module of its own);
+#    bench/ and examples/ when they are modules of their own);
 # 5. a short fuzz pass: every Fuzz target of the module, one after another,
 #    for STEPUP_FUZZTIME each (whole seconds, default 3s; 0 skips the pass;
 #    it is skipped too when extra arguments select tests). About two minutes
@@ -84,6 +84,10 @@ check_gofmt() {
 step "gofmt -l" check_gofmt
 step "go vet ./..." go vet ./...
 step "go test -race ./..." go test -race "$@" ./...
+if [ -f examples/go.mod ]; then
+	step "examples: go vet ./..." bash -c 'cd examples && go vet ./...'
+	step "examples: go test ./..." bash -c 'cd examples && go test -race ./...'
+fi
 if [ -f bench/go.mod ]; then
 	step "bench: go vet ./..." bash -c 'cd bench && go vet ./...'
 	step "bench: go test ./..." bash -c 'cd bench && go test ./...'

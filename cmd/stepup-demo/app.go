@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/stepupauth/stepup"
@@ -17,8 +15,8 @@ import (
 func (d *demo) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.home)
-	mux.Handle("GET /customers", navigation(d.client.RequireLogin(http.HandlerFunc(d.customers))))
-	mux.Handle("GET /employees", navigation(d.client.RequireStepUp(d.pagePol)(http.HandlerFunc(d.employees))))
+	mux.Handle("GET /customers", d.client.RequireLogin(http.HandlerFunc(d.customers)))
+	mux.Handle("GET /employees", d.client.RequireStepUp(d.pagePol)(http.HandlerFunc(d.employees)))
 	mux.Handle("GET /login", d.client.LoginHandler())
 	mux.Handle("GET /callback", d.client.CallbackHandler())
 	mux.HandleFunc("GET /error", d.errorRoute)
@@ -41,23 +39,6 @@ func (d *demo) routes() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	return d.logRequests(mux)
-}
-
-// navigation makes a page request without a preference (no Accept, or
-// "*/*", as curl and Go's http.Client send) a browser navigation, so that
-// the middleware answers it with the redirect to the tenant rather than
-// with the JSON 401 meant for scripts: the pages are HTML pages. A fetch,
-// an XMLHttpRequest or a client asking for another type is left alone.
-func navigation(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		accept := strings.TrimSpace(strings.Join(r.Header.Values("Accept"), ","))
-		mode := r.Header.Get("Sec-Fetch-Mode")
-		if (accept == "" || accept == "*/*") && (mode == "" || mode == "navigate") && r.Header.Get("X-Requested-With") == "" {
-			r = r.Clone(r.Context())
-			r.Header.Set("Accept", "text/html")
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // home is public: it shows who is signed in, if anyone.
@@ -195,14 +176,8 @@ func (d *demo) view(s *stepup.Session, title string) view {
 		v.User = s.Subject
 	}
 	v.ACR, v.AMR, v.AuthTime = s.Authentication.ACR, s.Authentication.AMR, s.Authentication.AuthTime
-	ev := s.Authentication
-	if !s.StepUpAt.IsZero() {
-		ev = s.StepUp
-	}
-	if slices.Contains(ev.AMR, stepup.AMRMultiFactor) && slices.Contains(d.pagePol.ACR, ev.ACR) {
-		if until, ok := d.pagePol.ValidUntil(ev.AuthTime); ok {
-			v.StepUpUntil = until
-		}
+	if until, ok := s.StepUpValidUntil(d.client.PolicyFor(d.pagePol, s.Connection)); ok {
+		v.StepUpUntil = until
 	}
 	v.StepUpValid = d.client.CheckSession(s, d.pagePol) == nil
 	return v

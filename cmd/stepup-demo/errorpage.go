@@ -47,6 +47,10 @@ var problems = map[string]problem{
 		Title: "This sign-in link cannot be used",
 		What:  "The sign-in link was already used, has expired, or was started in another browser. Nothing was changed.",
 		Next:  "Open the page you wanted again: it starts a new sign-in if one is needed."},
+	"cross_site": {Code: "cross_site", Status: http.StatusForbidden,
+		Title: "Sign-out refused",
+		What:  "A request to sign you out did not come from the intranet's own pages (another site can link here, but not sign you out). Nothing was changed: you are still signed in.",
+		Next:  "To sign out, use the Sign out button in the header."},
 	"bad_request": {Code: "bad_request", Status: http.StatusBadRequest,
 		Title: "The request could not be used",
 		What:  "The request that reached the intranet is not one it can act on. Nothing was changed.",
@@ -107,6 +111,8 @@ func classify(err error, signedIn bool) problem {
 		return problems["stepup_not_performed"]
 	case errors.Is(err, stepup.ErrTransactionNotFound), errors.Is(err, stepup.ErrStateMismatch):
 		return problems["link_used"]
+	case errors.Is(err, stepup.ErrCrossSiteRequest):
+		return problems["cross_site"]
 	}
 	switch status := stepup.ErrorStatus(err); {
 	case status == http.StatusServiceUnavailable:
