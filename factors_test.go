@@ -458,3 +458,25 @@ func TestFactorsAlwaysMFAAndBrowsersAndTicket(t *testing.T) {
 		t.Errorf("ClientID without ClientSecret: %v", err)
 	}
 }
+
+// FuzzDecodeMgmtToken: the stored Management API token record decodes or
+// is refused, never panics, and what decodes encodes back the same.
+func FuzzDecodeMgmtToken(f *testing.F) {
+	f.Add(encodeMgmtToken(mgmtToken{tok: "eyJhbGciOi.x.y", exp: time.UnixMilli(1790000000000), gen: 1}))
+	f.Add([]byte{1, 0, 0, 0})
+	f.Add([]byte{2})
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := decodeMgmtToken(data)
+		if err != nil {
+			return
+		}
+		if tok.tok == "" || tok.gen == 0 || len(tok.tok) > maxMgmtTokenLen {
+			t.Fatalf("accepted %+v", tok)
+		}
+		back, err := decodeMgmtToken(encodeMgmtToken(tok))
+		if err != nil || back != tok {
+			t.Fatalf("round trip %+v -> %+v %v", tok, back, err)
+		}
+	})
+}
