@@ -480,3 +480,29 @@ func FuzzDecodeMgmtToken(f *testing.F) {
 		}
 	})
 }
+
+// TestLogoutOtherSessions ends the user's other sessions and keeps the
+// current one (and other users' sessions).
+func TestLogoutOtherSessions(t *testing.T) {
+	h := factorsHarness(t, nil)
+	_, mine := steppedUpAlice(h)
+	_, other := steppedUpAlice(h)
+	bob := h.newUser(auth0test.Credentials{Email: auth0test.BobEmail, Password: auth0test.BobPassword})
+	bob.visit(pathPrivate)
+	bobs := bob.session()
+	n, err := h.c.LogoutOtherSessions(context.Background(), mine)
+	if err != nil || n != 1 {
+		t.Fatalf("LogoutOtherSessions: %d %v, want 1", n, err)
+	}
+	if _, err := h.c.Session(context.Background(), other.Handle); !errors.Is(err, ErrNoSession) {
+		t.Errorf("the other session: %v, want ErrNoSession", err)
+	}
+	for name, s := range map[string]*Session{"current": mine, "bob's": bobs} {
+		if _, err := h.c.Session(context.Background(), s.Handle); err != nil {
+			t.Errorf("the %s session ended: %v", name, err)
+		}
+	}
+	if _, err := h.c.LogoutOtherSessions(context.Background(), nil); !errors.Is(err, ErrNoSession) {
+		t.Errorf("without a session: %v", err)
+	}
+}
