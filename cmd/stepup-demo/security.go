@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"html/template"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stepupauth/stepup"
+	"github.com/stepupauth/stepup/internal/qr"
 )
 
 // security is the user's own MFA settings page, /account/security: Auth0's
@@ -54,6 +56,7 @@ type securityView struct {
 	Error      string
 	Recovery   string                 // a new recovery code, shown once
 	TOTP       *stepup.TOTPEnrollment // an enrollment to confirm
+	QR         template.URL           // its otpauth URI as a QR code (a data: PNG)
 	Pending    *pendingChange         // the confirmation page's change
 	ReadFailed bool
 }
@@ -217,6 +220,11 @@ func (sc *security) apply(w http.ResponseWriter, r *http.Request, s *stepup.Sess
 		if err == nil {
 			v := sc.view(r, s)
 			v.TOTP = e
+			if code, qerr := qr.Encode([]byte(e.URI)); qerr == nil {
+				if img, qerr := code.PNG(5); qerr == nil {
+					v.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(img))
+				}
+			}
 			renderSecurity(w, http.StatusOK, v)
 			return
 		}
@@ -313,7 +321,8 @@ var securityPage = template.Must(template.Must(pages.Clone()).New("security").Fu
 <button id="confirm" type="submit">Confirm</button> <a href="/account/security">Cancel</a></form></div>{{end}}
 {{with .Recovery}}<div class="card aid" id="recovery"><h3>Your new recovery code</h3><p>Write it down now: it is shown once. <code id="recovery-code" style="font-size:1.3em">{{.}}</code></p></div>{{end}}
 {{with .TOTP}}<div class="card" id="totp"><h3>Add an authenticator app</h3>
-<p>Open your authenticator app and add this account: <a id="otpauth" href="{{otpauth .URI}}">{{.URI}}</a></p>
+{{if $.QR}}<p><img id="totp-qr" alt="QR code of the key" src="{{$.QR}}"></p>{{end}}
+<p>Scan it with your authenticator app, or open this link on the phone: <a id="otpauth" href="{{otpauth .URI}}">{{.URI}}</a></p>
 <p>Or type the key: <code id="totp-secret">{{.Secret}}</code></p>
 <form method="post" action="/account/security"><input type="hidden" name="action" value="totp-confirm">
 <label>Code from the app <input id="totp-code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="8"></label> <button id="totp-submit" type="submit">Confirm</button></form></div>{{end}}

@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -201,8 +206,27 @@ func TestSecurityEnrollAuthenticatorApp(t *testing.T) {
 	}
 	resp, body = a.post(d.url+"/account/security", url.Values{"action": {"totp"}}, nil)
 	sec := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusOK || sec == nil || !strings.Contains(body, `href="otpauth://totp/`) {
-		t.Fatalf("enrollment page: %d %.1500s", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusOK || sec == nil || !strings.Contains(body, `href="otpauth://totp/`) ||
+		!strings.Contains(body, `id="totp-qr" alt="QR code of the key" src="data:image/png;base64,`) {
+		i := max(0, strings.Index(body, `id="totp"`))
+		t.Fatalf("enrollment page: %d %.600s", resp.StatusCode, body[i:])
+	}
+	// The QR code says the otpauth URI (decoded by zbarimg when installed).
+	if zbar, err := exec.LookPath("zbarimg"); err == nil {
+		img := regexp.MustCompile(`src="data:image/png;base64,([^"]+)"`).FindStringSubmatch(body)
+		uri := regexp.MustCompile(`id="otpauth" href="([^"]+)"`).FindStringSubmatch(body)
+		if img == nil || uri == nil {
+			t.Fatal("no QR image or otpauth link")
+		}
+		png, _ := base64.StdEncoding.DecodeString(html.UnescapeString(img[1]))
+		f := filepath.Join(t.TempDir(), "qr.png")
+		if err := os.WriteFile(f, png, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(zbar, "--raw", "-q", f).Output()
+		if got := strings.TrimSpace(string(out)); err != nil || got != html.UnescapeString(uri[1]) {
+			t.Errorf("the QR code reads %q (%v), want %q", got, err, html.UnescapeString(uri[1]))
+		}
 	}
 	if resp, _ = a.post(d.url+"/account/security", url.Values{"action": {"totp-confirm"}, "code": {auth0test.TOTP(sec[1], clk.Now())}}, nil); resp.StatusCode != http.StatusSeeOther ||
 		resp.Header.Get("Location") != "/account/security?done=enrolled" {
