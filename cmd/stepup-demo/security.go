@@ -322,7 +322,7 @@ var securityPage = template.Must(template.Must(pages.Clone()).New("security").Fu
 {{with .Recovery}}<div class="card aid" id="recovery"><h3>Your new recovery code</h3><p>Write it down now: it is shown once. <code id="recovery-code" style="font-size:1.3em">{{.}}</code></p></div>{{end}}
 {{with .TOTP}}<div class="card" id="totp"><h3>Add an authenticator app</h3>
 {{if $.QR}}<p><img id="totp-qr" alt="QR code of the key" src="{{$.QR}}"></p>{{end}}
-<p>Scan it with your authenticator app, or open this link on the phone: <a id="otpauth" href="{{otpauth .URI}}">{{.URI}}</a></p>
+<p>Scan it with your authenticator app, or open this link on the phone: <a id="otpauth" style="word-break:break-all" href="{{otpauth .URI}}">{{.URI}}</a></p>
 <p>Or type the key: <code id="totp-secret">{{.Secret}}</code></p>
 <form method="post" action="/account/security"><input type="hidden" name="action" value="totp-confirm">
 <label>Code from the app <input id="totp-code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="8"></label> <button id="totp-submit" type="submit">Confirm</button></form></div>{{end}}
