@@ -214,7 +214,7 @@ func TestSecurityEnrollAuthenticatorApp(t *testing.T) {
 	// The QR code says the otpauth URI (decoded by zbarimg when installed).
 	if zbar, err := exec.LookPath("zbarimg"); err == nil {
 		img := regexp.MustCompile(`src="data:image/png;base64,([^"]+)"`).FindStringSubmatch(body)
-		uri := regexp.MustCompile(`id="otpauth" href="([^"]+)"`).FindStringSubmatch(body)
+		uri := regexp.MustCompile(`id="otpauth"[^>]*href="([^"]+)"`).FindStringSubmatch(body)
 		if img == nil || uri == nil {
 			t.Fatal("no QR image or otpauth link")
 		}
