@@ -506,3 +506,33 @@ func TestLogoutOtherSessions(t *testing.T) {
 		t.Errorf("without a session: %v", err)
 	}
 }
+
+// TestFactorsSeparateM2MApplication: a separate machine-to-machine
+// application (client_secret_basic) gets the token; a failed fetch frees
+// the lease at once, and the next call fetches.
+func TestFactorsSeparateM2MApplication(t *testing.T) {
+	m2m := auth0test.Application{Name: "M2M", ClientID: "stepup-m2m", ClientSecret: "m2m-secret-0123456789abcdef0123456789abcdef",
+		TokenEndpointAuthMethod: "client_secret_basic", ManagementScopes: auth0test.ManagementScopes}
+	h := newHarness(t, harnessOpts{tenant: auth0test.Config{Applications: []auth0test.Application{auth0test.DefaultApplication(), m2m}}})
+	_, s := steppedUpAlice(h)
+	f, err := h.c.Factors(FactorsConfig{ClientID: m2m.ClientID, ClientSecret: m2m.ClientSecret, TokenEndpointAuthMethod: AuthClientSecretBasic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tn.InjectFault("/oauth/token", auth0test.Fault{Status: 503, Times: 1})
+	if _, err := f.List(context.Background(), s); !errors.Is(err, ErrTenantUnavailable) {
+		t.Fatalf("List with the token endpoint down: %v, want ErrTenantUnavailable", err)
+	}
+	if _, err := f.List(context.Background(), s); err != nil {
+		t.Fatalf("List once the tenant is back: %v", err)
+	}
+	if n := h.tn.ManagementTokens(); n != 1 {
+		t.Fatalf("Management API tokens: %d, want 1", n)
+	}
+	// The default application has no Management API grant: a typed refusal.
+	f2, _ := h.c.Factors(FactorsConfig{})
+	var te *TenantError
+	if _, err := f2.List(context.Background(), s); !errors.As(err, &te) || te.StatusCode != 403 {
+		t.Fatalf("List without a client grant: %v, want a 403 *TenantError", err)
+	}
+}
