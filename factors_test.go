@@ -58,12 +58,21 @@ func TestFactorsTokenSharedByReplicas(t *testing.T) {
 	for range 3 {
 		fs = append(fs, newFactors(t, h.newClient(h.cs, nil)))
 	}
-	load := func() {
+	// load sends 50 concurrent requests per replica; mid, when set, runs
+	// (once) halfway through the goroutines, as they run.
+	load := func(mid func()) {
 		var wg sync.WaitGroup
+		var once sync.Once
 		errs := make(chan error, 150)
+		i := 0
 		for _, f := range fs {
 			for range 50 {
+				i++
+				half := i == 75
 				wg.Go(func() {
+					if half && mid != nil {
+						once.Do(mid)
+					}
 					list, err := f.List(context.Background(), s)
 					if err == nil && len(list) != 2 {
 						err = errors.New("want 2 methods")
@@ -80,20 +89,19 @@ func TestFactorsTokenSharedByReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	load()
+	load(nil)
 	if n := h.tn.ManagementTokens(); n != 1 {
 		t.Fatalf("client_credentials calls after 3×50 requests: %d, want 1", n)
 	}
 	// Into the renewal window (Auth0's tokens live 86400 s, renewal 5 min
-	// before): one renewal for all.
-	h.clock.Advance(86400*time.Second - 4*time.Minute)
-	load()
+	// before) in the middle of the load: one renewal for all.
+	load(func() { h.clock.Advance(86400*time.Second - 4*time.Minute) })
 	if n := h.tn.ManagementTokens(); n != 2 {
 		t.Fatalf("client_credentials calls after the token neared its expiry: %d, want 2", n)
 	}
 	// Past the expiry of the second one too.
 	h.clock.Advance(2 * 86400 * time.Second)
-	load()
+	load(nil)
 	if n := h.tn.ManagementTokens(); n != 3 {
 		t.Fatalf("client_credentials calls after the token expired: %d, want 3", n)
 	}
