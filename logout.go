@@ -88,7 +88,7 @@ func (c *Client) LogoutURL(opts LogoutOptions) (string, error) {
 }
 
 // LogoutHandler is the app's sign-out. It ends a session only on a POST from
-// the app's own pages (see checkSameOrigin): a request that another site
+// the app's own pages (see CheckSameOrigin): a request that another site
 // caused — a link, an auto-submitting form, an image — is refused with
 // ErrCrossSiteRequest through Config.ErrorHandler (403) and changes nothing,
 // so no other site can sign the user out, delete their token records or
@@ -120,7 +120,7 @@ func (c *Client) LogoutHandler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := c.checkSameOrigin(r); err != nil {
+		if err := c.CheckSameOrigin(r); err != nil {
 			c.fail(w, r, err)
 			return
 		}
@@ -201,7 +201,10 @@ func (c *Client) signOutPage(w http.ResponseWriter, r *http.Request) {
 	signOutTemplate.Execute(w, data)
 }
 
-// checkSameOrigin accepts a request only from the app's own pages, whose
+// CheckSameOrigin accepts a state-changing request only from the app's own
+// pages (LogoutHandler calls it; call it in your own POST handlers, such as
+// a security-settings page), and otherwise returns an error matching
+// ErrCrossSiteRequest (ErrorStatus: 403). The app's pages are those whose
 // origin is that of Config.RedirectURL (the host the session cookie is set
 // on):
 //
@@ -215,7 +218,7 @@ func (c *Client) signOutPage(w http.ResponseWriter, r *http.Request) {
 // browsers and scripts; it fails closed rather than trusting a request that
 // could have come from anywhere (a script signs a session out with
 // Client.Logout instead).
-func (c *Client) checkSameOrigin(r *http.Request) error {
+func (c *Client) CheckSameOrigin(r *http.Request) error {
 	sfs := r.Header.Get("Sec-Fetch-Site")
 	origin := r.Header.Get("Origin")
 	if sfs != "" && sfs != "same-origin" {

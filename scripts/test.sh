@@ -5,7 +5,8 @@
 #
 # 1. installs what the tests need when it is missing, from Debian's packages
 #    (apt-get, non-interactive; apt-get update only if the install needs it):
-#    redis-server, redis-tools, chromium, and libnss3-tools (certutil: the
+#    redis-server, redis-tools, chromium, zbar-tools (zbarimg: internal/qr
+#    decodes its own QR codes) and libnss3-tools (certutil: the
 #    demo's browser test trusts the demo CA as the README tells a person to);
 # 2. starts a redis-server and a three-master Redis Cluster on free loopback
 #    ports, in a temporary directory (scripts/redis.sh), and stops them by PID
@@ -31,7 +32,7 @@ cd "$root"
 
 command -v go >/dev/null 2>&1 || die "go is not on PATH"
 
-ensure_commands redis-server=redis-server redis-cli=redis-tools certutil=libnss3-tools
+ensure_commands redis-server=redis-server redis-cli=redis-tools certutil=libnss3-tools zbarimg=zbar-tools
 if [ -n "${STEPUP_TEST_CHROMIUM:-}" ] && [ -x "$STEPUP_TEST_CHROMIUM" ]; then
 	: # a browser of the caller's choice
 else

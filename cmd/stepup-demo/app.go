@@ -34,6 +34,7 @@ func (d *demo) routes() http.Handler {
 	if d.tenant != nil {
 		mux.HandleFunc("GET /demo/otp", d.demoOTP)
 	}
+	d.security.routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")

@@ -180,6 +180,7 @@ type demo struct {
 	api       *stepup.APIClient // calls apiURL with the sessions' tokens; nil without an API audience
 	apiPolicy stepup.Policy
 	pagePol   stepup.Policy
+	security  *security         // /account/security (security.go)
 	tenant    *auth0test.Tenant // embedded tenant, or nil
 	ca        *demoCA           // the embedded tenant's CA, or nil
 	issuer    string
@@ -317,6 +318,9 @@ func newDemo(ctx context.Context, s settings, addr net.Addr, log *slog.Logger, n
 
 	d.pagePol = stepup.MFA.WithMaxAge(s.MaxAge).Named("salaries")
 	d.apiPolicy = stepup.MFA.WithMaxAge(s.MaxAge).Named("salaries-api")
+	if d.security, err = newSecurity(d); err != nil {
+		return d, err
+	}
 	// The salary page calls this process's API over loopback, as a backend
 	// calls a separate API.
 	d.apiURL = defaultBaseURL(addr) + "/api/employees"

@@ -23,6 +23,7 @@ type settings struct {
 	Audience     string        // AUTH0_AUDIENCE
 	RedisURL     string        // REDIS_URL: one server, Cluster or Sentinel (redisstore.OpenURL)
 	MaxAge       time.Duration // STEPUP_MAX_AGE
+	SettingsAge  time.Duration // STEPUP_SETTINGS_MAX_AGE: how fresh an MFA the security page's changes need; default 5m
 	Namespace    string        // STEPUP_API_CLAIM_NAMESPACE
 	SealingKey   []byte        // STEPUP_SEALING_KEY (base64, 32 bytes); derived when unset
 	RedisPrefix  string        // STEPUP_REDIS_PREFIX: key prefix in Redis; default "stepup-demo:"
@@ -77,6 +78,14 @@ func loadSettings(getenv func(string) string) (settings, error) {
 			return s, badConfig("STEPUP_MAX_AGE=%q must be a positive Go duration such as 10m or 90s", v)
 		}
 		s.MaxAge = d
+	}
+	s.SettingsAge = 5 * time.Minute
+	if v := strings.TrimSpace(getenv("STEPUP_SETTINGS_MAX_AGE")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return s, badConfig("STEPUP_SETTINGS_MAX_AGE=%q must be a positive Go duration such as 5m", v)
+		}
+		s.SettingsAge = d
 	}
 	if s.Namespace == "" {
 		s.Namespace = "https://stepup.example/"

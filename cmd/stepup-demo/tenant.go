@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/stepupauth/stepup"
 	"github.com/stepupauth/stepup/auth0test"
 )
 
@@ -37,6 +38,7 @@ func startEmbeddedTenant(baseURL, audience, namespace string, ca *auth0test.CA, 
 	app.LogoutURLs = []string{baseURL + "/"}
 	app.BackChannelLogoutURLs = []string{bcl.url}
 	app.BackChannelLogoutInitiators = auth0test.LogoutInitiators{Mode: "all"}
+	app.ManagementScopes = auth0test.ManagementScopes // the security page's Management API calls
 	tn, err := auth0test.Start(auth0test.Config{
 		CA:           ca,
 		Applications: []auth0test.Application{app},
@@ -56,6 +58,15 @@ func startEmbeddedTenant(baseURL, audience, namespace string, ca *auth0test.CA, 
 // newDemoActions returns the embedded tenant's post-login Action: the two
 // Actions of the README's "Use your own tenant" (the documented step-up Action
 // and the claims Action), as auth0test.ClaimsAction ships them.
+// The user_metadata flag "always_mfa" (the security page's "always ask for
+// MFA at sign-in") makes every interactive sign-in ask for MFA, as the
+// README's Action does.
 func newDemoActions(namespace string, now func() time.Time) auth0test.ActionFunc {
-	return auth0test.ClaimsAction(namespace, now)
+	claims := auth0test.ClaimsAction(namespace, now)
+	return func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
+		claims(ev, api)
+		if ev.Protocol == auth0test.ProtocolOIDC && ev.User.UserMetadata[stepup.DefaultAlwaysMFAKey] == true {
+			api.RequireMFA()
+		}
+	}
 }

@@ -83,7 +83,7 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.35rem .
 button{font:inherit;padding:.35rem .9rem;border-radius:6px;border:1px solid #c33;background:#fff;color:#a11;cursor:pointer}
 .aid{border-left:4px solid #e0a800;background:#fffbe6}
 </style></head><body>
-<header><a class="brand" href="/">Fabrikam intranet</a><a href="/customers">Customers</a><a href="/employees">Salaries</a>
+<header><a class="brand" href="/">Fabrikam intranet</a><a href="/customers">Customers</a><a href="/employees">Salaries</a><a href="/account/security" id="security-link">Security</a>
 {{if .SignedIn}}<span id="who">{{.User}}</span><form method="post" action="/logout" style="margin:0"><button id="signout" type="submit">Sign out</button></form>{{else if .SessionUnavailable}}<span id="who">sign-in unavailable</span>{{else}}<span id="who">not signed in</span>{{end}}
 </header><main>{{end}}
 
