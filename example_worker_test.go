@@ -251,3 +251,66 @@ func (c *workerExampleClock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
 }
+
+// The same worker on a tenant without refresh-token metadata (any plan but
+// Enterprise): three minutes after the login her MFA is still fresh, but the
+// refreshed access token carries no step-up, the API refuses it, and the
+// worker recovers with a CIBA push.
+func Example_workerWithoutRefreshTokenMetadata() {
+	ctx := context.Background()
+	clock := &workerExampleClock{t: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)}
+	tenant, err := auth0test.Start(auth0test.Config{
+		RefreshTokenRotation: true, // RefreshTokenMetadata false: api.refreshToken absent
+		APIs:                 []auth0test.API{{Identifier: exampleAPI, Scopes: []string{"read:salaries"}, AccessTokenLifetime: 2 * time.Minute}},
+		Action:               exampleAction(clock.Now),
+		Now:                  clock.Now,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tenant.Close()
+	app := auth0test.DefaultApplication()
+	client, err := stepup.New(ctx, stepup.Config{
+		Domain: tenant.Domain(), ClientID: app.ClientID, ClientSecret: app.ClientSecret,
+		RedirectURL: app.CallbackURLs[0], Scopes: []string{"profile", "email", "offline_access", "read:salaries"},
+		Audience: exampleAPI, SessionIdleTimeout: 8 * time.Hour, HTTPClient: tenant.Client(), Now: clock.Now,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	verifier, err := client.Verifier(exampleAPI, stepup.WithClaimNamespace(exampleNS))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer verifier.Close()
+	api := httptest.NewServer(verifier.Require(exportSalaries)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		at, _ := stepup.AccessTokenFromContext(r.Context())
+		fmt.Fprintf(w, "export %s for %s", r.URL.Query().Get("year"), at.Subject)
+	})))
+	defer api.Close()
+	apiClient, err := client.APIClient(stepup.APIConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	handle := workerExampleLogin(ctx, client, tenant)
+	phone := func(ctx context.Context, d time.Duration) error {
+		clock.Advance(d)
+		for _, p := range tenant.PendingCIBA() {
+			fmt.Printf("phone shows %q\n", p.BindingMessage)
+			tenant.ApproveCIBA(p.AuthReqID)
+		}
+		return nil
+	}
+	clock.Advance(3 * time.Minute)
+	if err := runExport(ctx, client, apiClient, api.URL, exportJob{Handle: handle, Year: 2025}, phone); err != nil {
+		fmt.Println("job failed:", err)
+	}
+	fmt.Println("refreshes at the tenant:", tenant.GrantCalls(auth0test.GrantRefreshToken))
+	// Output:
+	// API refused the refreshed token: insufficient_user_authentication
+	// phone shows "Export salaries 2025"
+	// approved on the phone
+	// API: 200 export 2025 for auth0|alice
+	// refreshes at the tenant: 1
+}
