@@ -3,6 +3,7 @@ package auth0test
 import (
 	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,39 @@ func TestClaimsActionRefreshCarriesStepUp(t *testing.T) {
 		} else if _, ok := claims[ns+"auth_time"]; ok {
 			t.Errorf("without metadata: refreshed token claims %v, want no step-up", claims)
 		}
+	}
+}
+
+// CIBA is one of the flows Auth0 lists for setting refresh-token metadata:
+// the refresh token the approval issues keeps what its Action set, and
+// ClaimsAction's refresh branch copies the approval's step-up from it.
+func TestRefreshTokenMetadataFromCIBA(t *testing.T) {
+	const ns = "https://stepup.example/"
+	clk := newClock()
+	var seen map[string]string
+	claims := ClaimsAction(ns, clk.Now)
+	tn := NewTenant(t, Config{Now: clk.Now, RefreshTokenMetadata: true, Action: func(ev *ActionEvent, api *ActionAPI) {
+		if ev.RefreshToken != nil {
+			seen = maps.Clone(ev.RefreshToken.Metadata)
+		}
+		claims(ev, api)
+	}})
+	st, m := post(t, tn, "/bc-authorize", cibaForm(tn))
+	if st != http.StatusOK {
+		t.Fatalf("bc-authorize: %d %v", st, m)
+	}
+	approvedAt := clk.Now()
+	tn.ApproveCIBA(m["auth_req_id"].(string))
+	st, tok := post(t, tn, "/oauth/token", pollForm(m["auth_req_id"].(string)))
+	if st != http.StatusOK || tok["refresh_token"] == nil {
+		t.Fatalf("CIBA poll: %d %v", st, tok)
+	}
+	clk.Advance(time.Minute)
+	if st, m := post(t, tn, "/oauth/token", refreshForm(tok["refresh_token"].(string))); st != http.StatusOK {
+		t.Fatalf("refresh: %d %v", st, m)
+	}
+	want := map[string]string{MetadataMFAAt: strconv.FormatInt(approvedAt.Unix(), 10), MetadataACR: "1"}
+	if !cmp.Equal(seen, want) {
+		t.Errorf("metadata on the CIBA token's refresh: %v, want %v", seen, want)
 	}
 }
