@@ -55,7 +55,8 @@ func runExport(ctx context.Context, c *stepup.Client, api *stepup.APIClient, api
 	if errors.As(err, &need) && need.Job {
 		// The session's step-up is fresh, yet the API refuses the token:
 		// it came from a refresh-token exchange, which carries the step-up
-		// only when the tenant lets the Action copy it (README).
+		// only where the Action can keep it in the refresh token's metadata
+		// (Auth0 Enterprise; README). Elsewhere, a fresh approval.
 		fmt.Println("API refused the refreshed token:", need.Challenge.Error)
 		return approveAndCall(ctx, c, s, target, job, wait)
 	}
@@ -100,55 +101,36 @@ const (
 	exampleNS  = "https://stepup.example/"
 )
 
-// exampleAction is the Go twin of the README's post-login Action (the one
-// Action this SDK documents), as auth0test runs it: it demands MFA when
-// acr_values ask for it and copies the step-up into the access token under
-// exampleNS (Auth0 refuses acr, amr and auth_time in access tokens). On an
-// interactive login the time copied is the MFA's; on a CIBA approval the
-// approval's (the push is a factor on the user's enrolled device); on a
-// refresh-token exchange the "mfa" method of event.authentication, when the
-// tenant sends it (the README's Action also reads the refresh token's
-// metadata, which Auth0 offers to Enterprise tenants and auth0test does not
-// emulate). Where neither exists, as here, a refreshed token carries no
-// step-up, and the API refuses it.
+// exampleAction is the README's post-login Action (the one Action this SDK
+// documents) as auth0test runs it: auth0test.ClaimsAction, its Go twin. It
+// demands MFA when acr_values ask for it and copies the step-up into the
+// access token under exampleNS (Auth0 refuses acr, amr and auth_time in
+// access tokens): on an interactive login the MFA's time, on a CIBA approval
+// the approval's; and it keeps the step-up in the refresh token's metadata,
+// from which it copies it again on every refresh-token exchange (Auth0's
+// refresh-token metadata, an Enterprise feature: the tenant below enables
+// it with Config.RefreshTokenMetadata). Without that feature a refreshed
+// token carries no step-up, the API refuses it, and runExport recovers with
+// a CIBA push.
 func exampleAction(now func() time.Time) auth0test.ActionFunc {
-	claims := auth0test.ClaimsAction(exampleNS, now)
-	return func(ev *auth0test.ActionEvent, api *auth0test.ActionAPI) {
-		switch ev.Protocol {
-		case auth0test.ProtocolOIDC:
-			claims(ev, api)
-		case auth0test.ProtocolCIBA:
-			api.SetAccessTokenClaim(exampleNS+"acr", auth0test.MFAACR)
-			api.SetAccessTokenClaim(exampleNS+"amr", []string{"mfa"})
-			api.SetAccessTokenClaim(exampleNS+"auth_time", now().Unix())
-		case auth0test.ProtocolRefreshToken:
-			for _, m := range ev.Authentication {
-				if m.Name == "mfa" {
-					api.SetAccessTokenClaim(exampleNS+"acr", auth0test.MFAACR)
-					api.SetAccessTokenClaim(exampleNS+"amr", []string{"mfa"})
-					api.SetAccessTokenClaim(exampleNS+"auth_time", m.Timestamp.Unix())
-				}
-			}
-		}
-	}
+	return auth0test.ClaimsAction(exampleNS, now)
 }
 
 // A background worker takes queued export jobs for an API that demands MFA
 // within 5 minutes. The first runs right after Alice's MFA login (her
 // access token is fresh: 200). The second runs 3 minutes later: her MFA is
-// still fresh, but her 2-minute access token has expired, the token
-// source refreshes it, and the refreshed token carries no step-up (the
-// tenant does not let the Action see it on a refresh), so the API answers
-// insufficient_user_authentication and the worker recovers with a CIBA
-// push. The third runs an hour later: her step-up is too old for the export
-// (SessionFor reports the shortfall of the latest evidence, the 2025 CIBA
-// approval, which has no acr: Auth0 reports none for CIBA), so the worker
-// asks for the push before calling at all.
+// still fresh, her 2-minute access token has expired, and the token source
+// refreshes it; the refreshed token carries the login's step-up (the Action
+// kept it in the refresh token's metadata), so the API answers 200. The
+// third runs an hour later: her step-up is too old for the export
+// (SessionFor reports it), so the worker asks for a CIBA push on her phone
+// before calling at all, and the approval's token gets 200.
 func Example_worker() {
 	ctx := context.Background()
 	clock := &workerExampleClock{t: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)}
 	tenant, err := auth0test.Start(auth0test.Config{
 		RefreshTokenRotation: true,
+		RefreshTokenMetadata: true, // Auth0 Enterprise: the Action keeps the step-up for refreshes
 		APIs:                 []auth0test.API{{Identifier: exampleAPI, Scopes: []string{"read:salaries"}, AccessTokenLifetime: 2 * time.Minute}},
 		Action:               exampleAction(clock.Now),
 		Now:                  clock.Now,
@@ -220,11 +202,8 @@ func Example_worker() {
 	fmt.Println("refreshes at the tenant:", tenant.GrantCalls(auth0test.GrantRefreshToken))
 	// Output:
 	// API: 200 export 2024 for auth0|alice
-	// API refused the refreshed token: insufficient_user_authentication
-	// phone shows "Export salaries 2025"
-	// approved on the phone
 	// API: 200 export 2025 for auth0|alice
-	// step-up stale: acr missing
+	// step-up stale: authentication too old
 	// phone shows "Export salaries 2026"
 	// approved on the phone
 	// API: 200 export 2026 for auth0|alice
@@ -271,4 +250,67 @@ func (c *workerExampleClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// The same worker on a tenant without refresh-token metadata (any plan but
+// Enterprise): three minutes after the login her MFA is still fresh, but the
+// refreshed access token carries no step-up, the API refuses it, and the
+// worker recovers with a CIBA push.
+func Example_workerWithoutRefreshTokenMetadata() {
+	ctx := context.Background()
+	clock := &workerExampleClock{t: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)}
+	tenant, err := auth0test.Start(auth0test.Config{
+		RefreshTokenRotation: true, // RefreshTokenMetadata false: api.refreshToken absent
+		APIs:                 []auth0test.API{{Identifier: exampleAPI, Scopes: []string{"read:salaries"}, AccessTokenLifetime: 2 * time.Minute}},
+		Action:               exampleAction(clock.Now),
+		Now:                  clock.Now,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tenant.Close()
+	app := auth0test.DefaultApplication()
+	client, err := stepup.New(ctx, stepup.Config{
+		Domain: tenant.Domain(), ClientID: app.ClientID, ClientSecret: app.ClientSecret,
+		RedirectURL: app.CallbackURLs[0], Scopes: []string{"profile", "email", "offline_access", "read:salaries"},
+		Audience: exampleAPI, SessionIdleTimeout: 8 * time.Hour, HTTPClient: tenant.Client(), Now: clock.Now,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	verifier, err := client.Verifier(exampleAPI, stepup.WithClaimNamespace(exampleNS))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer verifier.Close()
+	api := httptest.NewServer(verifier.Require(exportSalaries)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		at, _ := stepup.AccessTokenFromContext(r.Context())
+		fmt.Fprintf(w, "export %s for %s", r.URL.Query().Get("year"), at.Subject)
+	})))
+	defer api.Close()
+	apiClient, err := client.APIClient(stepup.APIConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	handle := workerExampleLogin(ctx, client, tenant)
+	phone := func(ctx context.Context, d time.Duration) error {
+		clock.Advance(d)
+		for _, p := range tenant.PendingCIBA() {
+			fmt.Printf("phone shows %q\n", p.BindingMessage)
+			tenant.ApproveCIBA(p.AuthReqID)
+		}
+		return nil
+	}
+	clock.Advance(3 * time.Minute)
+	if err := runExport(ctx, client, apiClient, api.URL, exportJob{Handle: handle, Year: 2025}, phone); err != nil {
+		fmt.Println("job failed:", err)
+	}
+	fmt.Println("refreshes at the tenant:", tenant.GrantCalls(auth0test.GrantRefreshToken))
+	// Output:
+	// API refused the refreshed token: insufficient_user_authentication
+	// phone shows "Export salaries 2025"
+	// approved on the phone
+	// API: 200 export 2025 for auth0|alice
+	// refreshes at the tenant: 1
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -89,7 +90,10 @@ func truncateUTF8(s string, n int) string {
 // use with one Store SetNX of a small marker (kept for the transaction's
 // remaining life): a replay, on any replica, is ErrTransactionNotFound, and
 // of callbacks racing with one state and code exactly one goes on. It then
-// redeems the code with the PKCE verifier (tenant errors are *TenantError),
+// redeems the code with the PKCE verifier (tenant errors are *TenantError;
+// when the redemption failed before the tenant answered, or with a 429 or
+// 5xx, the code may still be valid and the marker is deleted, so a reload
+// of the callback can try again),
 // demands an id_token (ErrMissingIDToken), verifies it (signature, iss, aud,
 // azp, exp, iat, sub, nonce, auth_time against max_age: errors match
 // ErrInvalidToken), and checks the login against the policy sent to the
@@ -212,6 +216,9 @@ func (c *Client) exchangeOpen(ctx context.Context, callback url.Values, transact
 
 	tok, err := c.redeemCode(ctx, code, tx.verifier(), now)
 	if err != nil {
+		if redemptionRetryable(err) {
+			c.releaseUsedMarker(ctx, key)
+		}
 		return nil, false, err
 	}
 	// The tenant redeemed the code it issued for this transaction: nothing
@@ -282,6 +289,45 @@ func (c *Client) exchangeOpen(ctx context.Context, callback url.Values, transact
 	}
 	login.Policy = policy
 	return login, spent, nil
+}
+
+// redemptionRetryable reports whether a failed redemption may have left the
+// code valid: the request failed before the tenant answered (transport
+// error, timeout, cancellation), or the tenant answered 429 or 5xx. Any other
+// answer (invalid_grant and other 4xx, or a 200 whose body did not parse:
+// the code was redeemed) spends the code, and the marker must stay.
+func redemptionRetryable(err error) bool {
+	var te *TenantError
+	if !errors.As(err, &te) {
+		return true // failed before any request (client authentication)
+	}
+	switch {
+	case te.StatusCode == 0:
+		return true
+	case te.StatusCode == http.StatusTooManyRequests, te.StatusCode >= 500:
+		return true
+	}
+	return false
+}
+
+// releaseUsedMarker deletes a callback's single-use marker after a
+// redemption that may have left the code valid, so that a reload of the
+// same callback can redeem it (the tenant still redeems a code only once,
+// so a race of reloads gives at most one login). Best effort: bounded by
+// StoreTimeout and detached from ctx (the caller may have given up, as in a
+// timeout), a failure leaves the marker and the reload says "already used",
+// as before.
+func (c *Client) releaseUsedMarker(ctx context.Context, key string) {
+	budget := c.cfg.StoreTimeout
+	if budget <= 0 {
+		budget = detachedStoreTimeout
+	}
+	dctx, cancel := detachedTimeout(ctx, storeAttemptTimeout(budget))
+	defer cancel()
+	sctx, done := c.storeContext(dctx)
+	if err := done(c.store.Delete(sctx, key)); err != nil {
+		c.log.Warn("stepup: could not release a callback's single-use marker after a failed redemption", "err", err)
+	}
 }
 
 // usedKey names the single-use marker of a callback: a hash of its state and

@@ -1,6 +1,8 @@
 package auth0test
 
 import (
+	"maps"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -65,6 +67,12 @@ type ActionRefreshToken struct {
 	ID                        string
 	CreatedAt, LastExchangeAt time.Time
 	SessionID                 string
+	// Metadata is event.refresh_token.metadata: what Actions stored on the
+	// refresh token (ActionAPI.SetRefreshTokenMetadata) at the login that
+	// created it and at earlier exchanges, kept across rotation. Nil unless
+	// Config.RefreshTokenMetadata (an Auth0 Early Access feature for
+	// Enterprise plans).
+	Metadata map[string]string
 }
 
 // AuthMethod is one element of Auth0's event.authentication.methods.
@@ -95,6 +103,14 @@ type ActionAPI struct {
 	reason          string
 	idClaims        map[string]any
 	atClaims        map[string]any
+	// Refresh-token metadata (Config.RefreshTokenMetadata): rtMetaOK when
+	// api.refreshToken exists in this flow, rtMeta the metadata as the Action
+	// left it (applied only when a refresh token is issued), rtMetaChanged
+	// when it called a method, rtMetaRefused the calls Auth0's limits refuse.
+	rtMetaOK      bool
+	rtMeta        map[string]string
+	rtMetaChanged bool
+	rtMetaRefused []string
 }
 
 // RequireMFA is api.multifactor.enable('any', {allowRememberBrowser: false}).
@@ -130,6 +146,79 @@ func setCustomClaim(claims *map[string]any, name string, v any) {
 	(*claims)[name] = v
 }
 
+// Auth0's limits on refresh-token metadata (refresh-token-metadata page).
+const (
+	MaxRefreshTokenMetadataEntries = 25
+	MaxRefreshTokenMetadataLength  = 255 // of a key and of a value
+)
+
+// HasRefreshToken reports whether api.refreshToken exists for this Action:
+// with Config.RefreshTokenMetadata, on interactive and silent logins, CIBA
+// and refresh-token exchanges (the flows Auth0 lists); never on MFA-API
+// grants. It is the "api.refreshToken?.setMetadata" guard of the README's
+// Action.
+func (a *ActionAPI) HasRefreshToken() bool { return a.rtMetaOK }
+
+// SetRefreshTokenMetadata is api.refreshToken.setMetadata(key, value). The
+// metadata is stored on the refresh token when one is issued (at the code
+// exchange for a login with offline_access, at CIBA, or by the refresh-token
+// exchange itself; not when the flow stops at mfa_required or a denial) and
+// read back on later exchanges in ActionRefreshToken.Metadata. A key of
+// other characters than letters, digits, "_" and "-", a key or value longer
+// than MaxRefreshTokenMetadataLength, or a 26th key is refused: nothing is
+// set and the tenant's Logger says why (Auth0 documents the limits, not what
+// it does beyond them: auth0test's choice). Without Config.RefreshTokenMetadata
+// (api.refreshToken absent) it does nothing.
+func (a *ActionAPI) SetRefreshTokenMetadata(key, value string) {
+	if !a.rtMetaOK {
+		return
+	}
+	switch {
+	case !validMetadataKey(key):
+		a.rtMetaRefused = append(a.rtMetaRefused, "invalid key "+strconv.Quote(key))
+		return
+	case len(value) > MaxRefreshTokenMetadataLength:
+		a.rtMetaRefused = append(a.rtMetaRefused, "value of "+key+" longer than 255 characters")
+		return
+	}
+	if _, ok := a.rtMeta[key]; !ok && len(a.rtMeta) >= MaxRefreshTokenMetadataEntries {
+		a.rtMetaRefused = append(a.rtMetaRefused, "more than 25 entries: "+key)
+		return
+	}
+	if a.rtMeta == nil {
+		a.rtMeta = map[string]string{}
+	}
+	a.rtMeta[key], a.rtMetaChanged = value, true
+}
+
+// DeleteRefreshTokenMetadata is api.refreshToken.deleteMetadata(key).
+func (a *ActionAPI) DeleteRefreshTokenMetadata(key string) {
+	if a.rtMetaOK {
+		delete(a.rtMeta, key)
+		a.rtMetaChanged = true
+	}
+}
+
+// EvictRefreshTokenMetadata is api.refreshToken.evictMetadata(): all of it.
+func (a *ActionAPI) EvictRefreshTokenMetadata() {
+	if a.rtMetaOK {
+		a.rtMeta, a.rtMetaChanged = nil, true
+	}
+}
+
+func validMetadataKey(k string) bool {
+	if k == "" || len(k) > MaxRefreshTokenMetadataLength {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // RestrictedClaims cannot be set by an Action.
 var RestrictedClaims = []string{"acr", "amr", "aud", "auth_time", "azp", "cnf", "exp", "gty", "iat", "iss",
 	"jti", "nbf", "nonce", "org_id", "org_name", "permissions", "scope", "sid", "sub", "client_id"}
@@ -148,7 +237,16 @@ func restricted(name string) bool {
 
 // runAction runs the configured Action, if any, with t.mu NOT held.
 func (t *Tenant) runAction(ev ActionEvent) *ActionAPI {
-	api := &ActionAPI{}
+	api := &ActionAPI{rtMetaOK: t.cfg.RefreshTokenMetadata && ev.Protocol != ProtocolMFA}
+	if ev.RefreshToken != nil {
+		r := *ev.RefreshToken
+		if !t.cfg.RefreshTokenMetadata {
+			r.Metadata = nil
+		}
+		api.rtMeta = maps.Clone(r.Metadata)
+		r.Metadata = maps.Clone(r.Metadata) // the Action's own copy
+		ev.RefreshToken = &r
+	}
 	if t.cfg.Action != nil {
 		ev.ACRValues = append([]string(nil), ev.ACRValues...)
 		ev.Scopes = append([]string(nil), ev.Scopes...)
@@ -162,6 +260,9 @@ func (t *Tenant) runAction(ev ActionEvent) *ActionAPI {
 			ev.Organization = &o
 		}
 		t.cfg.Action(&ev, api)
+	}
+	for _, why := range api.rtMetaRefused {
+		t.cfg.Logger.Warn("auth0test: api.refreshToken.setMetadata refused", "reason", why)
 	}
 	return api
 }

@@ -97,7 +97,8 @@ type authCode struct {
 	familyID      string
 	accessTokenID string
 	org           *ActionOrganization
-	methods       []AuthMethod // the login's event.authentication.methods, kept by its refresh tokens
+	methods       []AuthMethod      // the login's event.authentication.methods, kept by its refresh tokens
+	rtMeta        map[string]string // the Action's refresh-token metadata, for the family the code creates
 }
 
 // pageError renders the tenant's error page (no redirect is possible).
@@ -469,7 +470,7 @@ func (t *Tenant) finishLogin(w http.ResponseWriter, r *http.Request, tx *loginTx
 		ac.authTime = tx.authTime
 	}
 	if tx.action != nil {
-		ac.idClaims, ac.atClaims = tx.action.idClaims, tx.action.atClaims
+		ac.idClaims, ac.atClaims, ac.rtMeta = tx.action.idClaims, tx.action.atClaims, tx.action.rtMeta
 	}
 	t.codes[code] = ac
 	t.mu.Unlock()

@@ -184,7 +184,7 @@ func (t *Tenant) grantCIBA(w http.ResponseWriter, app *Application, form url.Val
 	// auth0test's choice: the approval is the authentication (auth_time), and CIBA
 	// ID tokens carry no acr or amr.
 	resp, _ := t.issueTokens(tokenRequest{app: app, user: &user, scopes: req.scopes, audience: req.audience,
-		authTime: decided, idClaims: api.idClaims, atClaims: api.atClaims})
+		authTime: decided, idClaims: api.idClaims, atClaims: api.atClaims, rtMeta: api.rtMeta})
 	return resp, nil
 }
 

@@ -159,6 +159,15 @@ type Config struct {
 	// on it.
 	RefreshActionAuthentication bool
 
+	// RefreshTokenMetadata enables Auth0's refresh-token metadata (Early
+	// Access, Enterprise plans only): ActionAPI.SetRefreshTokenMetadata and
+	// its siblings (api.refreshToken) store keys on the refresh token the
+	// flow issues, and refresh-token exchanges read them back in
+	// ActionEvent.RefreshToken.Metadata (event.refresh_token.metadata).
+	// Default false, as on other plans: ActionAPI.HasRefreshToken is false
+	// and the methods do nothing.
+	RefreshTokenMetadata bool
+
 	// Action is the tenant's post-login Action. It runs on interactive and silent
 	// logins, refresh-token exchanges, CIBA and MFA-API grants (see ActionEvent.Protocol),
 	// on the tenant's handler goroutines: it may be called concurrently.

@@ -98,6 +98,7 @@
 //	                                AssignMembershipOnLogin false: members only)
 //	OrganizationNames        false  organization names on /authorize and org_name in tokens
 //	RefreshActionAuthentication false  event.authentication on refresh exchanges (the login's)
+//	RefreshTokenMetadata     false  api.refreshToken / event.refresh_token.metadata (Enterprise, Early Access)
 //	Connection.DisplayName   Name   "Continue with ..." ("Google" for google-oauth2)
 //	User.UserMetadata, AppMetadata  none  the user's metadata (Management API, ActionEvent.User)
 //
@@ -281,8 +282,32 @@
 //     the login that created the refresh token with their original timestamps,
 //     to test code that uses them when present. ActionEvent.RefreshToken is a
 //     subset of event.refresh_token (id, created_at, last_exchange_at,
-//     session_id). CIBA: no documented protocol value was found; auth0test
-//     reports "oidc-ciba" and no event.authentication.
+//     session_id, metadata). CIBA: no documented protocol value was found;
+//     auth0test reports "oidc-ciba" and no event.authentication.
+//   - Refresh-token metadata (research, December 2026; docs:
+//     secure/tokens/refresh-tokens/refresh-token-metadata and
+//     .../refresh-token-metadata/configure-refresh-token-metadata; support
+//     article "Management of Refresh Token Metadata in Early Access"): "Early
+//     Access for Enterprise customers only", so off by default
+//     (Config.RefreshTokenMetadata; without it api.refreshToken is absent:
+//     ActionAPI.HasRefreshToken false, its methods do nothing). A post-login
+//     Action sets it with api.refreshToken.setMetadata(key, value),
+//     deleteMetadata(key) and evictMetadata() (ActionAPI.SetRefreshTokenMetadata,
+//     DeleteRefreshTokenMetadata, EvictRefreshTokenMetadata) in the
+//     authorization-code flow, CIBA and refresh-token exchanges (Auth0 also
+//     lists password, device-code, federated and native-passkey flows, not
+//     emulated; MFA-API grants are not listed: no api.refreshToken there).
+//     It is readable only on refresh-token exchanges, in
+//     event.refresh_token.metadata (ActionRefreshToken.Metadata), never at the
+//     login that sets it. It is applied when the refresh token is issued
+//     (not at an intermediate mfa_required or a denial) and kept by the
+//     family: every token rotated from that login reads it. Limits: 25
+//     entries, keys and values of at most 255 characters, keys of letters,
+//     digits, "_" and "-"; Auth0 does not say what happens beyond them:
+//     auth0test refuses the call (nothing set, a Warn line on Logger). The
+//     Management API's GET/PATCH /api/v2/refresh-tokens/{id} is not emulated.
+//     ClaimsAction keeps the step-up there (MetadataMFAAt, MetadataACR), as the
+//     README's Action does.
 //   - The Action's event.authentication.methods (ActionEvent.Authentication) is
 //     the SSO session's first factor with its time (the session's auth_time) and,
 //     once the session performed MFA, {"mfa", when the one-time code was last

@@ -1,6 +1,7 @@
 package auth0test
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,7 +19,8 @@ type family struct {
 	sid      string
 	authTime time.Time
 	org      *ActionOrganization
-	methods  []AuthMethod // of the login that created the family
+	methods  []AuthMethod      // of the login that created the family
+	meta     map[string]string // refresh-token metadata (Config.RefreshTokenMetadata)
 	created  time.Time
 	lastUsed time.Time
 	revoked  bool
@@ -64,7 +66,7 @@ func (t *Tenant) newFamily(tr tokenRequest, scopes []string, now time.Time) (val
 	f := &family{
 		id: "rtf_" + randomToken(12), clientID: tr.app.ClientID, userID: tr.user.ID,
 		scopes: slices.Clone(scopes), audience: tr.audience, sid: tr.sid, authTime: tr.authTime, org: tr.org,
-		methods: slices.Clone(tr.methods), created: now, lastUsed: now,
+		methods: slices.Clone(tr.methods), meta: maps.Clone(tr.rtMeta), created: now, lastUsed: now,
 	}
 	value = "v1." + randomToken(32)
 	t.mu.Lock()
@@ -115,7 +117,7 @@ func (t *Tenant) grantRefreshToken(app *Application, form url.Values) (map[strin
 	ev := ActionEvent{
 		User: user, ClientID: app.ClientID, Connection: user.Connection, Protocol: ProtocolRefreshToken,
 		Scopes: scopes, Audience: f.audience, Silent: true, Organization: f.org,
-		RefreshToken: &ActionRefreshToken{ID: f.id, CreatedAt: f.created, LastExchangeAt: f.lastUsed, SessionID: f.sid},
+		RefreshToken: &ActionRefreshToken{ID: f.id, CreatedAt: f.created, LastExchangeAt: f.lastUsed, SessionID: f.sid, Metadata: f.meta},
 	}
 	if t.cfg.RefreshActionAuthentication {
 		ev.Authentication = slices.Clone(f.methods)
@@ -174,6 +176,11 @@ func (t *Tenant) grantRefreshToken(app *Application, form url.Values) (map[strin
 		return nil, errUnknownRefresh
 	}
 	fam.lastUsed = now
+	if api.rtMetaChanged {
+		// Applied as the refresh token is issued (not at mfa_required or a
+		// denial, which returned above), for every later exchange.
+		fam.meta = maps.Clone(api.rtMeta)
+	}
 	t.mu.Unlock()
 	// Refreshed ID tokens carry no amr (Auth0's documented exception) and, by
 	// auth0test's choice, no acr: a refresh never changes the step-up level.

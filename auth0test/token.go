@@ -184,7 +184,7 @@ func (t *Tenant) grantAuthorizationCode(app *Application, form url.Values) (map[
 	resp, familyID := t.issueTokens(tokenRequest{
 		app: app, user: &user, scopes: ac.scopes, audience: ac.audience, nonce: ac.nonce, sid: ac.sid,
 		authTime: ac.authTime, acr: ac.acr, amr: ac.amr, idClaims: ac.idClaims, atClaims: ac.atClaims, org: ac.org,
-		methods: ac.methods,
+		methods: ac.methods, rtMeta: ac.rtMeta,
 	})
 	t.mu.Lock()
 	ac.familyID = familyID
@@ -257,6 +257,7 @@ type tokenRequest struct {
 	m2m      bool
 	org      *ActionOrganization // org_id (and org_name) in both tokens
 	methods  []AuthMethod        // the login's authentication methods (kept by a new family)
+	rtMeta   map[string]string   // refresh-token metadata the Action set (kept by a new family)
 	// refresh: the family to continue (no new family), and whether to return a
 	// new refresh token in it (rotation).
 	family      *family
