@@ -21,6 +21,13 @@ import (
 
 // bclEnv is a wkEnv whose tenant delivers back-channel logout tokens, over
 // TLS, to the BackChannelLogoutHandler of one of the replicas (receiver).
+// readmeInitiators are the initiators the README's "Use your own tenant"
+// asks for: Auth0's default rp-logout and idp-logout, and password changes,
+// revoked sessions and deleted accounts.
+var readmeInitiators = auth0test.LogoutInitiators{Mode: "custom", Selected: []string{
+	auth0test.InitiatorRPLogout, auth0test.InitiatorIDPLogout, auth0test.InitiatorPasswordChanged,
+	auth0test.InitiatorSessionRevoked, auth0test.InitiatorAccountDeleted}}
+
 type bclEnv struct {
 	*wkEnv
 	srv      *httptest.Server
@@ -156,7 +163,7 @@ func TestBackChannelLogoutAcrossReplicas(t *testing.T) {
 		o    wkOpts
 	}{{"memory", wkOpts{}}, {"redis", wkOpts{redis: true}}, {"cluster", wkOpts{cluster: true}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newBCLEnv(t, tc.o, auth0test.LogoutInitiators{})
+			e := newBCLEnv(t, tc.o, readmeInitiators)
 			a, b := e.replica(), e.replica()
 			e.receiver.Store(b)
 			ctx := context.Background()
@@ -195,7 +202,7 @@ func TestBackChannelLogoutAcrossReplicas(t *testing.T) {
 // the spec's JSON error, and every session lives on. Then a valid token for
 // sid X ends X only; its replay, and another token with its jti, are 400.
 func TestBackChannelLogoutRefusesForgedTokens(t *testing.T) {
-	e := newBCLEnv(t, wkOpts{}, auth0test.LogoutInitiators{})
+	e := newBCLEnv(t, wkOpts{}, readmeInitiators)
 	c := e.replica()
 	x := e.login(c, Login)
 	y := e.loginAs(c, aliceCreds)
@@ -368,7 +375,7 @@ func TestBackChannelLogoutStoreFailureIsRetryable(t *testing.T) {
 		wait        bool
 	}{{"released", 1, false}, {"release failed too", 2, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newBCLEnv(t, wkOpts{}, auth0test.LogoutInitiators{})
+			e := newBCLEnv(t, wkOpts{}, readmeInitiators)
 			fs := &deleteFailStore{Store: e.store}
 			c := e.client(fs, func(cfg *Config) { cfg.Events = e.events.add })
 			x := e.login(c, Login)
@@ -466,7 +473,7 @@ func TestBackChannelLogoutUserChanges(t *testing.T) {
 // sessions started through all three, with their token records and their
 // refresh-token families, and leaves other users alone.
 func TestLogoutUserAcrossThreeClientsOnRedis(t *testing.T) {
-	e := newBCLEnv(t, wkOpts{redis: true}, auth0test.LogoutInitiators{})
+	e := newBCLEnv(t, wkOpts{redis: true}, readmeInitiators)
 	cs := []*Client{e.replica(), e.replica(), e.replica()}
 	var alices []*Session
 	for _, c := range cs {

@@ -46,6 +46,10 @@ func (r *rp) received() []string {
 	return slices.Clone(r.tokens)
 }
 
+// revokedToo subscribes to session-revoked (Tenant.EndSession) besides
+// Auth0's default rp-logout and idp-logout.
+var revokedToo = LogoutInitiators{Mode: "custom", Selected: []string{InitiatorRPLogout, InitiatorIDPLogout, InitiatorSessionRevoked}}
+
 // bclTenant: the default application with a back-channel URL (initiators
 // as given) and a second application without one.
 func bclTenant(t *testing.T, r *rp, in LogoutInitiators, clk func() time.Time) *Tenant {
@@ -59,7 +63,7 @@ func bclTenant(t *testing.T, r *rp, in LogoutInitiators, clk func() time.Time) *
 func TestBackChannelLogoutToken(t *testing.T) {
 	clk := newClock()
 	r := newRP(t)
-	tn := bclTenant(t, r, LogoutInitiators{}, clk.Now)
+	tn := bclTenant(t, r, revokedToo, clk.Now)
 	b := tn.NewBrowser()
 	idt := exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
 	sid := claimsOf(t, idt)["sid"]
@@ -119,22 +123,22 @@ func TestBackChannelLogoutInitiators(t *testing.T) {
 		{"oidc logout", LogoutInitiators{}, func(t *testing.T, tn *Tenant, b *Browser, _ func(time.Duration)) {
 			b.Logout(ctx, tn.URL()+"/oidc/logout?client_id="+DefaultApplication().ClientID)
 		}, InitiatorRPLogout},
-		{"test ends the session", LogoutInitiators{}, func(t *testing.T, tn *Tenant, b *Browser, _ func(time.Duration)) {
+		{"test ends the session", LogoutInitiators{Mode: "all"}, func(t *testing.T, tn *Tenant, b *Browser, _ func(time.Duration)) {
 			if !tn.EndSession(tn.SessionIDs(AliceEmail)[0]) {
 				t.Error("EndSession: no session")
 			}
 		}, InitiatorSessionRevoked},
-		{"password change", LogoutInitiators{}, func(t *testing.T, tn *Tenant, b *Browser, _ func(time.Duration)) {
+		{"password change", LogoutInitiators{Mode: "all"}, func(t *testing.T, tn *Tenant, b *Browser, _ func(time.Duration)) {
 			if err := tn.ChangePassword(AliceEmail, "a new password"); err != nil {
 				t.Error(err)
 			}
 		}, InitiatorPasswordChanged},
-		{"blocked", LogoutInitiators{}, func(t *testing.T, tn *Tenant, b *Browser, _ func(time.Duration)) {
+		{"blocked", LogoutInitiators{Mode: "all"}, func(t *testing.T, tn *Tenant, b *Browser, _ func(time.Duration)) {
 			if err := tn.BlockUser(AliceEmail, true); err != nil {
 				t.Error(err)
 			}
 		}, InitiatorSessionRevoked},
-		{"session expired", LogoutInitiators{}, func(t *testing.T, tn *Tenant, b *Browser, advance func(time.Duration)) {
+		{"session expired", LogoutInitiators{Mode: "all"}, func(t *testing.T, tn *Tenant, b *Browser, advance func(time.Duration)) {
 			advance(8 * 24 * time.Hour)
 			tn.Sweep()
 		}, InitiatorSessionExpired},
@@ -188,7 +192,7 @@ func TestBackChannelLogoutInitiators(t *testing.T) {
 // delivery the RP refuses, or a fault drops, is recorded as such.
 func TestBackChannelLogoutDeliveryOutcomes(t *testing.T) {
 	r := newRP(t)
-	tn := bclTenant(t, r, LogoutInitiators{}, nil)
+	tn := bclTenant(t, r, revokedToo, nil)
 	// A session of the other application only: nothing to deliver.
 	b := tn.NewBrowser()
 	u := authorizeURL(tn, map[string]string{"client_id": "other-app", "redirect_uri": "https://other.example/cb"})
@@ -245,6 +249,7 @@ func TestBackChannelLogoutCAs(t *testing.T) {
 	pool.AddCert(r.srv.Certificate())
 	app := DefaultApplication()
 	app.BackChannelLogoutURLs = []string{r.srv.URL + "/bcl"}
+	app.BackChannelLogoutInitiators = revokedToo
 	tn := NewTenant(t, Config{Applications: []Application{app}, BackChannelLogoutCAs: pool})
 	login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice)
 	tn.EndSession(tn.SessionIDs(AliceEmail)[0])

@@ -206,8 +206,12 @@ type Application struct {
 	// most one https URL the tenant POSTs logout tokens to. Default none.
 	BackChannelLogoutURLs []string
 	// BackChannelLogoutInitiators is Auth0's backchannel_logout_initiators.
-	// Default (zero): mode "custom" with every initiator selected but
-	// account-deleted and email-identifier-changed — choose Mode "all" for all.
+	// Default (zero): mode "custom" with rp-logout and idp-logout selected,
+	// as an application Auth0 sends back-channel logout tokens to without
+	// initiators configured (Auth0's "OIDC Back-Channel Logout Initiators"
+	// page: rp-logout stays subscribed by default, and subscribing to
+	// password changes needs rp-logout and idp-logout beside it). Select
+	// more, or choose Mode "all" for all.
 	BackChannelLogoutInitiators LogoutInitiators
 	// ManagementScopes is the application's client grant for the Management
 	// API (audience https://{domain}/api/v2/): the scopes its
@@ -383,7 +387,7 @@ func (c Config) withDefaults() Config {
 		if a.BackChannelLogoutInitiators.Mode == "" {
 			a.BackChannelLogoutInitiators.Mode = "custom"
 			if a.BackChannelLogoutInitiators.Selected == nil {
-				a.BackChannelLogoutInitiators.Selected = allInitiators[:5:5]
+				a.BackChannelLogoutInitiators.Selected = allInitiators[:2:2] // rp-logout, idp-logout
 			}
 		}
 		if a.GrantTypes == nil {

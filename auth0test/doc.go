@@ -90,7 +90,7 @@
 //	API.RBAC                 false  scopes limited to User.Permissions, "permissions" in access tokens
 //	Application.ThirdParty   false  the consent page
 //	Application.BackChannelLogoutURLs / BackChannelLogoutInitiators  none / custom: rp-logout,
-//	                                idp-logout, password-changed, session-expired, session-revoked
+//	                                idp-logout (Auth0: rp-logout stays subscribed by default)
 //	BackChannelLogoutClient, BackChannelLogoutCAs  the client that delivers logout tokens
 //	Application.ManagementScopes none  the client grant for the Management API (ManagementScopes: all)
 //	Application.OrganizationUsage deny  Auth0's organization_usage: deny, allow or require

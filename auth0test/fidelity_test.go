@@ -439,7 +439,7 @@ func TestFidelityTokenEndpointErrors(t *testing.T) {
 // (backchannel_logout_test.go asserts the whole token and the initiators).
 func TestFidelityLogoutToken(t *testing.T) {
 	r := newRP(t)
-	tn := bclTenant(t, r, LogoutInitiators{}, nil)
+	tn := bclTenant(t, r, revokedToo, nil)
 	login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice)
 	tn.EndSession(tn.SessionIDs(AliceEmail)[0])
 	got := r.received()
@@ -641,5 +641,35 @@ func TestFidelityRefreshAction(t *testing.T) {
 	post(t, tn, "/oauth/token", refreshForm(tok["refresh_token"].(string)))
 	if last.Protocol != "oauth2-refresh-token" || last.RefreshToken == nil || last.Authentication != nil {
 		t.Errorf("refresh event %+v", last)
+	}
+}
+
+// [DOCS authenticate/login/logout/back-channel-logout/oidc-back-channel-logout-initiators]
+// an application with a back-channel logout URL and no initiators configured
+// is subscribed to RP- and IdP-initiated logout only ("rp-logout remains
+// subscribed by default"; a password-change subscription needs rp-logout and
+// idp-logout beside it): a revoked session or a password change sends it
+// nothing, a sign-out at /v2/logout does.
+func TestFidelityDefaultLogoutInitiators(t *testing.T) {
+	r := newRP(t)
+	tn := bclTenant(t, r, LogoutInitiators{}, nil)
+	login(t, tn.NewBrowser(), authorizeURL(tn, nil), alice)
+	tn.EndSession(tn.SessionIDs(AliceEmail)[0])
+	if err := tn.ChangePassword(AliceEmail, "a new password, long enough"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.received(); len(got) != 0 {
+		t.Fatalf("default initiators: %d logout tokens for session-revoked and password-changed, want none", len(got))
+	}
+	b := tn.NewBrowser()
+	login(t, b, authorizeURL(tn, nil), Credentials{Email: AliceEmail, Password: "a new password, long enough"})
+	app := DefaultApplication()
+	resp, err := b.Client().Get(tn.URL() + "/v2/logout?" + url.Values{"client_id": {app.ClientID}, "returnTo": {app.LogoutURLs[0]}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := r.received(); len(got) != 1 {
+		t.Fatalf("default initiators: %d logout tokens after /v2/logout (rp-logout), want 1", len(got))
 	}
 }
