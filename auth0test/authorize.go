@@ -21,7 +21,6 @@ type authRequest struct {
 	clientID            string
 	redirectURI         string
 	redirectSent        bool // redirect_uri was in the request (not defaulted)
-	responseMode        string
 	scopes              []string
 	state               string
 	nonce               string
@@ -77,27 +76,26 @@ type loginTx struct {
 }
 
 type authCode struct {
-	clientID      string
-	redirectURI   string
-	redirectSent  bool
-	challenge     string
-	method        string
-	userID        string
-	scopes        []string
-	audience      string
-	nonce         string
-	sid           string
-	authTime      time.Time
-	acr           string
-	amr           []string
-	idClaims      map[string]any
-	atClaims      map[string]any
-	expires       time.Time
-	used          bool
-	familyID      string
-	accessTokenID string
-	org           *ActionOrganization
-	methods       []AuthMethod // the login's event.authentication.methods, kept by its refresh tokens
+	clientID     string
+	redirectURI  string
+	redirectSent bool
+	challenge    string
+	method       string
+	userID       string
+	scopes       []string
+	audience     string
+	nonce        string
+	sid          string
+	authTime     time.Time
+	acr          string
+	amr          []string
+	idClaims     map[string]any
+	atClaims     map[string]any
+	expires      time.Time
+	used         bool
+	familyID     string
+	org          *ActionOrganization
+	methods      []AuthMethod // the login's event.authentication.methods, kept by its refresh tokens
 }
 
 // pageError renders the tenant's error page (no redirect is possible).
