@@ -747,13 +747,7 @@ func (t *Tenant) mgmtCreateTicket(w http.ResponseWriter, r *http.Request) {
 // handleEnrollPage is the hosted page of an enrollment ticket: it shows the
 // otpauth secret and confirms the enrollment with a one-time code.
 func (t *Tenant) handleEnrollPage(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		t.pageError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := r.ParseForm(); err != nil {
-		t.pageError(w, http.StatusBadRequest, "invalid_request", "malformed request")
+	if !t.hostedForm(w, r) {
 		return
 	}
 	id := r.Form.Get("ticket")
