@@ -301,8 +301,10 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-func (t *Tenant) mgmtGetUser(w http.ResponseWriter, r *http.Request, id string) {
-	if !t.mgmtAuth(w, r, ScopeReadUsers) {
+// mgmtReadUser serves a read about one user: the token must carry scope
+// (mgmtAuth), the user must exist (404 otherwise); read runs with t.mu held.
+func (t *Tenant) mgmtReadUser(w http.ResponseWriter, r *http.Request, scope, id string, read func(u *User)) {
+	if !t.mgmtAuth(w, r, scope) {
 		return
 	}
 	t.mu.Lock()
@@ -312,7 +314,13 @@ func (t *Tenant) mgmtGetUser(w http.ResponseWriter, r *http.Request, id string) 
 		noSuchUser(w)
 		return
 	}
-	writeJSON(w, http.StatusOK, t.userJSONLocked(u))
+	read(u)
+}
+
+func (t *Tenant) mgmtGetUser(w http.ResponseWriter, r *http.Request, id string) {
+	t.mgmtReadUser(w, r, ScopeReadUsers, id, func(u *User) {
+		writeJSON(w, http.StatusOK, t.userJSONLocked(u))
+	})
 }
 
 // patchableUserFields are the PATCH /api/v2/users/{id} members auth0test applies.
@@ -508,23 +516,15 @@ func (t *Tenant) mgmtListMethods(w http.ResponseWriter, r *http.Request, id stri
 }
 
 func (t *Tenant) mgmtGetMethod(w http.ResponseWriter, r *http.Request, id, amid string) {
-	if !t.mgmtAuth(w, r, ScopeReadAuthenticationMethods) {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	u := t.userByIDLocked(id)
-	if u == nil {
-		noSuchUser(w)
-		return
-	}
-	for _, m := range t.methodsLocked(u) {
-		if m["id"] == amid {
-			writeJSON(w, http.StatusOK, m)
-			return
+	t.mgmtReadUser(w, r, ScopeReadAuthenticationMethods, id, func(u *User) {
+		for _, m := range t.methodsLocked(u) {
+			if m["id"] == amid {
+				writeJSON(w, http.StatusOK, m)
+				return
+			}
 		}
-	}
-	mgmtError(w, http.StatusNotFound, "Authentication method not found", "inexistent_authentication_method")
+		mgmtError(w, http.StatusNotFound, "Authentication method not found", "inexistent_authentication_method")
+	})
 }
 
 // deleteFactorLocked removes the user's factor with that id (an authentication
@@ -573,21 +573,13 @@ func (t *Tenant) enrollmentJSONLocked(u *User) map[string]any {
 }
 
 func (t *Tenant) mgmtListEnrollments(w http.ResponseWriter, r *http.Request, id string) {
-	if !t.mgmtAuth(w, r, ScopeReadUsers) {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	u := t.userByIDLocked(id)
-	if u == nil {
-		noSuchUser(w)
-		return
-	}
-	list := []map[string]any{}
-	if u.TOTPSecret != "" {
-		list = append(list, t.enrollmentJSONLocked(u))
-	}
-	writeJSON(w, http.StatusOK, list)
+	t.mgmtReadUser(w, r, ScopeReadUsers, id, func(u *User) {
+		list := []map[string]any{}
+		if u.TOTPSecret != "" {
+			list = append(list, t.enrollmentJSONLocked(u))
+		}
+		writeJSON(w, http.StatusOK, list)
+	})
 }
 
 // guardianOwnerLocked finds the user whose current OTP enrollment has that id.
