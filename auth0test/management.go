@@ -301,9 +301,9 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-// mgmtReadUser serves a read about one user: the token must carry scope
-// (mgmtAuth), the user must exist (404 otherwise); read runs with t.mu held.
-func (t *Tenant) mgmtReadUser(w http.ResponseWriter, r *http.Request, scope, id string, read func(u *User)) {
+// mgmtUser serves a call about one user: the token must carry scope
+// (mgmtAuth), the user must exist (404 otherwise); serve runs with t.mu held.
+func (t *Tenant) mgmtUser(w http.ResponseWriter, r *http.Request, scope, id string, serve func(u *User)) {
 	if !t.mgmtAuth(w, r, scope) {
 		return
 	}
@@ -314,11 +314,11 @@ func (t *Tenant) mgmtReadUser(w http.ResponseWriter, r *http.Request, scope, id 
 		noSuchUser(w)
 		return
 	}
-	read(u)
+	serve(u)
 }
 
 func (t *Tenant) mgmtGetUser(w http.ResponseWriter, r *http.Request, id string) {
-	t.mgmtReadUser(w, r, ScopeReadUsers, id, func(u *User) {
+	t.mgmtUser(w, r, ScopeReadUsers, id, func(u *User) {
 		writeJSON(w, http.StatusOK, t.userJSONLocked(u))
 	})
 }
@@ -516,7 +516,7 @@ func (t *Tenant) mgmtListMethods(w http.ResponseWriter, r *http.Request, id stri
 }
 
 func (t *Tenant) mgmtGetMethod(w http.ResponseWriter, r *http.Request, id, amid string) {
-	t.mgmtReadUser(w, r, ScopeReadAuthenticationMethods, id, func(u *User) {
+	t.mgmtUser(w, r, ScopeReadAuthenticationMethods, id, func(u *User) {
 		for _, m := range t.methodsLocked(u) {
 			if m["id"] == amid {
 				writeJSON(w, http.StatusOK, m)
@@ -573,7 +573,7 @@ func (t *Tenant) enrollmentJSONLocked(u *User) map[string]any {
 }
 
 func (t *Tenant) mgmtListEnrollments(w http.ResponseWriter, r *http.Request, id string) {
-	t.mgmtReadUser(w, r, ScopeReadUsers, id, func(u *User) {
+	t.mgmtUser(w, r, ScopeReadUsers, id, func(u *User) {
 		list := []map[string]any{}
 		if u.TOTPSecret != "" {
 			list = append(list, t.enrollmentJSONLocked(u))
@@ -627,39 +627,19 @@ func (t *Tenant) mgmtDeleteGuardianEnrollment(w http.ResponseWriter, r *http.Req
 }
 
 func (t *Tenant) mgmtRegenerateRecoveryCode(w http.ResponseWriter, r *http.Request, id string) {
-	if !t.mgmtAuth(w, r, ScopeUpdateUsers) {
-		return
-	}
-	code := newRecoveryCode()
-	t.mu.Lock()
-	u := t.userByIDLocked(id)
-	if u != nil {
+	t.mgmtUser(w, r, ScopeUpdateUsers, id, func(u *User) {
+		code := newRecoveryCode()
 		t.setRecoveryCodeLocked(u, code, t.cfg.Now())
-	}
-	t.mu.Unlock()
-	if u == nil {
-		noSuchUser(w)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"recovery_code": code})
+		writeJSON(w, http.StatusOK, map[string]any{"recovery_code": code})
+	})
 }
 
 func (t *Tenant) mgmtInvalidateRememberBrowser(w http.ResponseWriter, r *http.Request, id string) {
-	if !t.mgmtAuth(w, r, ScopeUpdateUsers) {
-		return
-	}
-	t.mu.Lock()
-	u := t.userByIDLocked(id)
-	if u != nil {
+	t.mgmtUser(w, r, ScopeUpdateUsers, id, func(u *User) {
 		t.factorsLocked(u.ID).rememberedBefore = t.cfg.Now()
-	}
-	t.mu.Unlock()
-	if u == nil {
-		noSuchUser(w)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusNoContent)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // rememberedMFA reports whether an MFA performed at mfaTime may still stand for
