@@ -161,6 +161,20 @@ func (b *Browser) fill(page parsedPage, c Credentials, otpTried *bool) error {
 	return nil
 }
 
+// fetch sends req and reads the answer's body, up to limit bytes.
+func (b *Browser) fetch(req *http.Request, limit int64) (*http.Response, []byte, error) {
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth0test: browser: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth0test: browser: %w", err)
+	}
+	return resp, body, nil
+}
+
 // Client is the browser's HTTP client (it does not follow redirects).
 func (b *Browser) Client() *http.Client { return b.client }
 
@@ -186,14 +200,9 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 	}
 	otpTried := false
 	for step := 0; step < 20; step++ {
-		resp, err := b.client.Do(req)
+		resp, body, err := b.fetch(req, 1<<20)
 		if err != nil {
-			return nil, fmt.Errorf("auth0test: browser: %w", err)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("auth0test: browser: %w", err)
+			return nil, err
 		}
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 			loc, err := req.URL.Parse(resp.Header.Get("Location"))
