@@ -423,11 +423,14 @@ func (c *Client) logoutIndexed(ctx context.Context, key string, match func(*sess
 		if err := c.endSessionRecords(ctx, h, rec, &refresh); err != nil {
 			return n, err
 		}
+		if rec != nil {
+			// endSessionRecords removed h from its sid and user indexes,
+			// key among them (match held).
+			n++
+			continue
+		}
 		if err := c.indexRemove(ctx, key, h); err != nil {
 			return n, err
-		}
-		if rec != nil {
-			n++
 		}
 	}
 	if n > 0 {
