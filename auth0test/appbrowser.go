@@ -84,13 +84,11 @@ func (b *Browser) Do(req *http.Request, c Credentials) (*Response, error) {
 		if !onTenant {
 			return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: string(body), URL: req.URL}, nil
 		}
-		page := parsePage(string(body))
-		if page.name != "" {
-			b.Pages = append(b.Pages, page.name)
+		page, err := b.readPage(resp.StatusCode, body)
+		if err != nil {
+			return nil, err
 		}
 		switch {
-		case page.name == "error":
-			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
 		case (page.name == "login" || page.name == "social") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
 		case (page.name == "otp" || page.name == "enroll" || page.name == "recovery") && page.errCode != "":

@@ -161,6 +161,19 @@ func (b *Browser) fill(page parsedPage, c Credentials, otpTried *bool) error {
 	return nil
 }
 
+// readPage parses a tenant page and notes its name in Pages; the tenant's
+// error page is a *PageError.
+func (b *Browser) readPage(status int, body []byte) (parsedPage, error) {
+	page := parsePage(string(body))
+	if page.name != "" {
+		b.Pages = append(b.Pages, page.name)
+	}
+	if page.name == "error" {
+		return page, &PageError{Status: status, Code: page.errCode, Description: page.message}
+	}
+	return page, nil
+}
+
 // fetch sends req and reads the answer's body, up to limit bytes.
 func (b *Browser) fetch(req *http.Request, limit int64) (*http.Response, []byte, error) {
 	resp, err := b.client.Do(req)
@@ -218,16 +231,12 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 			}
 			continue
 		}
-		page := parsePage(string(body))
-		if page.name != "" {
-			b.Pages = append(b.Pages, page.name)
+		page, err := b.readPage(resp.StatusCode, body)
+		if err != nil {
+			return nil, err
 		}
 		switch {
-		case page.name == "error":
-			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
-		case page.name == "login" && page.errCode != "":
-			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
-		case page.name == "social" && page.errCode != "":
+		case (page.name == "login" || page.name == "social") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
 		case (page.name == "otp" || page.name == "recovery") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrOTPRejected, page.message)
@@ -292,13 +301,11 @@ func (b *Browser) logout(ctx context.Context, logoutURL, answer string) (*url.UR
 			}
 			return loc, nil
 		}
-		page := parsePage(string(body))
-		if page.name != "" {
-			b.Pages = append(b.Pages, page.name)
+		page, err := b.readPage(resp.StatusCode, body)
+		if err != nil {
+			return nil, err
 		}
 		switch {
-		case page.name == "error":
-			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
 		case resp.StatusCode != http.StatusOK:
 			return nil, fmt.Errorf("%w: status %d", ErrUnexpectedPage, resp.StatusCode)
 		case page.name == "logout-declined":
