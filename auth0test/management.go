@@ -323,6 +323,21 @@ func (t *Tenant) mgmtGetUser(w http.ResponseWriter, r *http.Request, id string) 
 	})
 }
 
+// mgmtBody reads a Management API request's body and parses it; either
+// failing is a 400 invalid_body with the failure's message.
+func mgmtBody[T any](w http.ResponseWriter, r *http.Request, parse func([]byte) (T, error)) (T, bool) {
+	body, err := readBody(r)
+	if err == nil {
+		var v T
+		if v, err = parse(body); err == nil {
+			return v, true
+		}
+	}
+	mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
+	var zero T
+	return zero, false
+}
+
 // patchableUserFields are the PATCH /api/v2/users/{id} members auth0test applies.
 var patchableUserFields = []string{"user_metadata", "app_metadata", "name"}
 
@@ -398,14 +413,8 @@ func (t *Tenant) mgmtPatchUser(w http.ResponseWriter, r *http.Request, id string
 	if !t.mgmtAuth(w, r, ScopeUpdateUsers) {
 		return
 	}
-	body, err := readBody(r)
-	if err != nil {
-		mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
-		return
-	}
-	patch, err := parseUserPatch(body)
-	if err != nil {
-		mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
+	patch, ok := mgmtBody(w, r, parseUserPatch)
+	if !ok {
 		return
 	}
 	t.mu.Lock()
@@ -691,14 +700,8 @@ func (t *Tenant) mgmtCreateTicket(w http.ResponseWriter, r *http.Request) {
 	if !t.mgmtAuth(w, r, ScopeCreateGuardianTickets) {
 		return
 	}
-	body, err := readBody(r)
-	if err != nil {
-		mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
-		return
-	}
-	tr, err := parseTicketRequest(body)
-	if err != nil {
-		mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
+	tr, ok := mgmtBody(w, r, parseTicketRequest)
+	if !ok {
 		return
 	}
 	id := randomToken(24)
