@@ -13,6 +13,7 @@ import (
 	"errors"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 )
@@ -188,7 +189,7 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	if err != nil {
 		return h, "", nil, err
 	}
-	if !algAllowed(v.algs, h.Alg) {
+	if !slices.Contains(v.algs, h.Alg) {
 		return h, "", nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not in the allowed list")
 	}
 	if h.Typ != "" && !typOK(h.Typ) {
@@ -222,15 +223,6 @@ func parseHeader(s string) (joseHeader, error) {
 		return h, tokenErr(ErrTokenAlgorithm, "alg", `"none" is never accepted`)
 	}
 	return h, nil
-}
-
-func algAllowed(algs []string, alg string) bool {
-	for _, a := range algs {
-		if a == alg {
-			return true
-		}
-	}
-	return false
 }
 
 // jwsAlg describes a JWS signature algorithm we verify.
