@@ -109,8 +109,10 @@ type Store interface {
 	// Take returns the value of the live record with the key and deletes the
 	// record, atomically: of many concurrent Take calls for one key, in one
 	// process or many, exactly one returns the value and the others
-	// ErrNotFound. It is how one-time records (authorization transactions)
-	// are consumed. A missing or expired key gives ErrNotFound.
+	// ErrNotFound: the primitive for one-time records. (stepup itself
+	// consumes none this way any more: its authorization transactions
+	// travel in the browser's cookie, and a callback's single use is a
+	// SetNX marker.) A missing or expired key gives ErrNotFound.
 	Take(ctx context.Context, key string) ([]byte, error)
 
 	// GetEx returns a copy of the value of the live record with the key and
