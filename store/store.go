@@ -52,7 +52,7 @@ var (
 //
 // A key is a non-empty string. Callers (stepup itself) use at most 200 bytes
 // of printable ASCII without spaces (0x21 to 0x7E), such as
-// "tx:Ab3-_x" or "sess:{9f86d0}", so that any database can hold them; a Store
+// "used:Ab3-_x" or "sess:{9f86d0}", so that any database can hold them; a Store
 // must accept every such key, keeps keys that differ by a byte apart (keys
 // are case-sensitive and a key that is a prefix of another is a different
 // key), and may prefix them (a namespace) as long as it does so
