@@ -249,20 +249,18 @@ func checkAuthorizeOptions(opts *AuthorizeOptions, policy *Policy) error {
 	}
 	// The policy sent (opts.Policy as adapted to the connection) is what
 	// travels; opts.Policy itself goes nowhere else.
-	for _, p := range []*Policy{policy} {
-		if p.MaxAge < 0 {
-			return invalid("Policy.MaxAge", fmt.Errorf("%s is negative", p.MaxAge))
-		}
-		if err := checkText(p.Name, maxPolicyNameLen); err != nil {
-			return invalid("Policy.Name", err)
-		}
-		for _, l := range []struct {
-			name string
-			vs   []string
-		}{{"Policy.ACR", p.ACR}, {"Policy.AMR", p.AMR}, {"Policy.Scopes", p.Scopes}} {
-			if err := checkScopeList(l.vs); err != nil {
-				return invalid(l.name, err)
-			}
+	if policy.MaxAge < 0 {
+		return invalid("Policy.MaxAge", fmt.Errorf("%s is negative", policy.MaxAge))
+	}
+	if err := checkText(policy.Name, maxPolicyNameLen); err != nil {
+		return invalid("Policy.Name", err)
+	}
+	for _, l := range [...]struct {
+		name string
+		vs   []string
+	}{{"Policy.ACR", policy.ACR}, {"Policy.AMR", policy.AMR}, {"Policy.Scopes", policy.Scopes}} {
+		if err := checkScopeList(l.vs); err != nil {
+			return invalid(l.name, err)
 		}
 	}
 	if err := checkScopeList(opts.Scopes); err != nil {
@@ -364,10 +362,11 @@ func (c *Client) authorizeURL(ctx context.Context, opts AuthorizeOptions, policy
 	switch {
 	case opts.MaxAge != nil:
 		rec.MaxAge = ceilSeconds(*opts.MaxAge)
-		maxAge = strconv.FormatInt(rec.MaxAge, 10)
 	case policy.MaxAge > 0:
-		maxAge, _ = policy.MaxAgeSeconds()
-		rec.MaxAge, _ = strconv.ParseInt(maxAge, 10, 64)
+		rec.MaxAge = ceilSeconds(policy.MaxAge) // as Policy.MaxAgeSeconds
+	}
+	if rec.MaxAge >= 0 {
+		maxAge = strconv.FormatInt(rec.MaxAge, 10)
 	}
 
 	// The query is written by hand, in one buffer: this is the hot path of

@@ -346,7 +346,11 @@ func BenchmarkAuthorizeURLInterleaved(b *testing.B) {
 	c, cs, _ := offlineClient(b, func(cfg *Config) { cfg.Audience = "https://api.fabrikam.example" })
 	ctx := context.Background()
 	opts := AuthorizeOptions{Policy: MFA.WithMaxAge(5 * time.Minute), ReturnTo: "/salaries", Connection: "google-oauth2"}
-	conf := c.oauth
+	conf := oauth2.Config{ // what the Client held for x/oauth2 before it built URLs itself
+		ClientID:    c.cfg.ClientID,
+		RedirectURL: c.cfg.RedirectURL,
+		Endpoint:    oauth2.Endpoint{AuthURL: c.authURL, TokenURL: c.tokenURL, AuthStyle: oauth2.AuthStyleInParams},
+	}
 	extra := []oauth2.AuthCodeOption{
 		oauth2.SetAuthURLParam("acr_values", ACRMultiFactor), oauth2.SetAuthURLParam("max_age", "300"),
 		oauth2.SetAuthURLParam("audience", "https://api.fabrikam.example"), oauth2.SetAuthURLParam("connection", "google-oauth2"),

@@ -209,7 +209,7 @@ func (c *Client) claimLogoutJTI(ctx context.Context, key string, ttl time.Durati
 		case err != nil:
 			return fmt.Errorf("stepup: back-channel logout: reading the jti: %w", err)
 		}
-		v, err := c.ring.openRecord(key, blob)
+		v, err := c.ring.openRecordInPlace(key, blob)
 		if err != nil || len(v) == 0 || v[0] != jtiPending {
 			return ErrLogoutTokenReplayed
 		}

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/stepupauth/stepup/store"
-	"golang.org/x/oauth2"
 )
 
 // Token endpoint authentication methods (Config.TokenEndpointAuthMethod).
@@ -296,7 +295,6 @@ type Client struct {
 	origin        string
 
 	authMethod string
-	oauth      oauth2.Config // ClientSecret empty with private_key_jwt
 	httpClient *http.Client
 	log        *slog.Logger
 	now        func() time.Time
@@ -561,18 +559,6 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	c.httpClient = cfg.HTTPClient
 	c.log = cfg.Logger
 	c.now = cfg.Now
-	c.oauth = oauth2.Config{
-		ClientID:    cfg.ClientID,
-		RedirectURL: cfg.RedirectURL,
-		Endpoint:    oauth2.Endpoint{AuthURL: c.authURL, TokenURL: c.tokenURL, AuthStyle: oauth2.AuthStyleInParams},
-	}
-	switch c.authMethod {
-	case AuthClientSecretPost:
-		c.oauth.ClientSecret = cfg.ClientSecret
-	case AuthClientSecretBasic:
-		c.oauth.ClientSecret = cfg.ClientSecret
-		c.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
-	}
 
 	c.keys = newKeySet(base+"/.well-known/jwks.json", c.httpClient, c.now)
 	c.idv = newIDTokenVerifier(idTokenConfig{
@@ -709,29 +695,6 @@ func scopeList(a, b []string) []string {
 		}
 	}
 	return out
-}
-
-// httpContext carries the Client's HTTP client to x/oauth2, which takes it
-// from a context key. The key never leaves the Client.
-func (c *Client) httpContext(ctx context.Context) context.Context {
-	return context.WithValue(ctx, oauth2.HTTPClient, c.httpClient)
-}
-
-// tokenAuthOptions returns the extra parameters that authenticate a
-// token-endpoint request with private_key_jwt; none for the secret methods,
-// which x/oauth2 applies itself.
-func (c *Client) tokenAuthOptions() ([]oauth2.AuthCodeOption, error) {
-	if c.authMethod != AuthPrivateKeyJWT {
-		return nil, nil
-	}
-	a, err := c.clientAssertion()
-	if err != nil {
-		return nil, err
-	}
-	return []oauth2.AuthCodeOption{
-		oauth2.SetAuthURLParam("client_assertion_type", clientAssertionType),
-		oauth2.SetAuthURLParam("client_assertion", a),
-	}, nil
 }
 
 const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -878,22 +841,6 @@ func retryAfter(v string) time.Duration {
 		}
 	}
 	return 0
-}
-
-// tokenError turns an error of x/oauth2 into a *TenantError: an OAuth error
-// answer keeps its status and code; anything else (transport failure,
-// unreadable answer) is a failure of the tenant and matches
-// ErrTenantUnavailable.
-func tokenError(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil {
-		te := tenantErrorFromBody("/oauth/token", re.Response, re.Body)
-		if re.ErrorCode != "" {
-			te.Code, te.Description = re.ErrorCode, re.ErrorDescription
-		}
-		return te
-	}
-	return &TenantError{Endpoint: "/oauth/token", Err: err}
 }
 
 // randomToken returns 256 random bits, base64url without padding (43 characters).

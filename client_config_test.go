@@ -238,10 +238,6 @@ func TestClientAssertion(t *testing.T) {
 			if err != nil {
 				t.Errorf("signature does not verify: %v", err)
 			}
-			opts, err := c.tokenAuthOptions()
-			if err != nil || len(opts) != 2 {
-				t.Errorf("tokenAuthOptions: got %d options, %v; want client_assertion and its type", len(opts), err)
-			}
 		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 )
@@ -188,7 +189,7 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	if err != nil {
 		return h, "", nil, err
 	}
-	if !algAllowed(v.algs, h.Alg) {
+	if !slices.Contains(v.algs, h.Alg) {
 		return h, "", nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not in the allowed list")
 	}
 	if h.Typ != "" && !typOK(h.Typ) {
@@ -222,15 +223,6 @@ func parseHeader(s string) (joseHeader, error) {
 		return h, tokenErr(ErrTokenAlgorithm, "alg", `"none" is never accepted`)
 	}
 	return h, nil
-}
-
-func algAllowed(algs []string, alg string) bool {
-	for _, a := range algs {
-		if a == alg {
-			return true
-		}
-	}
-	return false
 }
 
 // jwsAlg describes a JWS signature algorithm we verify.
@@ -425,81 +417,60 @@ const maxClaimNamesOnStack = 48
 // nil.
 func decodeClaims(payload string, c *registeredClaims, arena []string, ns *claimNames) error {
 	d := jsonDecoder{s: payload, depth: 1}
-	d.ws()
-	if d.i >= len(d.s) || d.s[d.i] != '{' {
-		return payloadErr(errJSONNotObject)
+	end, err := d.openObject()
+	if err != nil {
+		return payloadErr(err)
 	}
-	d.i++
 	var seen uint32
 	var names [maxClaimNamesOnStack]string
 	n := 0
 	var spill map[string]struct{}
-	d.ws()
-	if d.i < len(d.s) && d.s[d.i] == '}' {
-		d.i++
-	} else {
-		for {
-			d.ws()
-			if d.i >= len(d.s) || d.s[d.i] != '"' {
-				return payloadErr(errJSONSyntax)
+	for !end {
+		k, err := d.memberName()
+		if err != nil {
+			return payloadErr(err)
+		}
+		slot, err := c.member(&d, k, &arena, ns)
+		if err != nil {
+			return payloadErr(err)
+		}
+		// Repeated names: the claims we read by a bit each, the others
+		// by comparison with the names seen so far (few, in practice).
+		if slot >= 0 {
+			if seen&(1<<slot) != 0 {
+				return payloadErr(errJSONDuplicate)
 			}
-			k, err := d.str()
-			if err != nil {
-				return payloadErr(err)
-			}
-			d.ws()
-			if d.i >= len(d.s) || d.s[d.i] != ':' {
-				return payloadErr(errJSONSyntax)
-			}
-			d.i++
-			d.ws()
-			slot, err := c.member(&d, k, &arena, ns)
-			if err != nil {
-				return payloadErr(err)
-			}
-			// Repeated names: the claims we read by a bit each, the others
-			// by comparison with the names seen so far (few, in practice).
-			if slot >= 0 {
-				if seen&(1<<slot) != 0 {
-					return payloadErr(errJSONDuplicate)
-				}
-				seen |= 1 << slot
-			} else {
-				if spill == nil {
-					for _, s := range names[:n] {
-						if s == k {
-							return payloadErr(errJSONDuplicate)
-						}
-					}
-					if n < len(names) {
-						names[n] = k
-						n++
-					} else {
-						spill = make(map[string]struct{}, 2*len(names))
-						for _, s := range names {
-							spill[s] = struct{}{}
-						}
-					}
-				}
-				if spill != nil {
-					if _, dup := spill[k]; dup {
+			seen |= 1 << slot
+		} else {
+			if spill == nil {
+				for _, s := range names[:n] {
+					if s == k {
 						return payloadErr(errJSONDuplicate)
 					}
-					spill[k] = struct{}{}
+				}
+				if n < len(names) {
+					names[n] = k
+					n++
+				} else {
+					spill = make(map[string]struct{}, 2*len(names))
+					for _, s := range names {
+						spill[s] = struct{}{}
+					}
 				}
 			}
-			end, err := d.next('}')
-			if err != nil {
-				return payloadErr(err)
-			}
-			if end {
-				break
+			if spill != nil {
+				if _, dup := spill[k]; dup {
+					return payloadErr(errJSONDuplicate)
+				}
+				spill[k] = struct{}{}
 			}
 		}
+		if end, err = d.next('}'); err != nil {
+			return payloadErr(err)
+		}
 	}
-	d.ws()
-	if d.i != len(d.s) {
-		return payloadErr(errJSONSyntax)
+	if err := d.finish(); err != nil {
+		return payloadErr(err)
 	}
 	return nil
 }

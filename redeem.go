@@ -21,9 +21,8 @@ import (
 // code_verifier (RFC 7636) and the Client's authentication
 // (client_secret_post, client_secret_basic or a private_key_jwt assertion;
 // authenticateForm). A non-2xx answer is a *TenantError carrying the
-// tenant's error and error_description (mfa_token included), as
-// tokenError made of x/oauth2's RetrieveError; a transport failure is a
-// *TenantError too. The result is an *oauth2.Token, as LoginResult.Token
+// tenant's error and error_description (mfa_token included), as x/oauth2's
+// RetrieveError did; a transport failure is a *TenantError too. The result is an *oauth2.Token, as LoginResult.Token
 // has always been, with its expiry on the Client's clock (now) and the
 // id_token and scope in Extra.
 func (c *Client) redeemCode(ctx context.Context, code, verifier string, now time.Time) (*oauth2.Token, error) {

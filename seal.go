@@ -135,16 +135,12 @@ func (r *keyRing) sealRecord(key string, plaintext []byte) []byte {
 	return r.seal(plaintext, recordAAD(key))
 }
 
-// openRecord opens a record sealed by sealRecord for key; errUnseal when it
-// was not (a record written without the key, tampered, moved, or of the
-// previous version, which had no seal: all are treated as absent).
-func (r *keyRing) openRecord(key string, blob []byte) ([]byte, error) {
-	return r.open(blob, recordAAD(key))
-}
-
-// openRecordInPlace is openRecord decrypting into blob's own memory: the
-// caller owns blob (a Store returns a copy) and the page load saves an
-// allocation. blob must not be used afterwards except through the result.
+// openRecordInPlace opens a record sealed by sealRecord for key, decrypting
+// into blob's own memory: the caller owns blob (a Store returns a copy) and
+// the page load saves an allocation; blob must not be used afterwards except
+// through the result. errUnseal when the record was not sealed for key (a
+// record written without the key, tampered, moved, or of the previous
+// version, which had no seal: all are treated as absent).
 func (r *keyRing) openRecordInPlace(key string, blob []byte) ([]byte, error) {
 	return r.openInto(blob, recordAAD(key), true)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -309,7 +310,7 @@ func (c *Client) endSessionRecords(ctx context.Context, handle string, rec *sess
 		key := c.cfg.KeyPrefix + m
 		if refresh != nil && strings.HasPrefix(m, "tok:") {
 			// An unreadable token record is deleted all the same.
-			if t, err := c.readToken(ctx, key); err == nil && t.Refresh != "" && !containsString(*refresh, t.Refresh) {
+			if t, err := c.readToken(ctx, key); err == nil && t.Refresh != "" && !slices.Contains(*refresh, t.Refresh) {
 				*refresh = append(*refresh, t.Refresh)
 			}
 		}
@@ -334,15 +335,6 @@ func (c *Client) endSessionRecords(ctx context.Context, handle string, rec *sess
 		}
 	}
 	return nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Logout ends the session with the given handle for good: it deletes the
@@ -456,11 +448,14 @@ func (c *Client) logoutIndexed(ctx context.Context, key string, match func(*sess
 		if err := c.endSessionRecords(ctx, h, rec, &refresh); err != nil {
 			return n, err
 		}
+		if rec != nil {
+			// endSessionRecords removed h from its sid and user indexes,
+			// key among them (match held).
+			n++
+			continue
+		}
 		if err := c.indexRemove(ctx, key, h); err != nil {
 			return n, err
-		}
-		if rec != nil {
-			n++
 		}
 	}
 	if n > 0 {

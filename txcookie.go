@@ -383,13 +383,19 @@ func (c *Client) transactionFromRequest(r *http.Request, state string) string {
 // ClearTransactionCookie expires the transaction cookie of state; the
 // callback sends it once the transaction is spent.
 func (c *Client) ClearTransactionCookie(state string) *http.Cookie {
-	return &http.Cookie{Name: c.TransactionCookieName(state), Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode}
+	return c.clearTxCookie(c.TransactionCookieName(state))
 }
 
 func (c *Client) txCookie(name, value string) http.Cookie {
 	return http.Cookie{Name: name, Value: value, Path: "/", MaxAge: int(c.cfg.TransactionTTL / time.Second),
 		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode}
+}
+
+// clearTxCookie expires the transaction cookie called name.
+func (c *Client) clearTxCookie(name string) *http.Cookie {
+	ck := c.txCookie(name, "")
+	ck.MaxAge = -1
+	return &ck
 }
 
 // SetTransactionCookie sets ar's transaction cookie on w (ar.Cookie) and
@@ -405,12 +411,11 @@ func (c *Client) SetTransactionCookie(w http.ResponseWriter, r *http.Request, ar
 		size int
 	}
 	var (
-		keep    []live
-		drops   []string
-		now     = c.now().Unix()
-		prefix  = c.txCookiePrefix()
-		seen    = map[string]bool{ck.Name: true}
-		dropped = 0
+		keep   []live
+		drops  []string
+		now    = c.now().Unix()
+		prefix = c.txCookiePrefix()
+		seen   = map[string]bool{ck.Name: true}
 	)
 	for _, old := range r.Cookies() {
 		if !strings.HasPrefix(old.Name, prefix) || seen[old.Name] {
@@ -440,13 +445,9 @@ func (c *Client) SetTransactionCookie(w http.ResponseWriter, r *http.Request, ar
 	}
 	// The oldest first: they are what keeps the bound; malformed ones are
 	// only clutter.
-	for _, name := range append(oldest, drops...) {
-		if dropped == maxTxCookieDrops {
-			break
-		}
-		dropped++
-		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1,
-			HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode})
+	expire := append(oldest, drops...)
+	for _, name := range expire[:min(len(expire), maxTxCookieDrops)] {
+		http.SetCookie(w, c.clearTxCookie(name))
 	}
 	http.SetCookie(w, ck)
 }

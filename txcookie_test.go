@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -286,7 +287,7 @@ func TestAuthorizeErrorBounded(t *testing.T) {
 		t.Fatalf("got %v, want *AuthorizeError", err)
 	}
 	if len(ae.Description) > maxAuthorizeErrorDescr+len("…") || !strings.HasPrefix(desc, strings.TrimSuffix(ae.Description, "…")) ||
-		!utf8Valid(ae.Description) || len(ae.Code) > maxAuthorizeErrorCode+len("…") {
+		!utf8.ValidString(ae.Description) || len(ae.Code) > maxAuthorizeErrorCode+len("…") {
 		t.Errorf("AuthorizeError not bounded on a character: code %d bytes, description %d bytes", len(ae.Code), len(ae.Description))
 	}
 	r := httptest.NewRequest(http.MethodGet, "/callback?"+q.Encode(), nil)
@@ -312,8 +313,6 @@ func TestAuthorizeErrorBounded(t *testing.T) {
 		}
 	}
 }
-
-func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
 // 50,000 anonymous page loads: nothing written to the store, and the heap
 // does not grow with them (the memory store kept a 3 KB record for each).

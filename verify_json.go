@@ -42,9 +42,8 @@ func decodeJSONObject(s string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.ws()
-	if d.i != len(d.s) {
-		return nil, errJSONSyntax
+	if err := d.finish(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -54,72 +53,98 @@ func decodeJSONObject(s string) (map[string]any, error) {
 // A repeated alg, kid, typ or crit is an error.
 func decodeJOSEHeader(s string) (h joseHeader, hasCrit bool, err error) {
 	d := jsonDecoder{s: s, depth: 1}
+	end, err := d.openObject()
+	if err != nil {
+		return h, false, err
+	}
+	var seen [4]bool
+	for !end {
+		k, err := d.memberName()
+		if err != nil {
+			return h, false, err
+		}
+		var dst *string
+		slot := -1
+		switch k {
+		case "alg":
+			dst, slot = &h.Alg, 0
+		case "kid":
+			dst, slot = &h.Kid, 1
+		case "typ":
+			dst, slot = &h.Typ, 2
+		case "crit":
+			slot, hasCrit = 3, true
+		}
+		if slot >= 0 {
+			if seen[slot] {
+				return h, false, errJSONDuplicate
+			}
+			seen[slot] = true
+		}
+		// Values are read without boxing them into any: the header is
+		// decoded on every verification.
+		if dst != nil {
+			if *dst, _, err = d.claimString(k); err != nil {
+				return h, false, err
+			}
+		} else if err := d.skip(); err != nil {
+			return h, false, err
+		}
+		if end, err = d.next('}'); err != nil {
+			return h, false, err
+		}
+	}
+	if err := d.finish(); err != nil {
+		return h, false, err
+	}
+	return h, hasCrit, nil
+}
+
+// openObject consumes the '{' that must open d.s (after white space) and,
+// when the object is empty, its '}' (end true). It is the start of the
+// top-level objects decoded member by member (a JOSE header, a claim set);
+// d.depth counts that object already.
+func (d *jsonDecoder) openObject() (end bool, err error) {
 	d.ws()
 	if d.i >= len(d.s) || d.s[d.i] != '{' {
-		return h, false, errJSONNotObject
+		return false, errJSONNotObject
 	}
 	d.i++
-	var seen [4]bool
 	d.ws()
 	if d.i < len(d.s) && d.s[d.i] == '}' {
 		d.i++
-	} else {
-		for {
-			d.ws()
-			if d.i >= len(d.s) || d.s[d.i] != '"' {
-				return h, false, errJSONSyntax
-			}
-			k, err := d.str()
-			if err != nil {
-				return h, false, err
-			}
-			d.ws()
-			if d.i >= len(d.s) || d.s[d.i] != ':' {
-				return h, false, errJSONSyntax
-			}
-			d.i++
-			d.ws()
-			var dst *string
-			slot := -1
-			switch k {
-			case "alg":
-				dst, slot = &h.Alg, 0
-			case "kid":
-				dst, slot = &h.Kid, 1
-			case "typ":
-				dst, slot = &h.Typ, 2
-			case "crit":
-				slot, hasCrit = 3, true
-			}
-			if slot >= 0 {
-				if seen[slot] {
-					return h, false, errJSONDuplicate
-				}
-				seen[slot] = true
-			}
-			// Values are read without boxing them into any: the header is
-			// decoded on every verification.
-			if dst != nil {
-				if *dst, _, err = d.claimString(k); err != nil {
-					return h, false, err
-				}
-			} else if err := d.skip(); err != nil {
-				return h, false, err
-			}
-			end, err := d.next('}')
-			if err != nil {
-				return h, false, err
-			}
-			if end {
-				break
-			}
-		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// memberName decodes an object member's name and the ':' after it (white
+// space around both), leaving d.i at the member's value.
+func (d *jsonDecoder) memberName() (string, error) {
+	d.ws()
+	if d.i >= len(d.s) || d.s[d.i] != '"' {
+		return "", errJSONSyntax
+	}
+	k, err := d.str()
+	if err != nil {
+		return "", err
 	}
 	d.ws()
-	if d.i != len(d.s) {
-		return h, false, errJSONSyntax
+	if d.i >= len(d.s) || d.s[d.i] != ':' {
+		return "", errJSONSyntax
 	}
-	return h, hasCrit, nil
+	d.i++
+	d.ws()
+	return k, nil
+}
+
+// finish checks that only white space follows the decoded value.
+func (d *jsonDecoder) finish() error {
+	d.ws()
+	if d.i != len(d.s) {
+		return errJSONSyntax
+	}
+	return nil
 }
 
 func (d *jsonDecoder) ws() {
@@ -203,19 +228,10 @@ func (d *jsonDecoder) object() (map[string]any, error) {
 
 // member decodes one object member, "name": value (white space first).
 func (d *jsonDecoder) member() (string, any, error) {
-	d.ws()
-	if d.i >= len(d.s) || d.s[d.i] != '"' {
-		return "", nil, errJSONSyntax
-	}
-	k, err := d.str()
+	k, err := d.memberName()
 	if err != nil {
 		return "", nil, err
 	}
-	d.ws()
-	if d.i >= len(d.s) || d.s[d.i] != ':' {
-		return "", nil, errJSONSyntax
-	}
-	d.i++
 	v, err := d.value()
 	if err != nil {
 		return "", nil, err

@@ -2,6 +2,7 @@ package auth0test
 
 import (
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -227,12 +228,7 @@ func restricted(name string) bool {
 	if name == "" || strings.HasPrefix(name, "https://auth0.com/") || strings.HasPrefix(name, "https://auth0.io/") {
 		return true
 	}
-	for _, r := range RestrictedClaims {
-		if r == name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(RestrictedClaims, name)
 }
 
 // runAction runs the configured Action, if any, with t.mu NOT held.

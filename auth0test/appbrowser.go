@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -61,14 +60,9 @@ func (b *Browser) Do(req *http.Request, c Credentials) (*Response, error) {
 	otpTried := false
 	setNavigation(req)
 	for step := 0; step < maxSteps; step++ {
-		resp, err := b.client.Do(req)
+		resp, body, err := b.fetch(req, 4<<20)
 		if err != nil {
-			return nil, fmt.Errorf("auth0test: browser: %w", err)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("auth0test: browser: %w", err)
+			return nil, err
 		}
 		onTenant := req.URL.Host == tenant.Host
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != "" {
@@ -90,13 +84,11 @@ func (b *Browser) Do(req *http.Request, c Credentials) (*Response, error) {
 		if !onTenant {
 			return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: string(body), URL: req.URL}, nil
 		}
-		page := parsePage(string(body))
-		if page.name != "" {
-			b.Pages = append(b.Pages, page.name)
+		page, err := b.readPage(resp.StatusCode, body)
+		if err != nil {
+			return nil, err
 		}
 		switch {
-		case page.name == "error":
-			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
 		case (page.name == "login" || page.name == "social") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
 		case (page.name == "otp" || page.name == "enroll" || page.name == "recovery") && page.errCode != "":

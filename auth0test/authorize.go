@@ -21,7 +21,6 @@ type authRequest struct {
 	clientID            string
 	redirectURI         string
 	redirectSent        bool // redirect_uri was in the request (not defaulted)
-	responseMode        string
 	scopes              []string
 	state               string
 	nonce               string
@@ -77,28 +76,27 @@ type loginTx struct {
 }
 
 type authCode struct {
-	clientID      string
-	redirectURI   string
-	redirectSent  bool
-	challenge     string
-	method        string
-	userID        string
-	scopes        []string
-	audience      string
-	nonce         string
-	sid           string
-	authTime      time.Time
-	acr           string
-	amr           []string
-	idClaims      map[string]any
-	atClaims      map[string]any
-	expires       time.Time
-	used          bool
-	familyID      string
-	accessTokenID string
-	org           *ActionOrganization
-	methods       []AuthMethod      // the login's event.authentication.methods, kept by its refresh tokens
-	rtMeta        map[string]string // the Action's refresh-token metadata, for the family the code creates
+	clientID     string
+	redirectURI  string
+	redirectSent bool
+	challenge    string
+	method       string
+	userID       string
+	scopes       []string
+	audience     string
+	nonce        string
+	sid          string
+	authTime     time.Time
+	acr          string
+	amr          []string
+	idClaims     map[string]any
+	atClaims     map[string]any
+	expires      time.Time
+	used         bool
+	familyID     string
+	org          *ActionOrganization
+	methods      []AuthMethod      // the login's event.authentication.methods, kept by its refresh tokens
+	rtMeta       map[string]string // the Action's refresh-token metadata, for the family the code creates
 }
 
 // pageError renders the tenant's error page (no redirect is possible).
@@ -106,14 +104,42 @@ func (t *Tenant) pageError(w http.ResponseWriter, status int, code, description 
 	renderPage(w, status, pageData{Page: "error", Title: "Error", Error: code, Message: description})
 }
 
-func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+// hostedQuery starts an endpoint the browser navigates to (/authorize, the
+// logout endpoints): a method other than those given is 405, a malformed or
+// repeated parameter 400 (parseQueryStrict), both as the tenant's error
+// page; false then, and the handler returns.
+func (t *Tenant) hostedQuery(w http.ResponseWriter, r *http.Request, methods ...string) (url.Values, bool) {
+	if !slices.Contains(methods, r.Method) {
 		t.pageError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed")
-		return
+		return nil, false
 	}
 	q, err := parseQueryStrict(r)
 	if err != nil {
 		t.pageError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return nil, false
+	}
+	return q, true
+}
+
+// hostedForm starts a hosted page's form handler (GET shows it, POST sends
+// it): any other method is 405, a form that does not parse within maxBody
+// 400, as the tenant's error page; false then. r.Form holds the parameters.
+func (t *Tenant) hostedForm(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		t.pageError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed")
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		t.pageError(w, http.StatusBadRequest, "invalid_request", "malformed request")
+		return false
+	}
+	return true
+}
+
+func (t *Tenant) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	q, ok := t.hostedQuery(w, r, http.MethodGet, http.MethodPost)
+	if !ok {
 		return
 	}
 	clientID := q.Get("client_id")
@@ -509,13 +535,7 @@ func (t *Tenant) redirectCallback(w http.ResponseWriter, r *http.Request, req au
 
 // txFromForm finds the transaction named by the request's state.
 func (t *Tenant) txFromRequest(w http.ResponseWriter, r *http.Request) (*loginTx, bool) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		t.pageError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed")
-		return nil, false
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := r.ParseForm(); err != nil {
-		t.pageError(w, http.StatusBadRequest, "invalid_request", "malformed request")
+	if !t.hostedForm(w, r) {
 		return nil, false
 	}
 	state := r.Form.Get("state")

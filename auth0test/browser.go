@@ -161,6 +161,33 @@ func (b *Browser) fill(page parsedPage, c Credentials, otpTried *bool) error {
 	return nil
 }
 
+// readPage parses a tenant page and notes its name in Pages; the tenant's
+// error page is a *PageError.
+func (b *Browser) readPage(status int, body []byte) (parsedPage, error) {
+	page := parsePage(string(body))
+	if page.name != "" {
+		b.Pages = append(b.Pages, page.name)
+	}
+	if page.name == "error" {
+		return page, &PageError{Status: status, Code: page.errCode, Description: page.message}
+	}
+	return page, nil
+}
+
+// fetch sends req and reads the answer's body, up to limit bytes.
+func (b *Browser) fetch(req *http.Request, limit int64) (*http.Response, []byte, error) {
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth0test: browser: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth0test: browser: %w", err)
+	}
+	return resp, body, nil
+}
+
 // Client is the browser's HTTP client (it does not follow redirects).
 func (b *Browser) Client() *http.Client { return b.client }
 
@@ -186,14 +213,9 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 	}
 	otpTried := false
 	for step := 0; step < 20; step++ {
-		resp, err := b.client.Do(req)
+		resp, body, err := b.fetch(req, 1<<20)
 		if err != nil {
-			return nil, fmt.Errorf("auth0test: browser: %w", err)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("auth0test: browser: %w", err)
+			return nil, err
 		}
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 			loc, err := req.URL.Parse(resp.Header.Get("Location"))
@@ -209,16 +231,12 @@ func (b *Browser) Login(ctx context.Context, authorizeURL string, c Credentials)
 			}
 			continue
 		}
-		page := parsePage(string(body))
-		if page.name != "" {
-			b.Pages = append(b.Pages, page.name)
+		page, err := b.readPage(resp.StatusCode, body)
+		if err != nil {
+			return nil, err
 		}
 		switch {
-		case page.name == "error":
-			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
-		case page.name == "login" && page.errCode != "":
-			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
-		case page.name == "social" && page.errCode != "":
+		case (page.name == "login" || page.name == "social") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrLoginFailed, page.message)
 		case (page.name == "otp" || page.name == "recovery") && page.errCode != "":
 			return nil, fmt.Errorf("%w: %s", ErrOTPRejected, page.message)
@@ -283,13 +301,11 @@ func (b *Browser) logout(ctx context.Context, logoutURL, answer string) (*url.UR
 			}
 			return loc, nil
 		}
-		page := parsePage(string(body))
-		if page.name != "" {
-			b.Pages = append(b.Pages, page.name)
+		page, err := b.readPage(resp.StatusCode, body)
+		if err != nil {
+			return nil, err
 		}
 		switch {
-		case page.name == "error":
-			return nil, &PageError{Status: resp.StatusCode, Code: page.errCode, Description: page.message}
 		case resp.StatusCode != http.StatusOK:
 			return nil, fmt.Errorf("%w: status %d", ErrUnexpectedPage, resp.StatusCode)
 		case page.name == "logout-declined":

@@ -299,7 +299,6 @@ func TestFidelityOIDCLogout(t *testing.T) {
 	tn := NewTenant(t, Config{Applications: []Application{app, other}})
 	b := tn.NewBrowser()
 	idt := exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
-	sid := claimsOf(t, idt)["sid"].(string)
 	base := tn.URL() + "/oidc/logout?"
 	for _, q := range []url.Values{
 		{"id_token_hint": {idt}, "logout_hint": {"another-sid"}},
@@ -320,7 +319,7 @@ func TestFidelityOIDCLogout(t *testing.T) {
 	}
 	// logout_hint = sid of id_token_hint, for the browser's session: no page.
 	idt = exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
-	sid = claimsOf(t, idt)["sid"].(string)
+	sid := claimsOf(t, idt)["sid"].(string)
 	u, err = b.Logout(ctx, base+url.Values{"id_token_hint": {idt}, "logout_hint": {sid}, "client_id": {app.ClientID}}.Encode())
 	if err != nil || u != nil || len(b.Pages) != 1 || b.Pages[0] != "logout" || b.HasSession() {
 		t.Errorf("matching hints: %v %v pages %v", u, err, b.Pages)

@@ -563,7 +563,7 @@ func TestLogout(t *testing.T) {
 	hint := func(idt string) string {
 		return tn.URL() + "/oidc/logout?id_token_hint=" + idt + "&post_logout_redirect_uri=" + DefaultApplication().LogoutURLs[0] + "&state=xyz"
 	}
-	fresh := exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
+	exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice)) // a new session; idt names the one /v2/logout ended
 	if err := b.DeclineLogout(ctx, hint(idt)); !errors.Is(err, ErrLogoutDeclined) || !b.HasSession() {
 		t.Fatalf("declined logout: %v, session %v", err, b.HasSession())
 	}
@@ -576,7 +576,7 @@ func TestLogout(t *testing.T) {
 	}
 	// The session's own hint: no confirmation.
 	login(t, b, authorizeURL(tn, nil), alice)
-	fresh = exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
+	fresh := exchange(t, tn, login(t, b, authorizeURL(tn, nil), alice))["id_token"].(string)
 	u, err = b.Logout(ctx, hint(fresh))
 	if err != nil || u.Query().Get("state") != "xyz" || len(b.Pages) != 0 {
 		t.Fatalf("oidc logout: %v %v pages %v", u, err, b.Pages)

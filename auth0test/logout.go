@@ -144,13 +144,8 @@ func (t *Tenant) DeleteUser(email string) error {
 }
 
 func (t *Tenant) handleV2Logout(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		t.pageError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed")
-		return
-	}
-	q, err := parseQueryStrict(r)
-	if err != nil {
-		t.pageError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	q, ok := t.hostedQuery(w, r, http.MethodGet)
+	if !ok {
 		return
 	}
 	clientID := q.Get("client_id")
@@ -202,13 +197,8 @@ func logoutURLMatches(allowed []string, u string) bool {
 }
 
 func (t *Tenant) handleOIDCLogout(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		t.pageError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed")
-		return
-	}
-	q, err := parseQueryStrict(r)
-	if err != nil {
-		t.pageError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	q, ok := t.hostedQuery(w, r, http.MethodGet, http.MethodPost)
+	if !ok {
 		return
 	}
 	clientID := q.Get("client_id")

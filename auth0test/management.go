@@ -301,8 +301,10 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-func (t *Tenant) mgmtGetUser(w http.ResponseWriter, r *http.Request, id string) {
-	if !t.mgmtAuth(w, r, ScopeReadUsers) {
+// mgmtUser serves a call about one user: the token must carry scope
+// (mgmtAuth), the user must exist (404 otherwise); serve runs with t.mu held.
+func (t *Tenant) mgmtUser(w http.ResponseWriter, r *http.Request, scope, id string, serve func(u *User)) {
+	if !t.mgmtAuth(w, r, scope) {
 		return
 	}
 	t.mu.Lock()
@@ -312,7 +314,28 @@ func (t *Tenant) mgmtGetUser(w http.ResponseWriter, r *http.Request, id string) 
 		noSuchUser(w)
 		return
 	}
-	writeJSON(w, http.StatusOK, t.userJSONLocked(u))
+	serve(u)
+}
+
+func (t *Tenant) mgmtGetUser(w http.ResponseWriter, r *http.Request, id string) {
+	t.mgmtUser(w, r, ScopeReadUsers, id, func(u *User) {
+		writeJSON(w, http.StatusOK, t.userJSONLocked(u))
+	})
+}
+
+// mgmtBody reads a Management API request's body and parses it; either
+// failing is a 400 invalid_body with the failure's message.
+func mgmtBody[T any](w http.ResponseWriter, r *http.Request, parse func([]byte) (T, error)) (T, bool) {
+	body, err := readBody(r)
+	if err == nil {
+		var v T
+		if v, err = parse(body); err == nil {
+			return v, true
+		}
+	}
+	mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
+	var zero T
+	return zero, false
 }
 
 // patchableUserFields are the PATCH /api/v2/users/{id} members auth0test applies.
@@ -390,14 +413,8 @@ func (t *Tenant) mgmtPatchUser(w http.ResponseWriter, r *http.Request, id string
 	if !t.mgmtAuth(w, r, ScopeUpdateUsers) {
 		return
 	}
-	body, err := readBody(r)
-	if err != nil {
-		mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
-		return
-	}
-	patch, err := parseUserPatch(body)
-	if err != nil {
-		mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
+	patch, ok := mgmtBody(w, r, parseUserPatch)
+	if !ok {
 		return
 	}
 	t.mu.Lock()
@@ -508,23 +525,15 @@ func (t *Tenant) mgmtListMethods(w http.ResponseWriter, r *http.Request, id stri
 }
 
 func (t *Tenant) mgmtGetMethod(w http.ResponseWriter, r *http.Request, id, amid string) {
-	if !t.mgmtAuth(w, r, ScopeReadAuthenticationMethods) {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	u := t.userByIDLocked(id)
-	if u == nil {
-		noSuchUser(w)
-		return
-	}
-	for _, m := range t.methodsLocked(u) {
-		if m["id"] == amid {
-			writeJSON(w, http.StatusOK, m)
-			return
+	t.mgmtUser(w, r, ScopeReadAuthenticationMethods, id, func(u *User) {
+		for _, m := range t.methodsLocked(u) {
+			if m["id"] == amid {
+				writeJSON(w, http.StatusOK, m)
+				return
+			}
 		}
-	}
-	mgmtError(w, http.StatusNotFound, "Authentication method not found", "inexistent_authentication_method")
+		mgmtError(w, http.StatusNotFound, "Authentication method not found", "inexistent_authentication_method")
+	})
 }
 
 // deleteFactorLocked removes the user's factor with that id (an authentication
@@ -573,21 +582,13 @@ func (t *Tenant) enrollmentJSONLocked(u *User) map[string]any {
 }
 
 func (t *Tenant) mgmtListEnrollments(w http.ResponseWriter, r *http.Request, id string) {
-	if !t.mgmtAuth(w, r, ScopeReadUsers) {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	u := t.userByIDLocked(id)
-	if u == nil {
-		noSuchUser(w)
-		return
-	}
-	list := []map[string]any{}
-	if u.TOTPSecret != "" {
-		list = append(list, t.enrollmentJSONLocked(u))
-	}
-	writeJSON(w, http.StatusOK, list)
+	t.mgmtUser(w, r, ScopeReadUsers, id, func(u *User) {
+		list := []map[string]any{}
+		if u.TOTPSecret != "" {
+			list = append(list, t.enrollmentJSONLocked(u))
+		}
+		writeJSON(w, http.StatusOK, list)
+	})
 }
 
 // guardianOwnerLocked finds the user whose current OTP enrollment has that id.
@@ -635,39 +636,19 @@ func (t *Tenant) mgmtDeleteGuardianEnrollment(w http.ResponseWriter, r *http.Req
 }
 
 func (t *Tenant) mgmtRegenerateRecoveryCode(w http.ResponseWriter, r *http.Request, id string) {
-	if !t.mgmtAuth(w, r, ScopeUpdateUsers) {
-		return
-	}
-	code := newRecoveryCode()
-	t.mu.Lock()
-	u := t.userByIDLocked(id)
-	if u != nil {
+	t.mgmtUser(w, r, ScopeUpdateUsers, id, func(u *User) {
+		code := newRecoveryCode()
 		t.setRecoveryCodeLocked(u, code, t.cfg.Now())
-	}
-	t.mu.Unlock()
-	if u == nil {
-		noSuchUser(w)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"recovery_code": code})
+		writeJSON(w, http.StatusOK, map[string]any{"recovery_code": code})
+	})
 }
 
 func (t *Tenant) mgmtInvalidateRememberBrowser(w http.ResponseWriter, r *http.Request, id string) {
-	if !t.mgmtAuth(w, r, ScopeUpdateUsers) {
-		return
-	}
-	t.mu.Lock()
-	u := t.userByIDLocked(id)
-	if u != nil {
+	t.mgmtUser(w, r, ScopeUpdateUsers, id, func(u *User) {
 		t.factorsLocked(u.ID).rememberedBefore = t.cfg.Now()
-	}
-	t.mu.Unlock()
-	if u == nil {
-		noSuchUser(w)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusNoContent)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // rememberedMFA reports whether an MFA performed at mfaTime may still stand for
@@ -719,14 +700,8 @@ func (t *Tenant) mgmtCreateTicket(w http.ResponseWriter, r *http.Request) {
 	if !t.mgmtAuth(w, r, ScopeCreateGuardianTickets) {
 		return
 	}
-	body, err := readBody(r)
-	if err != nil {
-		mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
-		return
-	}
-	tr, err := parseTicketRequest(body)
-	if err != nil {
-		mgmtError(w, http.StatusBadRequest, err.Error(), "invalid_body")
+	tr, ok := mgmtBody(w, r, parseTicketRequest)
+	if !ok {
 		return
 	}
 	id := randomToken(24)
@@ -747,13 +722,7 @@ func (t *Tenant) mgmtCreateTicket(w http.ResponseWriter, r *http.Request) {
 // handleEnrollPage is the hosted page of an enrollment ticket: it shows the
 // otpauth secret and confirms the enrollment with a one-time code.
 func (t *Tenant) handleEnrollPage(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		t.pageError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := r.ParseForm(); err != nil {
-		t.pageError(w, http.StatusBadRequest, "invalid_request", "malformed request")
+	if !t.hostedForm(w, r) {
 		return
 	}
 	id := r.Form.Get("ticket")

@@ -1,6 +1,7 @@
 package auth0test
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -15,83 +16,34 @@ const maxRefreshLog = 4096
 // sweepLocked drops every record past its lifetime and returns the SSO
 // sessions that expired (for session-expired back-channel logouts).
 func (t *Tenant) sweepLocked(now time.Time) []session {
-	for k, tx := range t.txs {
-		if now.After(tx.created.Add(loginTxTimeout)) {
-			delete(t.txs, k)
-		}
-	}
-	for k, c := range t.codes {
-		if now.After(c.expires.Add(codeLifetime)) { // kept a while to detect replays
-			delete(t.codes, k)
-		}
-	}
-	for k, p := range t.pars {
-		if now.After(p.expires) {
-			delete(t.pars, k)
-		}
-	}
-	for k, r := range t.ciba {
-		if now.After(r.expires.Add(cibaKeep)) {
-			delete(t.ciba, k)
-		}
-	}
-	for k, g := range t.mfaTokens {
-		if now.After(g.expires) {
-			delete(t.mfaTokens, k)
-		}
-	}
-	for k, ch := range t.oobChallenges {
-		if _, ok := t.mfaTokens[ch.mfaToken]; !ok {
-			delete(t.oobChallenges, k)
-		}
-	}
-	for k, e := range t.enrollments {
-		if now.After(e.expires) {
-			delete(t.enrollments, k)
-		}
-	}
-	for k, exp := range t.usedJTIs {
-		if now.After(exp) {
-			delete(t.usedJTIs, k)
-		}
-	}
-	for k, o := range t.opaque {
-		if now.After(o.expires) {
-			delete(t.opaque, k)
-		}
-	}
-	for k, p := range t.logouts {
-		if now.After(p.expires) {
-			delete(t.logouts, k)
-		}
-	}
-	for k, tk := range t.tickets {
-		if now.After(tk.expires) {
-			delete(t.tickets, k)
-		}
-	}
-	for k, inv := range t.invitations {
-		if now.After(inv.expires) {
-			delete(t.invitations, k)
-		}
-	}
-	for k, w := range t.limits {
-		if lim, ok := t.cfg.RateLimits[k]; !ok || now.After(w.start.Add(max(lim.Window, time.Second))) {
-			delete(t.limits, k)
-		}
-	}
+	maps.DeleteFunc(t.txs, func(_ string, tx *loginTx) bool { return now.After(tx.created.Add(loginTxTimeout)) })
+	maps.DeleteFunc(t.codes, func(_ string, c *authCode) bool { return now.After(c.expires.Add(codeLifetime)) }) // kept a while to detect replays
+	maps.DeleteFunc(t.pars, func(_ string, p *parRequest) bool { return now.After(p.expires) })
+	maps.DeleteFunc(t.ciba, func(_ string, r *cibaRequest) bool { return now.After(r.expires.Add(cibaKeep)) })
+	maps.DeleteFunc(t.mfaTokens, func(_ string, g *mfaGrant) bool { return now.After(g.expires) })
+	maps.DeleteFunc(t.oobChallenges, func(_ string, ch *oobChallenge) bool {
+		_, ok := t.mfaTokens[ch.mfaToken]
+		return !ok
+	})
+	maps.DeleteFunc(t.enrollments, func(_ string, e *enrollment) bool { return now.After(e.expires) })
+	maps.DeleteFunc(t.usedJTIs, func(_ string, exp time.Time) bool { return now.After(exp) })
+	maps.DeleteFunc(t.opaque, func(_ string, o *opaqueToken) bool { return now.After(o.expires) })
+	maps.DeleteFunc(t.logouts, func(_ string, p *pendingLogout) bool { return now.After(p.expires) })
+	maps.DeleteFunc(t.tickets, func(_ string, tk *enrollTicket) bool { return now.After(tk.expires) })
+	maps.DeleteFunc(t.invitations, func(_ string, inv *invitation) bool { return now.After(inv.expires) })
+	maps.DeleteFunc(t.limits, func(k string, w *rateWindow) bool {
+		lim, ok := t.cfg.RateLimits[k]
+		return !ok || now.After(w.start.Add(max(lim.Window, time.Second)))
+	})
 	// Refresh-token families past their absolute or idle lifetime answer
 	// invalid_grant like unknown ones: drop them with their tokens.
-	for k, f := range t.families {
-		if now.After(f.created.Add(t.cfg.RefreshTokenLifetime)) || now.After(f.lastUsed.Add(t.cfg.RefreshTokenIdleLifetime)) {
-			delete(t.families, k)
-		}
-	}
-	for k, rt := range t.refreshTokens {
-		if _, ok := t.families[rt.family.id]; !ok {
-			delete(t.refreshTokens, k)
-		}
-	}
+	maps.DeleteFunc(t.families, func(_ string, f *family) bool {
+		return now.After(f.created.Add(t.cfg.RefreshTokenLifetime)) || now.After(f.lastUsed.Add(t.cfg.RefreshTokenIdleLifetime))
+	})
+	maps.DeleteFunc(t.refreshTokens, func(_ string, rt *refreshToken) bool {
+		_, ok := t.families[rt.family.id]
+		return !ok
+	})
 	if n := len(t.refreshLog); n > maxRefreshLog {
 		t.refreshLog = slices.Delete(t.refreshLog, 0, n-maxRefreshLog)
 	}

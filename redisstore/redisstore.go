@@ -113,7 +113,7 @@ type Options struct {
 	// ClusterReloadInterval applies to a *redis.ClusterClient only: when a
 	// call fails for a reason that may mean the cluster changed (a
 	// connection refused, reset or timed out, CLUSTERDOWN, TRYAGAIN,
-	// MASTERDOWN), the Store asks the client to reload its slot map
+	// MASTERDOWN, LOADING), the Store asks the client to reload its slot map
 	// (ClusterClient.ReloadState), at most once per ClusterReloadInterval,
 	// so that a node that flaps cannot cause a storm of reloads. Default:
 	// DefaultClusterReloadInterval. A negative value turns it off (go-redis

@@ -267,15 +267,7 @@ func (m *Memory) Set(ctx context.Context, key string, value []byte, ttl time.Dur
 	if err := beginWrite(ctx, key, ttl); err != nil {
 		return err
 	}
-	v := clone(value) // outside the lock: it may be large
-	err := m.set(key, v, ttl, false)
-	if err == errNeedRoom {
-		m.reclaimAll()
-		if err = m.set(key, v, ttl, false); err == errNeedRoom {
-			err = errFull
-		}
-	}
-	return err
+	return m.write(key, value, ttl, false)
 }
 
 // SetNX implements Store.
@@ -283,14 +275,7 @@ func (m *Memory) SetNX(ctx context.Context, key string, value []byte, ttl time.D
 	if err := beginWrite(ctx, key, ttl); err != nil {
 		return false, err
 	}
-	v := clone(value)
-	err := m.set(key, v, ttl, true)
-	if err == errNeedRoom {
-		m.reclaimAll()
-		if err = m.set(key, v, ttl, true); err == errNeedRoom {
-			err = errFull
-		}
-	}
+	err := m.write(key, value, ttl, true)
 	switch err {
 	case nil:
 		return true, nil
@@ -301,6 +286,21 @@ func (m *Memory) SetNX(ctx context.Context, key string, value []byte, ttl time.D
 }
 
 var errExists = wrapf(ErrInvalidArgument, "exists") // internal to SetNX
+
+// write is Set (SetNX with nx): it copies value outside the lock (it may be
+// large) and, when the store is full, reclaims every shard and tries once
+// more.
+func (m *Memory) write(key string, value []byte, ttl time.Duration, nx bool) error {
+	v := clone(value)
+	err := m.set(key, v, ttl, nx)
+	if err == errNeedRoom {
+		m.reclaimAll()
+		if err = m.set(key, v, ttl, nx); err == errNeedRoom {
+			err = errFull
+		}
+	}
+	return err
+}
 
 // set writes a record; with nx, only if the key holds nothing live
 // (errExists otherwise).

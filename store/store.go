@@ -52,7 +52,7 @@ var (
 //
 // A key is a non-empty string. Callers (stepup itself) use at most 200 bytes
 // of printable ASCII without spaces (0x21 to 0x7E), such as
-// "tx:Ab3-_x" or "sess:{9f86d0}", so that any database can hold them; a Store
+// "used:Ab3-_x" or "sess:{9f86d0}", so that any database can hold them; a Store
 // must accept every such key, keeps keys that differ by a byte apart (keys
 // are case-sensitive and a key that is a prefix of another is a different
 // key), and may prefix them (a namespace) as long as it does so
@@ -109,8 +109,10 @@ type Store interface {
 	// Take returns the value of the live record with the key and deletes the
 	// record, atomically: of many concurrent Take calls for one key, in one
 	// process or many, exactly one returns the value and the others
-	// ErrNotFound. It is how one-time records (authorization transactions)
-	// are consumed. A missing or expired key gives ErrNotFound.
+	// ErrNotFound: the primitive for one-time records. (stepup itself
+	// consumes none this way any more: its authorization transactions
+	// travel in the browser's cookie, and a callback's single use is a
+	// SetNX marker.) A missing or expired key gives ErrNotFound.
 	Take(ctx context.Context, key string) ([]byte, error)
 
 	// GetEx returns a copy of the value of the live record with the key and

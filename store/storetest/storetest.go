@@ -467,24 +467,41 @@ func (s *suite) delete(t *testing.T) {
 // Before that, it checks that key was not reported missing early.
 func (s *suite) expire(t *testing.T, st store.Store, key string, start time.Time, ttl time.Duration) {
 	t.Helper()
+	s.waitGone(t, fmt.Sprintf("%q", key), start, ttl, func() (bool, error) {
+		_, err := st.Get(bg(), key)
+		if errors.Is(err, store.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("Get(%q): %w", key, err)
+		}
+		return false, nil
+	})
+}
+
+// waitGone moves the clock by ttl or, with real TTLs, polls gone until it
+// reports what (set or added at start with TTL ttl) gone, failing if that
+// happens before ttl or not within ttl and the suite's tolerance.
+func (s *suite) waitGone(t *testing.T, what string, start time.Time, ttl time.Duration, gone func() (bool, error)) {
+	t.Helper()
 	if s.advance != nil {
 		s.advance(ttl)
 		return
 	}
 	deadline := start.Add(ttl + s.tolerance)
 	for {
-		_, err := st.Get(bg(), key)
+		g, err := gone()
 		now := time.Now()
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			t.Fatalf("%v, while waiting for %s to expire", err, what)
+		case g:
 			if now.Before(start.Add(ttl)) {
-				t.Fatalf("%q expired after %v, before its TTL of %v", key, now.Sub(start), ttl)
+				t.Fatalf("%s expired after %v, before its TTL of %v", what, now.Sub(start), ttl)
 			}
 			return
-		case err != nil:
-			t.Fatalf("Get(%q) while waiting for expiry: %v", key, err)
 		case now.After(deadline):
-			t.Fatalf("%q still there %v after it was set with TTL %v", key, now.Sub(start), ttl)
+			t.Fatalf("%s still there %v after it was written with TTL %v", what, now.Sub(start), ttl)
 		}
 		time.Sleep(5 * time.Millisecond) // polling a server-side expiry
 	}
@@ -1103,27 +1120,13 @@ func (s *suite) indexInvalidArguments(t *testing.T) {
 // not leave early.
 func (s *suite) expireMember(t *testing.T, st store.Store, key, member string, start time.Time, ttl time.Duration) {
 	t.Helper()
-	if s.advance != nil {
-		s.advance(ttl)
-		return
-	}
-	deadline := start.Add(ttl + s.tolerance)
-	for {
+	s.waitGone(t, fmt.Sprintf("member %q of %q", member, key), start, ttl, func() (bool, error) {
 		got, err := st.IndexMembers(bg(), key)
-		now := time.Now()
-		switch {
-		case err != nil:
-			t.Fatalf("IndexMembers(%q) while waiting for %q to expire: %v", key, member, err)
-		case !slices.Contains(got, member):
-			if now.Before(start.Add(ttl)) {
-				t.Fatalf("member %q of %q expired after %v, before its TTL of %v", member, key, now.Sub(start), ttl)
-			}
-			return
-		case now.After(deadline):
-			t.Fatalf("member %q of %q still there %v after it was added with TTL %v", member, key, now.Sub(start), ttl)
+		if err != nil {
+			return false, fmt.Errorf("IndexMembers(%q): %w", key, err)
 		}
-		time.Sleep(5 * time.Millisecond) // polling a server-side expiry
-	}
+		return !slices.Contains(got, member), nil
+	})
 }
 
 // membersSince checks that the index holds want, if less than ttl has
