@@ -240,7 +240,7 @@ func TestOrganizationChecked(t *testing.T) {
 	}
 }
 
-// Config.Organization is sent by default; a request may name another.
+// Config.Organization is sent by default, and the browser cannot name another.
 func TestConfigOrganizationAndInvitation(t *testing.T) {
 	c, _, _ := offlineClient(t, func(cfg *Config) { cfg.Organization = "org_default1" })
 	ar, err := c.AuthorizeURL(context.Background(), AuthorizeOptions{})
@@ -257,9 +257,10 @@ func TestConfigOrganizationAndInvitation(t *testing.T) {
 		org    string
 		inv    string
 	}{
-		{"invitation link", "/login?organization=org_abc&invitation=Ab12cD34", http.StatusFound, "org_abc", "Ab12cD34"},
+		{"invitation link", "/login?organization=org_default1&invitation=Ab12cD34", http.StatusFound, "org_default1", "Ab12cD34"},
 		{"invitation with the configured organization", "/login?invitation=Ab12cD34", http.StatusFound, "org_default1", "Ab12cD34"},
-		{"organization name", "/login?organization=acme-corp", http.StatusFound, "acme-corp", ""},
+		{"another organization's invitation", "/login?organization=org_abc&invitation=Ab12cD34", http.StatusBadRequest, "", ""},
+		{"another organization by name", "/login?organization=acme-corp", http.StatusBadRequest, "", ""},
 		{"organization too long", "/login?organization=" + strings.Repeat("o", 51), http.StatusBadRequest, "", ""},
 		{"organization with a dot", "/login?organization=a.b", http.StatusBadRequest, "", ""},
 		{"invitation with a slash", "/login?organization=org_abc&invitation=a/b", http.StatusBadRequest, "", ""},
@@ -280,8 +281,15 @@ func TestConfigOrganizationAndInvitation(t *testing.T) {
 			}
 		})
 	}
-	// Without any organization, an invitation is refused.
+	// Without Config.Organization the browser names one (the app then
+	// checks Session.OrgID itself); an invitation needs it.
 	c2, _, _ := offlineClient(t, nil)
+	for target, org := range map[string]string{"/login?organization=org_abc&invitation=Ab12cD34": "org_abc", "/login?organization=acme-corp": "acme-corp"} {
+		w := serve(c2.LoginHandler(), target, nil)
+		if w.Code != http.StatusFound || query(t, w.Header().Get("Location")).Get("organization") != org {
+			t.Errorf("%s without Config.Organization: %d %q, want a redirect for %s", target, w.Code, w.Header().Get("Location"), org)
+		}
+	}
 	if w := serve(c2.LoginHandler(), "/login?invitation=Ab12cD34", nil); w.Code != http.StatusBadRequest {
 		t.Errorf("invitation without organization: %d, want 400", w.Code)
 	}

@@ -103,8 +103,11 @@ type Config struct {
 	Audience string
 	// Organization is the Auth0 organization every login is for, by id
 	// ("org_...") or name (1 to 50 ASCII letters, digits, "-" and "_"),
-	// sent as organization unless AuthorizeOptions.Organization (or the
-	// LoginHandler's organization parameter) names another. The callback
+	// sent as organization unless the app's own AuthorizeOptions.Organization
+	// names another; the LoginHandler's organization parameter (which the
+	// browser controls) may only repeat it (another is a 400), so a browser
+	// never logs in to another organization. An app that serves several
+	// organizations leaves it empty and checks Session.OrgID. The callback
 	// checks the ID token against the organization sent, as Auth0's SDKs
 	// do: an "org_" value must equal org_id exactly, a name must equal
 	// org_name ignoring case (the tenant must then put organization names

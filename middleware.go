@@ -159,7 +159,9 @@ func (c *Client) startAuthorize(w http.ResponseWriter, r *http.Request, opts Aut
 // connection (optional; the browser controls it, so it only routes the
 // login: the session's policy follows the ID token's sub, see
 // Session.Connection), organization (an id "org_..." or a name; default
-// Config.Organization; the callback checks the ID token against it) and
+// Config.Organization; the callback checks the ID token against it; when
+// Config.Organization is set, any other organization is refused: the
+// browser cannot choose another) and
 // invitation (an Auth0 invitation ticket id, which Auth0 accepts only with
 // the organization it was issued for: the link in an invitation email is
 // the application's login route with both). A return_to over 2048 bytes, a
@@ -173,6 +175,12 @@ func (c *Client) LoginHandler() http.Handler {
 		q := r.URL.Query()
 		opts := AuthorizeOptions{Connection: q.Get("connection"), ReturnTo: c.cfg.DefaultReturnTo,
 			Organization: q.Get("organization")}
+		if c.cfg.Organization != "" && opts.Organization != "" && !sameOrganization(opts.Organization, c.cfg.Organization) {
+			// The browser controls the query: an app pinned to one
+			// organization never logs a browser in to another.
+			c.fail(w, r, fmt.Errorf("%w: organization %s is not this application's (Config.Organization)", ErrInvalidAuthorizeOptions, clip(opts.Organization)))
+			return
+		}
 		if inv := q.Get("invitation"); inv != "" {
 			if opts.Organization == "" && c.cfg.Organization == "" {
 				c.fail(w, r, fmt.Errorf("%w: an invitation needs the organization it was issued for", ErrInvalidAuthorizeOptions))
@@ -429,4 +437,15 @@ func returnPath(r *http.Request, def string) string {
 		return def
 	}
 	return p
+}
+
+// sameOrganization reports whether two organization references name the
+// same one as Auth0's SDKs compare them: "org_" ids exactly, names without
+// regard to case. An id and a name never match (the reference's form is the
+// app's choice: use the one its invitation links carry, the id).
+func sameOrganization(a, b string) bool {
+	if strings.HasPrefix(a, "org_") || strings.HasPrefix(b, "org_") {
+		return a == b
+	}
+	return strings.EqualFold(a, b)
 }
