@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"html/template"
@@ -93,8 +95,40 @@ func (p *pendingChange) query() string {
 	return q.Encode()
 }
 
-// Describe is the confirmation page's sentence.
-func (p *pendingChange) Describe() string { return securityActions[p.Action] }
+// Describe is the confirmation page's sentence: it says which way a switch
+// goes.
+func (p *pendingChange) Describe() string {
+	if p.Action == "always" {
+		if p.On == "1" {
+			return "Turn ON \"always ask for MFA at sign-in\""
+		}
+		return "Turn OFF \"always ask for MFA at sign-in\" (MFA only where a page needs it)"
+	}
+	return securityActions[p.Action]
+}
+
+// pendingCookie binds a change waiting for its step-up to the session and
+// the browser that asked for it with a same-origin POST: the confirmation
+// page offers a change only with this cookie, so a link from another site
+// (which can name any change in the query) gets no confirmation button.
+const pendingCookie = "demo_security_pending"
+
+func pendingMark(s *stepup.Session, p *pendingChange) string {
+	h := sha256.Sum256([]byte("stepup-demo pending change\x00" + s.Handle + "\x00" + p.query()))
+	return base64.RawURLEncoding.EncodeToString(h[:16])
+}
+
+func (sc *security) setPending(w http.ResponseWriter, s *stepup.Session, p *pendingChange) {
+	http.SetCookie(w, &http.Cookie{Name: pendingCookie, Value: pendingMark(s, p), Path: "/account/security",
+		MaxAge: 600, HttpOnly: true, Secure: strings.HasPrefix(sc.d.cfg.BaseURL, "https://"), SameSite: http.SameSiteLaxMode})
+}
+
+// isPending reports whether p is the change this browser's session asked
+// for (setPending).
+func isPending(r *http.Request, s *stepup.Session, p *pendingChange) bool {
+	ck, err := r.Cookie(pendingCookie)
+	return err == nil && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(pendingMark(s, p))) == 1
+}
 
 func (sc *security) view(r *http.Request, s *stepup.Session) securityView {
 	v := securityView{Page: sc.d.view(s, "Security")}
@@ -154,6 +188,7 @@ func (sc *security) change(w http.ResponseWriter, r *http.Request) {
 	s, _ := stepup.SessionFromContext(r.Context())
 	if sc.d.client.CheckSession(s, sc.pol) != nil {
 		// Step up first; the confirmation page finishes the change.
+		sc.setPending(w, s, p)
 		http.Redirect(w, r, "/account/security/confirm?"+p.query(), http.StatusSeeOther)
 		return
 	}
@@ -164,11 +199,13 @@ func (sc *security) change(w http.ResponseWriter, r *http.Request) {
 // button that POSTs it.
 func (sc *security) confirm(w http.ResponseWriter, r *http.Request) {
 	p, ok := readPending(r.URL.Query())
-	if !ok {
+	s, _ := stepup.SessionFromContext(r.Context())
+	if !ok || !isPending(r, s, p) {
+		// Not a change this session asked for (a link from elsewhere):
+		// the plain page, no confirmation button.
 		http.Redirect(w, r, "/account/security", http.StatusSeeOther)
 		return
 	}
-	s, _ := stepup.SessionFromContext(r.Context())
 	v := sc.view(r, s)
 	v.Pending = p
 	renderSecurity(w, http.StatusOK, v)
@@ -194,6 +231,7 @@ func (sc *security) apply(w http.ResponseWriter, r *http.Request, s *stepup.Sess
 			if sc.hasFactor(r, s) {
 				pol = sc.pol
 			}
+			sc.setPending(w, s, p) // the confirmation after that login offers this change
 			if err = sc.d.client.StepUp(w, r, f.MFAAuthorizeOptions(pol, "/account/security/confirm?"+p.query())); err == nil {
 				return
 			}
