@@ -91,6 +91,7 @@ func TestLogsBounded(t *testing.T) {
 	defer rp.Close()
 	app := DefaultApplication()
 	app.BackChannelLogoutURLs = []string{rp.URL}
+	app.BackChannelLogoutInitiators = LogoutInitiators{Mode: "all"}
 	tn = NewTenant(t, Config{Applications: []Application{app}, BackChannelLogoutClient: rp.Client()})
 	s := session{sid: "s", userID: "auth0|alice", clients: []string{app.ClientID}}
 	for i := 0; i < maxDeliveries+10; i++ {
