@@ -474,38 +474,18 @@ func (f *Factors) SetAlwaysMFA(ctx context.Context, s *Session, p Policy, on boo
 }
 
 // LogoutOtherSessions ends every session of s's user except s itself, as
-// LogoutUser does ("sign out my other sessions"). It returns how many it
+// LogoutUser does ("sign out my other sessions"): records, token records,
+// leases and out-of-band records, then the refresh tokens are revoked (best
+// effort, also after a store failure part way). It returns how many it
 // ended.
 func (c *Client) LogoutOtherSessions(ctx context.Context, s *Session) (int, error) {
 	if s == nil || s.Subject == "" || !isRandomToken(s.Handle) {
 		return 0, ErrNoSession
 	}
 	sub := s.Subject
-	key := c.subIndexKey(sub)
-	sctx, done := c.storeContext(ctx)
-	handles, err := c.store.IndexMembers(sctx, key)
-	if err = done(err); err != nil {
-		return 0, fmt.Errorf("stepup: reading a session index: %w", err)
+	n, err := c.logoutIndexedExcept(ctx, c.subIndexKey(sub), s.Handle, func(r *sessionRecord) bool { return r.Subject == sub })
+	if n > 0 {
+		c.emit(ctx, Event{Kind: EventLogout, Session: handlePrefix(s.Handle), Subject: sub, Reason: LogoutLocal, Sessions: n})
 	}
-	n := 0
-	for _, h := range handles {
-		if h == s.Handle || !isRandomToken(h) {
-			continue
-		}
-		other, err := c.Session(ctx, h)
-		if errors.Is(err, ErrNoSession) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if other.Subject != sub {
-			continue
-		}
-		if err := c.Logout(ctx, h); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
+	return n, err
 }

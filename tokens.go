@@ -418,14 +418,33 @@ func (c *Client) LogoutUser(ctx context.Context, sub string) (int, error) {
 // one that no longer matches, a session continued under another sid, only
 // leaves the index).
 func (c *Client) logoutIndexed(ctx context.Context, key string, match func(*sessionRecord) bool) (int, error) {
+	return c.logoutIndexedExcept(ctx, key, "", match)
+}
+
+// logoutIndexedExcept is logoutIndexed leaving the session with handle keep
+// (and its index entry) alone. The refresh tokens of the sessions it ended
+// are revoked even when a store failure stops it part way: a retry could
+// no longer find them.
+func (c *Client) logoutIndexedExcept(ctx context.Context, key, keep string, match func(*sessionRecord) bool) (int, error) {
+	var refresh []string
+	n, err := c.endIndexed(ctx, key, keep, match, &refresh)
+	if n > 0 {
+		c.log.InfoContext(ctx, "stepup: sessions ended", "count", n)
+	}
+	return n, errors.Join(err, c.revokeAll(ctx, refresh))
+}
+
+func (c *Client) endIndexed(ctx context.Context, key, keep string, match func(*sessionRecord) bool, refresh *[]string) (int, error) {
 	sctx, done := c.storeContext(ctx)
 	handles, err := c.store.IndexMembers(sctx, key)
 	if err = done(err); err != nil {
 		return 0, fmt.Errorf("stepup: reading a session index: %w", err)
 	}
-	var refresh []string
 	n := 0
 	for _, h := range handles {
+		if h == keep {
+			continue
+		}
 		if !isRandomToken(h) {
 			if err := c.indexRemove(ctx, key, h); err != nil {
 				return n, err
@@ -445,7 +464,7 @@ func (c *Client) logoutIndexed(ctx context.Context, key string, match func(*sess
 		case !errors.Is(err, ErrNoSession):
 			return n, err
 		}
-		if err := c.endSessionRecords(ctx, h, rec, &refresh); err != nil {
+		if err := c.endSessionRecords(ctx, h, rec, refresh); err != nil {
 			return n, err
 		}
 		if rec != nil {
@@ -458,8 +477,5 @@ func (c *Client) logoutIndexed(ctx context.Context, key string, match func(*sess
 			return n, err
 		}
 	}
-	if n > 0 {
-		c.log.InfoContext(ctx, "stepup: sessions ended", "count", n)
-	}
-	return n, c.revokeAll(ctx, refresh)
+	return n, nil
 }
