@@ -103,7 +103,7 @@ type obEvidence struct {
 }
 
 func (e obEvidence) authentication() Authentication {
-	return evidence{ACR: e.ACR, AMR: e.AMR, AuthTime: e.AuthTime}.authentication()
+	return evidence(e).authentication()
 }
 
 // outOfBandVersion 2: sealed (version 1 records are absent).

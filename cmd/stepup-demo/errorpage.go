@@ -27,46 +27,54 @@ type problem struct {
 // the demo did not make (someone typed /error?reason=...) is shown as
 // unknownProblem: the page never shows text taken from its URL.
 var problems = map[string]problem{
-	"no_second_factor": {Code: "no_second_factor", Status: http.StatusForbidden,
+	"no_second_factor": {Status: http.StatusForbidden,
 		Title: "Salary data needs a second factor",
 		What:  "Your account has no second factor, so the sign-in service could not do the extra check that salary data needs.",
 		Next:  "Enroll one on the security page, or ask an admin. You are still signed in with your password: customer data stays open to you."},
-	"stepup_denied": {Code: "stepup_denied", Status: http.StatusForbidden,
+	"stepup_denied": {Status: http.StatusForbidden,
 		Title: "The extra check was refused",
 		What:  "The sign-in service refused the extra check that this page needs.",
 		Next:  "You are still signed in as before. Try again later, or ask an admin (quote the technical detail below)."},
-	"stepup_not_performed": {Code: "stepup_not_performed", Status: http.StatusForbidden,
+	"stepup_not_performed": {Status: http.StatusForbidden,
 		Title: "The extra check did not happen",
 		What:  "You came back from the sign-in service without the second factor this page needs; asking again would end the same way.",
 		Next:  "Ask an admin: the sign-in service is not set up to ask for a second factor (see the README's \"Use your own tenant\")."},
-	"login_denied": {Code: "login_denied", Status: http.StatusForbidden,
+	"login_denied": {Status: http.StatusForbidden,
 		Title: "Sign-in refused",
 		What:  "The sign-in service refused to sign you in.",
 		Next:  "Check that you use the right account, or ask an admin (quote the technical detail below)."},
-	"link_used": {Code: "link_used", Status: http.StatusBadRequest,
+	"link_used": {Status: http.StatusBadRequest,
 		Title: "This sign-in link cannot be used",
 		What:  "The sign-in link was already used, has expired, or was started in another browser. Nothing was changed.",
 		Next:  "Open the page you wanted again: it starts a new sign-in if one is needed."},
-	"cross_site": {Code: "cross_site", Status: http.StatusForbidden,
+	"cross_site": {Status: http.StatusForbidden,
 		Title: "Request refused",
 		What:  "A request to change something (to sign you out, or your security settings) did not come from the intranet's own pages: another site can link here, but not act for you. Nothing was changed.",
 		Next:  "Use the intranet's own buttons: Sign out in the header, or the security page."},
-	"bad_request": {Code: "bad_request", Status: http.StatusBadRequest,
+	"bad_request": {Status: http.StatusBadRequest,
 		Title: "The request could not be used",
 		What:  "The request that reached the intranet is not one it can act on. Nothing was changed.",
 		Next:  "Go back to the start page and try again."},
-	"tenant_unavailable": {Code: "tenant_unavailable", Status: http.StatusServiceUnavailable,
+	"tenant_unavailable": {Status: http.StatusServiceUnavailable,
 		Title: "The sign-in service is unavailable",
 		What:  "The sign-in service could not be reached. Nothing was let through.",
 		Next:  "Please try again in a minute."},
-	"store_unavailable": {Code: "store_unavailable", Status: http.StatusServiceUnavailable,
+	"store_unavailable": {Status: http.StatusServiceUnavailable,
 		Title: "Sessions are unavailable",
 		What:  "The intranet cannot read or save sessions at the moment. Nothing was let through.",
 		Next:  "Please try again in a minute."},
-	"server_error": {Code: "server_error", Status: http.StatusInternalServerError,
+	"server_error": {Status: http.StatusInternalServerError,
 		Title: "Something went wrong on our side",
 		What:  "The intranet failed to complete your request.",
 		Next:  "Please try again; if it keeps failing, tell an admin the time shown below."},
+}
+
+// Each problem's Code is its key in problems.
+func init() {
+	for code, p := range problems {
+		p.Code = code
+		problems[code] = p
+	}
 }
 
 var unknownProblem = problem{Code: "unknown", Status: http.StatusBadRequest,
