@@ -178,6 +178,16 @@ type Config struct {
 	// and SessionLifetime is not set, the lifetime is raised to the idle
 	// timeout).
 	SessionLifetime time.Duration
+	// SessionCacheSize is how many sessions a Client remembers in memory
+	// as it last opened them, so that a page load whose record the store
+	// returns unchanged (the common case: a page load moves the record's
+	// TTL, not its content) skips opening the seal, hashing the cookie
+	// secret and decoding the record. The store is read all the same (one
+	// GetEx per page load): a logout, step-up or rotation by any replica
+	// changes the bytes and is seen at once. An entry is about 1 KB (the
+	// record sealed and decoded, and the cookie secret). Default: 4096
+	// (DefaultSessionCacheSize). A negative value turns the cache off.
+	SessionCacheSize int
 	// Cookie names the cookies.
 	Cookie CookieConfig
 
@@ -305,6 +315,7 @@ type Client struct {
 	store    store.Store
 	ownStore *store.Memory // the default store, closed by Close
 	ring     *keyRing
+	sessions *sessionCache // nil: off (Config.SessionCacheSize < 0)
 	keys     *keySet
 	idv      *idTokenVerifier
 
@@ -552,6 +563,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if c.ring, err = newKeyRing(keys); err != nil {
 		return nil, bad("%v", err)
+	}
+	switch {
+	case cfg.SessionCacheSize == 0:
+		c.sessions = newSessionCache(DefaultSessionCacheSize)
+	case cfg.SessionCacheSize > 0:
+		c.sessions = newSessionCache(cfg.SessionCacheSize)
 	}
 
 	if cfg.ErrorHandler == nil {
@@ -855,19 +872,29 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// randomTokenLen is the length of a randomToken.
+const randomTokenLen = 43
+
 // isRandomToken reports whether s looks like a randomToken: 43 base64url characters.
 func isRandomToken(s string) bool {
-	if len(s) != 43 {
+	if len(s) != randomTokenLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
+		if !base64URLByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// base64URLByte says which bytes are in the base64url alphabet.
+var base64URLByte = func() (t [256]bool) {
+	for ch := range 256 {
+		t[ch] = ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_'
+	}
+	return t
+}()
 
 // Verifier returns a verifier of access tokens issued by the Client's tenant
 // for audience (an API identifier), sharing the Client's cache of the

@@ -180,15 +180,8 @@ func (c *Client) unreadable(ctx context.Context, kind string, err error) {
 // (it is absent), logged (see unreadable). getex > 0 moves the record's TTL
 // to getex in the same command (Store.GetEx).
 func (c *Client) getRecord(ctx context.Context, kind, key string, getex time.Duration) ([]byte, error) {
-	sctx, done := c.storeContext(ctx)
-	var data []byte
-	var err error
-	if getex > 0 {
-		data, err = c.store.GetEx(sctx, key, getex)
-	} else {
-		data, err = c.store.Get(sctx, key)
-	}
-	if err = done(err); err != nil {
+	data, err := c.getSealed(ctx, key, getex)
+	if err != nil {
 		return nil, err
 	}
 	pt, err := c.ring.openRecordInPlace(key, data)
@@ -197,6 +190,20 @@ func (c *Client) getRecord(ctx context.Context, kind, key string, getex time.Dur
 		return nil, store.ErrNotFound
 	}
 	return pt, nil
+}
+
+// getSealed reads key (and, with getex > 0, moves its TTL) as stored,
+// sealed, bounded by StoreTimeout.
+func (c *Client) getSealed(ctx context.Context, key string, getex time.Duration) ([]byte, error) {
+	sctx, done := c.storeContext(ctx)
+	var data []byte
+	var err error
+	if getex > 0 {
+		data, err = c.store.GetEx(sctx, key, getex)
+	} else {
+		data, err = c.store.Get(sctx, key)
+	}
+	return data, done(err)
 }
 
 // putRecord seals plaintext for key and writes it with ttl.

@@ -1,6 +1,7 @@
 package stepup
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -349,26 +350,35 @@ func (c *Client) writeSession(ctx context.Context, handle string, r *sessionReco
 	if err != nil {
 		return 0, err
 	}
-	if err := c.putRecord(ctx, c.sessionKey(handle), data, ttl); err != nil {
+	err = c.putRecord(ctx, c.sessionKey(handle), data, ttl)
+	c.sessions.drop(handle) // the bytes changed (or may have): the entry can no longer answer
+	if err != nil {
 		return 0, fmt.Errorf("stepup: saving the session: %w", err)
 	}
 	return ttl, nil
 }
 
-// parseCookie splits a session cookie value "<handle>.<secret>.<exp>".
-func parseCookie(v string) (handle, secret string, expMS int64, ok bool) {
+// splitCookie splits a session cookie value "<handle>.<secret>.<exp>" and
+// checks the lengths of handle and secret (randomTokenLen) and that exp is
+// a positive decimal number, not their alphabet: LoadSession checks that
+// with isRandomToken before either is used, unless the session cache holds
+// an entry for handle (whose handle and secret were checked when it was
+// made, so a handle found there, and a secret equal to its, are valid).
+func splitCookie(v string) (handle, secret string, expMS int64, ok bool) {
 	handle, rest, ok1 := strings.Cut(v, ".")
 	secret, exp, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || !isRandomToken(handle) || !isRandomToken(secret) || len(exp) == 0 || len(exp) > cookieExpDigits {
+	if !ok1 || !ok2 || len(handle) != randomTokenLen || len(secret) != randomTokenLen || len(exp) == 0 || len(exp) > cookieExpDigits {
 		return "", "", 0, false
 	}
+	// At most cookieExpDigits (16) decimal digits: no overflow.
+	var n int64
 	for i := 0; i < len(exp); i++ {
 		if exp[i] < '0' || exp[i] > '9' {
 			return "", "", 0, false
 		}
+		n = n*10 + int64(exp[i]-'0')
 	}
-	n, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || n <= 0 {
+	if n <= 0 {
 		return "", "", 0, false
 	}
 	return handle, secret, n, true
@@ -386,7 +396,7 @@ func parseCookie(v string) (handle, secret string, expMS int64, ok bool) {
 // keys (a forged session), copied from another key, or written by the
 // previous version is absent (and logged, at most once a minute).
 func (c *Client) LoadSession(ctx context.Context, cookieValue string) (*Session, error) {
-	handle, secret, exp, ok := parseCookie(cookieValue)
+	handle, secret, exp, ok := splitCookie(cookieValue)
 	if !ok {
 		return nil, ErrNoSession
 	}
@@ -394,23 +404,26 @@ func (c *Client) LoadSession(ctx context.Context, cookieValue string) (*Session,
 	if nowMS >= exp {
 		return nil, ErrNoSession
 	}
+	// A handle the cache holds was checked when its entry was made.
+	e := c.sessions.lookup(handle)
+	if e == nil && (!isRandomToken(handle) || !isRandomToken(secret)) {
+		return nil, ErrNoSession
+	}
 	ttl := c.idleTTL(nowMS, exp)
 	// The TTL moves before the cookie's end is compared with the record's,
 	// so it must not follow that end: a cookie with the handle alone and an
 	// end 1 ms away would end the session. A record kept past its absolute
 	// end is refused all the same.
-	ls, err := c.readSession(ctx, handle, c.cfg.SessionIdleTimeout)
+	s, err := c.loadSession(ctx, handle, e, c.cfg.SessionIdleTimeout, secret, nowMS)
 	if err != nil {
 		return nil, err
 	}
-	r := &ls.r
-	if r.Expires != exp || subtle.ConstantTimeCompare(secretHash(secret), []byte(r.SecretHash)) != 1 {
+	if s.rec.Expires != exp {
 		return nil, ErrNoSession
 	}
-	c.fillSession(&ls.s, handle, r)
-	ls.s.IdleExpiresAt = msTime(nowMS + ttl.Milliseconds())
-	ls.s.secret = secret
-	return &ls.s, nil
+	s.IdleExpiresAt = msTime(nowMS + ttl.Milliseconds())
+	s.secret = secret
+	return s, nil
 }
 
 // Session returns the session with the given handle, for background jobs
@@ -420,15 +433,70 @@ func (c *Client) Session(ctx context.Context, handle string) (*Session, error) {
 	if !isRandomToken(handle) {
 		return nil, ErrNoSession
 	}
-	ls, err := c.readSession(ctx, handle, 0)
+	nowMS := c.now().UnixMilli()
+	s, err := c.loadSession(ctx, handle, c.sessions.lookup(handle), 0, "", nowMS)
 	if err != nil {
 		return nil, err
 	}
-	if c.now().UnixMilli() >= ls.r.Expires {
+	if nowMS >= s.rec.Expires {
+		return nil, ErrNoSession
+	}
+	return s, nil
+}
+
+// loadSession reads (and, with getex > 0, moves the TTL of) the session
+// record of handle and returns its Session; when secret is not "" (a
+// cookie's), the record's secret hash must match it. ErrNoSession when the
+// record is absent, does not open or decode, or the secret does not match.
+// e is the session cache's entry for handle (nil if none): when the record's
+// sealed bytes are those e was made from (and the secret e's), the record
+// is not opened again (see sessionCache). handle is a valid random token
+// (isRandomToken); so is secret when e is nil.
+func (c *Client) loadSession(ctx context.Context, handle string, e *sessionCacheEntry, getex time.Duration, secret string, nowMS int64) (*Session, error) {
+	var key string
+	if e != nil {
+		key = e.key
+	} else {
+		key = c.sessionKey(handle)
+	}
+	data, err := c.getSealed(ctx, key, getex)
+	if errors.Is(err, store.ErrNotFound) {
+		c.sessions.drop(handle)
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stepup: reading the session: %w", err)
+	}
+	if e != nil && e.matches(data, secret) {
+		return e.session(), nil
+	}
+	if secret != "" && !isRandomToken(secret) {
+		return nil, ErrNoSession // a cookie's secret that was not checked (e != nil)
+	}
+	var sealed []byte
+	if c.sessions != nil {
+		sealed = bytes.Clone(data) // data is opened in place
+	}
+	pt, err := c.ring.openRecordInPlace(key, data)
+	if err != nil {
+		c.unreadable(ctx, kindSession, err)
+		return nil, ErrNoSession
+	}
+	ls := &loadedSession{}
+	if err := decodeSession(pt, &ls.r); err != nil {
+		c.unreadable(ctx, kindSession, err)
+		return nil, ErrNoSession
+	}
+	if secret != "" && subtle.ConstantTimeCompare(secretHash(secret), []byte(ls.r.SecretHash)) != 1 {
 		return nil, ErrNoSession
 	}
 	c.fillSession(&ls.s, handle, &ls.r)
-	return &ls.s, nil
+	if sealed == nil {
+		return &ls.s, nil
+	}
+	e = &sessionCacheEntry{key: key, sealed: sealed, secret: secret, rec: &ls.r, tmpl: ls.s}
+	c.sessions.put(handle, e, nowMS)
+	return e.session(), nil
 }
 
 // live reports whether r has not reached its absolute end at nowMS (unix

@@ -13,13 +13,15 @@ import (
 // done cancels the bound and returns the call's error, made to match
 // store.ErrUnavailable when the bound (not ctx) ran out: a store that does
 // not answer in time is a store that is down, and the request fails closed.
-func (c *Client) storeContext(ctx context.Context) (sctx context.Context, done func(error) error) {
+func (c *Client) storeContext(ctx context.Context) (context.Context, func(error) error) {
 	if c.cfg.StoreTimeout < 0 || c.localStore {
 		// No bound asked for, or the store is the in-process memory store,
 		// which answers without I/O: a timer per call would cost more than
 		// the call (a page load is one call).
 		return ctx, passErr
 	}
+	// sctx is not a named result: the closure would capture that by
+	// reference and move it to the heap on every call, the local path's too.
 	sctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
 	return sctx, func(err error) error {
 		timedOut := errors.Is(sctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil

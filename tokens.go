@@ -288,6 +288,7 @@ func (c *Client) IDToken(ctx context.Context, s *Session) (string, error) {
 // those entries). When refresh is not nil, the refresh tokens of its token
 // records are appended to it (for revocation).
 func (c *Client) endSessionRecords(ctx context.Context, handle string, rec *sessionRecord, refresh *[]string) error {
+	c.sessions.drop(handle)
 	if rec == nil {
 		ls, err := c.readSession(ctx, handle, 0)
 		switch {
