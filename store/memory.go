@@ -48,6 +48,15 @@ type MemoryOptions struct {
 //
 // # How it keeps time
 //
+// The store's clock is MemoryOptions.Now when one is injected. Otherwise it
+// is the wall clock read once, at NewMemory, moved on by the monotonic clock
+// (time.Since): a record set with TTL d expires exactly d of monotonic time
+// later. A step of the wall clock after NewMemory (NTP, an operator setting
+// the date) therefore neither shortens nor lengthens any TTL, and the
+// store's clock drifts from the wall clock by that step; where the
+// monotonic clock stops while the machine is suspended (Linux), TTLs stop
+// with it. Deadlines are unix nanoseconds of this clock.
+//
 // Expiry is exact and lazy: a read compares the record's deadline with the
 // clock, so an expired record is never returned, whether or not it has been
 // reclaimed. Reclaiming is the work of an expiry queue per shard: a binary
@@ -71,7 +80,11 @@ type MemoryOptions struct {
 // the key: the value's slice and the deadline): a read is one map lookup,
 // no pointer to follow but the value's.
 type Memory struct {
-	now        func() time.Time
+	now func() time.Time
+	// base and baseNs are the default clock (no Now injected): the wall
+	// clock read once at NewMemory, then moved on by the monotonic clock.
+	base       time.Time
+	baseNs     int64
 	batch      int
 	maxEntries int64
 	// entries counts the entries held (records plus index members), when
@@ -145,11 +158,13 @@ var errNeedRoom = wrapf(ErrUnavailable, "memory store full (MaxEntries)")
 func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		now:        opts.Now,
+		base:       time.Now(),
 		batch:      opts.SweepBatch,
 		maxEntries: int64(opts.MaxEntries),
 		seed:       maphash.MakeSeed(),
 		done:       make(chan struct{}),
 	}
+	m.baseNs = m.base.UnixNano()
 	for i := range m.shards {
 		m.shards[i].m = make(map[string]entry)
 		m.shards[i].ix = make(map[string]index)
@@ -195,11 +210,13 @@ func (m *Memory) shard(key string) *shard {
 	return &m.shards[maphash.String(m.seed, key)&(shardCount-1)]
 }
 
-// clock reads the store's clock in unix ns (time.Now, called directly, when
-// no clock was injected).
+// clock reads the store's clock in unix ns. With no clock injected it is
+// the wall clock of NewMemory plus the monotonic time elapsed since (see
+// "How it keeps time"): time.Since reads only the monotonic clock, less than
+// half the cost of time.Now, which reads the wall clock too.
 func (m *Memory) clock() int64 {
 	if m.now == nil {
-		return time.Now().UnixNano()
+		return m.baseNs + int64(time.Since(m.base))
 	}
 	return m.now().UnixNano()
 }
@@ -220,12 +237,14 @@ func (m *Memory) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	s := m.shard(key)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, err := m.record(s, key)
+	e, _, err := m.record(s, key)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
-	return clone(e.value), nil
+	v := clone(e.value)
+	s.mu.Unlock()
+	return v, nil
 }
 
 // GetEx implements Store.
@@ -235,13 +254,15 @@ func (m *Memory) GetEx(ctx context.Context, key string, ttl time.Duration) ([]by
 	}
 	s := m.shard(key)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, err := m.record(s, key)
+	e, now, err := m.record(s, key)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
-	s.setDeadline(key, e, deadline(m.clock(), ttl))
-	return clone(e.value), nil
+	s.setDeadline(key, e, deadline(now, ttl))
+	v := clone(e.value)
+	s.mu.Unlock()
+	return v, nil
 }
 
 // Take implements Store.
@@ -251,14 +272,15 @@ func (m *Memory) Take(ctx context.Context, key string) ([]byte, error) {
 	}
 	s := m.shard(key)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, err := m.record(s, key)
+	e, _, err := m.record(s, key)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
 	// Get and GetEx copy under the lock, so nobody else holds this slice:
 	// it goes to the caller as is.
 	m.removeRecord(s, key)
+	s.mu.Unlock()
 	return e.value, nil
 }
 
@@ -307,7 +329,13 @@ func (m *Memory) write(key string, value []byte, ttl time.Duration, nx bool) err
 func (m *Memory) set(key string, v []byte, ttl time.Duration, nx bool) error {
 	s := m.shard(key)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	err := m.setLocked(s, key, v, ttl, nx)
+	s.mu.Unlock()
+	return err
+}
+
+// setLocked is set with s.mu held.
+func (m *Memory) setLocked(s *shard, key string, v []byte, ttl time.Duration, nx bool) error {
 	if s.closed {
 		return errClosed
 	}
@@ -486,21 +514,24 @@ func (m *Memory) IndexRemove(ctx context.Context, key, member string) error {
 	return nil
 }
 
-// record returns the live record with the key, errClosed or ErrNotFound;
-// an expired record is removed on the way. s.mu must be held.
-func (m *Memory) record(s *shard, key string) (entry, error) {
+// record returns the live record with the key and the time it read the
+// clock at, or errClosed or ErrNotFound (without reading the clock when the
+// key is absent); an expired record is removed on the way. s.mu must be
+// held.
+func (m *Memory) record(s *shard, key string) (entry, int64, error) {
 	if s.closed {
-		return entry{}, errClosed
+		return entry{}, 0, errClosed
 	}
 	e, ok := s.m[key]
 	if !ok {
-		return entry{}, ErrNotFound
+		return entry{}, 0, ErrNotFound
 	}
-	if m.clock() >= e.expires {
+	now := m.clock()
+	if now >= e.expires {
 		m.removeRecord(s, key)
-		return entry{}, ErrNotFound
+		return entry{}, 0, ErrNotFound
 	}
-	return e, nil
+	return e, now, nil
 }
 
 // purge drops the expired members of an index and returns how many are
