@@ -48,6 +48,15 @@ type MemoryOptions struct {
 //
 // # How it keeps time
 //
+// The store's clock is MemoryOptions.Now when one is injected. Otherwise it
+// is the wall clock read once, at NewMemory, moved on by the monotonic clock
+// (time.Since): a record set with TTL d expires exactly d of monotonic time
+// later. A step of the wall clock after NewMemory (NTP, an operator setting
+// the date) therefore neither shortens nor lengthens any TTL, and the
+// store's clock drifts from the wall clock by that step; where the
+// monotonic clock stops while the machine is suspended (Linux), TTLs stop
+// with it. Deadlines are unix nanoseconds of this clock.
+//
 // Expiry is exact and lazy: a read compares the record's deadline with the
 // clock, so an expired record is never returned, whether or not it has been
 // reclaimed. Reclaiming is the work of an expiry queue per shard: a binary
@@ -65,13 +74,21 @@ type MemoryOptions struct {
 //
 // # Concurrency
 //
-// Keys are spread by hash over 64 shards, each with its own lock, maps and
-// heap, so that goroutines working on different keys rarely wait for one
-// another. Records are stored by value in the shard's map (32 bytes beside
-// the key: the value's slice and the deadline): a read is one map lookup,
-// no pointer to follow but the value's.
+// Keys are spread by hash over 64 shards, each with its own lock, tables
+// and heap, so that goroutines working on different keys rarely wait for one
+// another. Records are stored by value in the shard's open-addressing table
+// (a slot of 56 bytes: the key's hash, the key, the value's slice and the
+// deadline), indexed by the same hash that picked the shard: a read hashes
+// the key once and usually reads one slot, no pointer to follow but the
+// key's and the value's. A shard's table doubles, all at once under its
+// lock, when it is three quarters full, and never shrinks; indexes are in a
+// Go map of their own.
 type Memory struct {
-	now        func() time.Time
+	now func() time.Time
+	// base and baseNs are the default clock (no Now injected): the wall
+	// clock read once at NewMemory, then moved on by the monotonic clock.
+	base       time.Time
+	baseNs     int64
 	batch      int
 	maxEntries int64
 	// entries counts the entries held (records plus index members), when
@@ -85,13 +102,16 @@ type Memory struct {
 	wg        sync.WaitGroup
 }
 
-const shardCount = 64
+const (
+	shardBits  = 6
+	shardCount = 1 << shardBits
+)
 
 type shard struct {
 	mu sync.Mutex // guards every field below
-	// m holds the records, by value; ix the indexes. A key is in one of
-	// them at most.
-	m    map[string]entry
+	// m holds the records, by value (see records); ix the indexes. A key
+	// is in one of them at most.
+	m    records
 	ix   map[string]index
 	heap []due // min-heap by at
 	// closed: Close has run; every call fails.
@@ -99,7 +119,7 @@ type shard struct {
 	_      [64]byte // keeps the next shard's lock off this cache line
 }
 
-// entry is one record: 32 bytes beside its key in the map.
+// entry is one record: 32 bytes beside its key and hash in the table.
 type entry struct {
 	value []byte
 	// expires is the deadline (unix ns by the store's clock): the record is
@@ -145,13 +165,14 @@ var errNeedRoom = wrapf(ErrUnavailable, "memory store full (MaxEntries)")
 func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		now:        opts.Now,
+		base:       time.Now(),
 		batch:      opts.SweepBatch,
 		maxEntries: int64(opts.MaxEntries),
 		seed:       maphash.MakeSeed(),
 		done:       make(chan struct{}),
 	}
+	m.baseNs = m.base.UnixNano()
 	for i := range m.shards {
-		m.shards[i].m = make(map[string]entry)
 		m.shards[i].ix = make(map[string]index)
 	}
 	if m.batch <= 0 {
@@ -181,7 +202,7 @@ func (m *Memory) Close() error {
 			s := &m.shards[i]
 			s.mu.Lock()
 			s.closed = true
-			s.m, s.ix, s.heap = nil, nil, nil
+			s.m, s.ix, s.heap = records{}, nil, nil
 			s.mu.Unlock()
 		}
 		m.entries.Store(0)
@@ -191,15 +212,27 @@ func (m *Memory) Close() error {
 	return nil
 }
 
-func (m *Memory) shard(key string) *shard {
-	return &m.shards[maphash.String(m.seed, key)&(shardCount-1)]
+// hash is the key's hash (never 0): its top bits pick the shard, its low
+// bits the slot in the shard's table.
+func (m *Memory) hash(key string) uint64 {
+	h := maphash.String(m.seed, key)
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
-// clock reads the store's clock in unix ns (time.Now, called directly, when
-// no clock was injected).
+func (m *Memory) shard(h uint64) *shard {
+	return &m.shards[h>>(64-shardBits)]
+}
+
+// clock reads the store's clock in unix ns. With no clock injected it is
+// the wall clock of NewMemory plus the monotonic time elapsed since (see
+// "How it keeps time"): time.Since reads only the monotonic clock, less than
+// half the cost of time.Now, which reads the wall clock too.
 func (m *Memory) clock() int64 {
 	if m.now == nil {
-		return time.Now().UnixNano()
+		return m.baseNs + int64(time.Since(m.base))
 	}
 	return m.now().UnixNano()
 }
@@ -218,14 +251,17 @@ func (m *Memory) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	s := m.shard(key)
+	h := m.hash(key)
+	s := m.shard(h)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, err := m.record(s, key)
+	i, _, err := m.record(s, h, key)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
-	return clone(e.value), nil
+	v := clone(s.m.slots[i].e.value)
+	s.mu.Unlock()
+	return v, nil
 }
 
 // GetEx implements Store.
@@ -233,15 +269,19 @@ func (m *Memory) GetEx(ctx context.Context, key string, ttl time.Duration) ([]by
 	if err := beginWrite(ctx, key, ttl); err != nil {
 		return nil, err
 	}
-	s := m.shard(key)
+	h := m.hash(key)
+	s := m.shard(h)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, err := m.record(s, key)
+	i, now, err := m.record(s, h, key)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
-	s.setDeadline(key, e, deadline(m.clock(), ttl))
-	return clone(e.value), nil
+	e := &s.m.slots[i].e
+	s.setDeadline(key, e, deadline(now, ttl))
+	v := clone(e.value)
+	s.mu.Unlock()
+	return v, nil
 }
 
 // Take implements Store.
@@ -249,17 +289,20 @@ func (m *Memory) Take(ctx context.Context, key string) ([]byte, error) {
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	s := m.shard(key)
+	h := m.hash(key)
+	s := m.shard(h)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, err := m.record(s, key)
+	i, _, err := m.record(s, h, key)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
 	// Get and GetEx copy under the lock, so nobody else holds this slice:
 	// it goes to the caller as is.
-	m.removeRecord(s, key)
-	return e.value, nil
+	v := s.m.slots[i].e.value
+	m.removeRecord(s, i)
+	s.mu.Unlock()
+	return v, nil
 }
 
 // Set implements Store.
@@ -305,22 +348,30 @@ func (m *Memory) write(key string, value []byte, ttl time.Duration, nx bool) err
 // set writes a record; with nx, only if the key holds nothing live
 // (errExists otherwise).
 func (m *Memory) set(key string, v []byte, ttl time.Duration, nx bool) error {
-	s := m.shard(key)
+	h := m.hash(key)
+	s := m.shard(h)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	err := m.setLocked(s, h, key, v, ttl, nx)
+	s.mu.Unlock()
+	return err
+}
+
+// setLocked is set with s.mu held.
+func (m *Memory) setLocked(s *shard, h uint64, key string, v []byte, ttl time.Duration, nx bool) error {
 	if s.closed {
 		return errClosed
 	}
 	now := m.clock()
 	exp := deadline(now, ttl)
-	if e, ok := s.m[key]; ok {
+	if i := s.m.find(h, key); i >= 0 {
+		e := &s.m.slots[i].e
 		if nx && now < e.expires {
 			return errExists
 		}
 		if exp < e.expires {
 			s.push(due{at: exp, key: key})
 		}
-		s.m[key] = entry{value: v, expires: exp}
+		*e = entry{value: v, expires: exp}
 		return nil
 	}
 	if x, ok := s.ix[key]; ok {
@@ -331,7 +382,7 @@ func (m *Memory) set(key string, v []byte, ttl time.Duration, nx bool) error {
 			// An index becomes a record: it keeps one entry of its count.
 			m.release(int64(len(x.members)) - 1)
 			delete(s.ix, key)
-			s.insert(key, entry{value: v, expires: exp})
+			s.insert(h, key, entry{value: v, expires: exp})
 			return nil
 		}
 		delete(s.ix, key) // no live member: no index
@@ -340,7 +391,7 @@ func (m *Memory) set(key string, v []byte, ttl time.Duration, nx bool) error {
 		return err
 	}
 	s.reclaim(m, now, writeReclaim)
-	s.insert(key, entry{value: v, expires: exp})
+	s.insert(h, key, entry{value: v, expires: exp})
 	return nil
 }
 
@@ -349,14 +400,15 @@ func (m *Memory) Delete(ctx context.Context, key string) error {
 	if err := begin(ctx, key); err != nil {
 		return err
 	}
-	s := m.shard(key)
+	h := m.hash(key)
+	s := m.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errClosed
 	}
-	if _, ok := s.m[key]; ok {
-		m.removeRecord(s, key)
+	if i := s.m.find(h, key); i >= 0 {
+		m.removeRecord(s, i)
 	}
 	if x, ok := s.ix[key]; ok {
 		m.removeIndex(s, key, x)
@@ -383,7 +435,8 @@ func (m *Memory) IndexAdd(ctx context.Context, key, member string, ttl time.Dura
 }
 
 func (m *Memory) indexAdd(key, member string, ttl time.Duration) error {
-	s := m.shard(key)
+	h := m.hash(key)
+	s := m.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -391,12 +444,12 @@ func (m *Memory) indexAdd(key, member string, ttl time.Duration) error {
 	}
 	now := m.clock()
 	exp := deadline(now, ttl)
-	if e, ok := s.m[key]; ok {
-		if now < e.expires {
+	if i := s.m.find(h, key); i >= 0 {
+		if now < s.m.slots[i].e.expires {
 			return errNotIndex
 		}
 		// An expired record gives its entry to the index.
-		delete(s.m, key)
+		s.m.deleteAt(i)
 		s.insertIndex(key, index{members: map[string]int64{member: exp}})
 		return nil
 	}
@@ -437,7 +490,7 @@ func (m *Memory) IndexMembers(ctx context.Context, key string) ([]string, error)
 	if err := begin(ctx, key); err != nil {
 		return nil, err
 	}
-	s := m.shard(key)
+	s := m.shard(m.hash(key))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -466,7 +519,7 @@ func (m *Memory) IndexRemove(ctx context.Context, key, member string) error {
 	if member == "" {
 		return errEmptyMember
 	}
-	s := m.shard(key)
+	s := m.shard(m.hash(key))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -486,21 +539,24 @@ func (m *Memory) IndexRemove(ctx context.Context, key, member string) error {
 	return nil
 }
 
-// record returns the live record with the key, errClosed or ErrNotFound;
-// an expired record is removed on the way. s.mu must be held.
-func (m *Memory) record(s *shard, key string) (entry, error) {
+// record returns the slot of the live record with the key (hash h) and
+// the time it read the clock at, or errClosed or ErrNotFound (without
+// reading the clock when the key is absent); an expired record is removed
+// on the way. s.mu must be held.
+func (m *Memory) record(s *shard, h uint64, key string) (int, int64, error) {
 	if s.closed {
-		return entry{}, errClosed
+		return 0, 0, errClosed
 	}
-	e, ok := s.m[key]
-	if !ok {
-		return entry{}, ErrNotFound
+	i := s.m.find(h, key)
+	if i < 0 {
+		return 0, 0, ErrNotFound
 	}
-	if m.clock() >= e.expires {
-		m.removeRecord(s, key)
-		return entry{}, ErrNotFound
+	now := m.clock()
+	if now >= s.m.slots[i].e.expires {
+		m.removeRecord(s, i)
+		return 0, 0, ErrNotFound
 	}
-	return e, nil
+	return i, now, nil
 }
 
 // purge drops the expired members of an index and returns how many are
@@ -543,9 +599,9 @@ func (m *Memory) release(n int64) {
 
 // removeRecord and removeIndex remove an entry; its heap items are left to
 // be dropped when they come due. s.mu must be held.
-func (m *Memory) removeRecord(s *shard, key string) {
+func (m *Memory) removeRecord(s *shard, i int) {
 	m.release(1)
-	delete(s.m, key)
+	s.m.deleteAt(i)
 }
 
 func (m *Memory) removeIndex(s *shard, key string, x index) {
@@ -553,23 +609,22 @@ func (m *Memory) removeIndex(s *shard, key string, x index) {
 	delete(s.ix, key)
 }
 
-// setDeadline stores record e with the key and the deadline exp; only a
+// setDeadline gives record e (in its slot) with the key the deadline exp; only a
 // deadline before the current one needs a new heap item (the current one's
 // item comes due first and moves on to the new deadline). s.mu must be
 // held.
-func (s *shard) setDeadline(key string, e entry, exp int64) {
+func (s *shard) setDeadline(key string, e *entry, exp int64) {
 	if exp < e.expires {
 		s.push(due{at: exp, key: key})
 	}
 	e.expires = exp
-	s.m[key] = e
 }
 
 // insert adds a new record, insertIndex a new index, queued at their
 // deadline (the earliest member's). s.mu must be held and the key must be
 // absent.
-func (s *shard) insert(key string, e entry) {
-	s.m[key] = e
+func (s *shard) insert(h uint64, key string, e entry) {
+	s.m.insert(h, key, e)
 	s.push(due{at: e.expires, key: key})
 }
 
@@ -593,9 +648,9 @@ func (s *shard) reclaim(m *Memory, now int64, limit int) int {
 	for n < limit && len(s.heap) > 0 && s.heap[0].at <= now {
 		d := s.pop()
 		n++
-		if e, ok := s.m[d.key]; ok {
-			if now >= e.expires {
-				m.removeRecord(s, d.key)
+		if i := s.m.find(m.hash(d.key), d.key); i >= 0 {
+			if e := &s.m.slots[i].e; now >= e.expires {
+				m.removeRecord(s, i)
 			} else if d.at < e.expires {
 				// Extended since: follow it to its deadline.
 				s.push(due{at: e.expires, key: d.key})
@@ -617,7 +672,7 @@ func (s *shard) reclaim(m *Memory, now int64, limit int) int {
 // push adds d to the heap, rebuilding the heap first when it holds more
 // than twice as many items as there are live entries.
 func (s *shard) push(d due) {
-	if len(s.heap) >= 2*(len(s.m)+len(s.ix))+64 {
+	if len(s.heap) >= 2*(s.m.len()+len(s.ix))+64 {
 		s.rebuild()
 	}
 	s.heap = append(s.heap, d)
@@ -668,7 +723,7 @@ func (s *shard) down(j int) {
 func (s *shard) rebuild() {
 	clear(s.heap)
 	h := s.heap[:0]
-	for key, e := range s.m {
+	for key, e := range s.m.all() {
 		h = append(h, due{at: e.expires, key: key})
 	}
 	for key, x := range s.ix {

@@ -41,7 +41,7 @@ func (m *Memory) size() int {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		n += len(s.m) + len(s.ix)
+		n += s.m.len() + len(s.ix)
 		s.mu.Unlock()
 	}
 	return n
@@ -68,7 +68,7 @@ func (m *Memory) checkInvariants(t *testing.T) {
 				firstItem[d.key] = d.at
 			}
 		}
-		for key, e := range s.m {
+		for key, e := range s.m.all() {
 			entries++
 			if _, both := s.ix[key]; both {
 				t.Errorf("%q is both a record and an index", key)
@@ -86,8 +86,8 @@ func (m *Memory) checkInvariants(t *testing.T) {
 				t.Errorf("index %q has no heap item at or before its earliest member", key)
 			}
 		}
-		if len(s.heap) > 2*(len(s.m)+len(s.ix))+64+1 {
-			t.Errorf("shard %d: heap of %d items for %d keys", si, len(s.heap), len(s.m)+len(s.ix))
+		if len(s.heap) > 2*(s.m.len()+len(s.ix))+64+1 {
+			t.Errorf("shard %d: heap of %d items for %d keys", si, len(s.heap), s.m.len()+len(s.ix))
 		}
 		s.mu.Unlock()
 	}
