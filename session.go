@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/stepupauth/stepup/store"
@@ -365,11 +364,11 @@ func (c *Client) writeSession(ctx context.Context, handle string, r *sessionReco
 // an entry for handle (whose handle and secret were checked when it was
 // made, so a handle found there, and a secret equal to its, are valid).
 func splitCookie(v string) (handle, secret string, expMS int64, ok bool) {
-	handle, rest, ok1 := strings.Cut(v, ".")
-	secret, exp, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || len(handle) != randomTokenLen || len(secret) != randomTokenLen || len(exp) == 0 || len(exp) > cookieExpDigits {
+	const h, s = randomTokenLen, 2*randomTokenLen + 1 // the two dots
+	if len(v) <= s+1 || len(v) > s+1+cookieExpDigits || v[h] != '.' || v[s] != '.' {
 		return "", "", 0, false
 	}
+	handle, secret, exp := v[:h], v[h+1:s], v[s+1:]
 	// At most cookieExpDigits (16) decimal digits: no overflow.
 	var n int64
 	for i := 0; i < len(exp); i++ {
