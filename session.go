@@ -393,7 +393,11 @@ func splitCookie(v string) (handle, secret string, expMS int64, ok bool) {
 // absolute end it carries costs none. The record is sealed with the
 // Client's key ring and bound to its key: a record written without the
 // keys (a forged session), copied from another key, or written by the
-// previous version is absent (and logged, at most once a minute).
+// previous version is absent (and logged, at most once a minute). When the
+// store returns the very bytes this Client opened at an earlier load, for
+// a cookie with the same secret, the answer comes from the session cache
+// (Config.SessionCacheSize) without opening them again; the store command
+// is sent all the same.
 func (c *Client) LoadSession(ctx context.Context, cookieValue string) (*Session, error) {
 	handle, secret, exp, ok := splitCookie(cookieValue)
 	if !ok {
