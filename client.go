@@ -324,6 +324,7 @@ type Client struct {
 
 	unreadableLog unreadableLog // rate limit of the log of unreadable records (records.go)
 	localStore    bool          // store is a *store.Memory: no StoreTimeout bound (storectx.go)
+	mem           *store.Memory // the store, when it is a *store.Memory (session cache: sessionCache)
 
 	closeOnce sync.Once
 }
@@ -597,7 +598,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	} else {
 		c.store = cfg.Store
 	}
-	_, c.localStore = c.store.(*store.Memory)
+	c.mem, c.localStore = c.store.(*store.Memory)
 	return c, nil
 }
 

@@ -108,18 +108,26 @@ func benchStore(b *testing.B, kind string, now func() time.Time) (store.Store, s
 // BenchmarkPageLoadInterleaved: a page load (LoadSession + CheckSession of
 // the realistic session) against the bare store read of the same record
 // bytes (copied to another key), interleaved. On Redis the baselines are a
-// bare go-redis GET and GETEX PX of the same bytes.
+// bare go-redis GET and GETEX PX of the same bytes. The "-nocache" cases
+// turn the session cache off (Config.SessionCacheSize -1): every load opens,
+// hashes and decodes, as the first load of a session (or the first after
+// it changed) does.
 //
 //	go test -run='^$' -bench=PageLoadInterleaved -benchmem -count=3 .
 func BenchmarkPageLoadInterleaved(b *testing.B) {
-	for _, kind := range []string{"memory", "redis"} {
+	for _, kind := range []string{"memory", "redis", "memory-nocache", "redis-nocache"} {
 		b.Run(kind, func(b *testing.B) {
 			clock := newTestClock()
-			st, baseName, get, getex := benchStore(b, kind, clock.Now)
+			storeKind, nocache := strings.CutSuffix(kind, "-nocache")
+			st, baseName, get, getex := benchStore(b, storeKind, clock.Now)
+			cacheSize := 0
+			if nocache {
+				cacheSize = -1
+			}
 			c, err := New(context.Background(), Config{
 				Domain: "fabrikam.eu.auth0.com", ClientID: "client-1", ClientSecret: "secret-1",
 				RedirectURL: "https://app.example.com/callback", Store: st, SealingKeys: [][]byte{sealTestKey(7)},
-				HTTPClient: noNetwork(b), Now: clock.Now,
+				HTTPClient: noNetwork(b), Now: clock.Now, SessionCacheSize: cacheSize,
 			})
 			if err != nil {
 				b.Fatal(err)

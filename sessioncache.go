@@ -68,9 +68,12 @@ func (c *sessionCache) lookup(handle string) *sessionCacheEntry {
 // matches reports whether e was made from exactly sealed and, for a
 // cookie's load (secret not ""), with the same secret.
 func (e *sessionCacheEntry) matches(sealed []byte, secret string) bool {
-	if !bytes.Equal(e.sealed, sealed) {
-		return false
-	}
+	return bytes.Equal(e.sealed, sealed) && e.secretMatches(secret)
+}
+
+// secretMatches reports whether e was made for a cookie with secret (any
+// secret for a read by handle, secret "").
+func (e *sessionCacheEntry) secretMatches(secret string) bool {
 	if secret == "" {
 		return true
 	}

@@ -16,11 +16,45 @@ import (
 // sessionFields compares two Sessions by what a caller sees.
 var sessionFields = cmp.Options{cmp.AllowUnexported(Session{}), cmpopts.IgnoreFields(Session{}, "rec"), cmpopts.EquateEmpty()}
 
+// cacheClient is offlineClient over a counting wrapper of the memory store
+// (bare false), or over the *store.Memory itself (bare true: the Client
+// then uses its GetExUnchanged, which copies nothing for an unchanged
+// record). cs is nil when bare.
+func cacheClient(t *testing.T, bare bool, mutate func(*Config)) (*Client, store.Store, *countingStore, *testClock) {
+	t.Helper()
+	if !bare {
+		c, cs, clock := offlineClient(t, mutate)
+		return c, cs, cs, clock
+	}
+	var mem *store.Memory
+	c, _, clock := offlineClient(t, func(cfg *Config) {
+		mem = store.NewMemory(store.MemoryOptions{Now: cfg.Now, SweepInterval: -1})
+		cfg.Store = mem
+		if mutate != nil {
+			mutate(cfg)
+		}
+	})
+	t.Cleanup(func() { mem.Close() })
+	if c.mem != mem {
+		t.Fatal("the Client does not use the memory store as one")
+	}
+	return c, mem, nil, clock
+}
+
+// bothStores runs f over cacheClient's two stores.
+func bothStores(t *testing.T, f func(t *testing.T, bare bool)) {
+	for _, bare := range []bool{false, true} {
+		t.Run(map[bool]string{false: "wrapped", true: "memory"}[bare], func(t *testing.T) { f(t, bare) })
+	}
+}
+
 // A page load answered by the session cache gives exactly what the full
 // path gives (compared with a Client without the cache over the same
 // store), and each caller gets its own evidence lists.
-func TestSessionCacheHitEqualsMiss(t *testing.T) {
-	c, cs, clock := offlineClient(t, nil)
+func TestSessionCacheHitEqualsMiss(t *testing.T) { bothStores(t, testSessionCacheHitEqualsMiss) }
+
+func testSessionCacheHitEqualsMiss(t *testing.T, bare bool) {
+	c, cs, _, clock := cacheClient(t, bare, nil)
 	ctx := context.Background()
 	off, err := New(ctx, Config{
 		Domain: "fabrikam.eu.auth0.com", ClientID: "client-1", ClientSecret: "secret-1",
@@ -83,7 +117,11 @@ func TestSessionCacheHitEqualsMiss(t *testing.T) {
 // a secret of the wrong alphabet, another absolute end; nor for a record
 // that changed in the store (written by another replica, forged, ended).
 func TestSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T) {
-	c, cs, clock := offlineClient(t, nil)
+	bothStores(t, testSessionCacheRefusesWhatTheFullPathRefuses)
+}
+
+func testSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T, bare bool) {
+	c, cs, counting, clock := cacheClient(t, bare, nil)
 	ctx := context.Background()
 	cookie, s := realisticSession(t, c, clock.Now())
 	if _, err := c.LoadSession(ctx, cookie); err != nil {
@@ -106,9 +144,12 @@ func TestSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T) {
 	// A cookie whose handle or secret is not base64url costs no store call
 	// when the cache holds no entry for its handle.
 	for _, v := range []string{"!" + s.Handle[1:] + "." + s.secret + "." + exp, randomToken() + ".!" + s.secret[1:] + "." + exp} {
-		reads := cs.reads()
-		if _, err := c.LoadSession(ctx, v); !errors.Is(err, ErrNoSession) || cs.reads() != reads {
-			t.Errorf("cookie %q: %v after %d store reads, want ErrNoSession after none", v, err, cs.reads()-reads)
+		if counting == nil {
+			break
+		}
+		reads := counting.reads()
+		if _, err := c.LoadSession(ctx, v); !errors.Is(err, ErrNoSession) || counting.reads() != reads {
+			t.Errorf("cookie %q: %v after %d store reads, want ErrNoSession after none", v, err, counting.reads()-reads)
 		}
 	}
 	// The wrong cookies did not evict the entry the right one made.
@@ -198,8 +239,10 @@ func TestSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T) {
 // Session(handle) and LoadSession share the cache without weakening the
 // cookie check: an entry made by a read by handle holds no secret, so a
 // cookie load still checks the cookie's secret against the record.
-func TestSessionCacheByHandleThenCookie(t *testing.T) {
-	c, _, clock := offlineClient(t, nil)
+func TestSessionCacheByHandleThenCookie(t *testing.T) { bothStores(t, testSessionCacheByHandleThenCookie) }
+
+func testSessionCacheByHandleThenCookie(t *testing.T, bare bool) {
+	c, _, _, clock := cacheClient(t, bare, nil)
 	ctx := context.Background()
 	cookie, s := realisticSession(t, c, clock.Now())
 	for range 2 {
@@ -221,8 +264,10 @@ func TestSessionCacheByHandleThenCookie(t *testing.T) {
 
 // The cache holds at most SessionCacheSize entries, and every session
 // keeps loading correctly when it churns.
-func TestSessionCacheBounded(t *testing.T) {
-	c, _, clock := offlineClient(t, func(cfg *Config) { cfg.SessionCacheSize = 3 })
+func TestSessionCacheBounded(t *testing.T) { bothStores(t, testSessionCacheBounded) }
+
+func testSessionCacheBounded(t *testing.T, bare bool) {
+	c, _, _, clock := cacheClient(t, bare, func(cfg *Config) { cfg.SessionCacheSize = 3 })
 	ctx := context.Background()
 	var cookies []string
 	var subs []string
@@ -254,8 +299,10 @@ func TestSessionCacheBounded(t *testing.T) {
 
 // Concurrent page loads, logins and step-ups of the same session never mix
 // records up (run with -race).
-func TestSessionCacheConcurrent(t *testing.T) {
-	c, _, clock := offlineClient(t, nil)
+func TestSessionCacheConcurrent(t *testing.T) { bothStores(t, testSessionCacheConcurrent) }
+
+func testSessionCacheConcurrent(t *testing.T, bare bool) {
+	c, _, _, clock := cacheClient(t, bare, nil)
 	ctx := context.Background()
 	cookie, s := realisticSession(t, c, clock.Now())
 	var mu sync.Mutex

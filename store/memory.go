@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hash/maphash"
@@ -282,6 +283,34 @@ func (m *Memory) GetEx(ctx context.Context, key string, ttl time.Duration) ([]by
 	v := clone(e.value)
 	s.mu.Unlock()
 	return v, nil
+}
+
+// GetExUnchanged is GetEx for a caller that keeps the value it read before
+// (a cache of what it decoded from it): it moves the TTL as GetEx does and,
+// when the value is byte for byte prev (not nil), reports unchanged and
+// copies nothing; otherwise it returns a copy of the value, as GetEx.
+// Errors are GetEx's.
+func (m *Memory) GetExUnchanged(ctx context.Context, key string, ttl time.Duration, prev []byte) (value []byte, unchanged bool, err error) {
+	if err := beginWrite(ctx, key, ttl); err != nil {
+		return nil, false, err
+	}
+	h := m.hash(key)
+	s := m.shard(h)
+	s.mu.Lock()
+	i, now, err := m.record(s, h, key)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, false, err
+	}
+	e := &s.m.slots[i].e
+	s.setDeadline(key, e, deadline(now, ttl))
+	if prev != nil && bytes.Equal(e.value, prev) {
+		s.mu.Unlock()
+		return nil, true, nil
+	}
+	v := clone(e.value)
+	s.mu.Unlock()
+	return v, false, nil
 }
 
 // Take implements Store.
