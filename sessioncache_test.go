@@ -239,7 +239,9 @@ func testSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T, bare bool) {
 // Session(handle) and LoadSession share the cache without weakening the
 // cookie check: an entry made by a read by handle holds no secret, so a
 // cookie load still checks the cookie's secret against the record.
-func TestSessionCacheByHandleThenCookie(t *testing.T) { bothStores(t, testSessionCacheByHandleThenCookie) }
+func TestSessionCacheByHandleThenCookie(t *testing.T) {
+	bothStores(t, testSessionCacheByHandleThenCookie)
+}
 
 func testSessionCacheByHandleThenCookie(t *testing.T, bare bool) {
 	c, _, _, clock := cacheClient(t, bare, nil)
