@@ -184,9 +184,15 @@ type Config struct {
 	// TTL, not its content) skips opening the seal, hashing the cookie
 	// secret and decoding the record. The store is read all the same (one
 	// GetEx per page load): a logout, step-up or rotation by any replica
-	// changes the bytes and is seen at once. An entry is about 1 KB (the
-	// record sealed and decoded, and the cookie secret). Default: 4096
-	// (DefaultSessionCacheSize). A negative value turns the cache off.
+	// changes the bytes and is seen at once. An entry is about 1 KB for a
+	// typical session (the record sealed and decoded, and the cookie
+	// secret), at most about 5 KB: a session whose sealed record exceeds
+	// 2 KB (many custom claims, long fields) is not cached and is opened
+	// at every load. The entries hold the cookie secrets of the sessions
+	// (the store holds only their hashes) until they are evicted, loaded
+	// again after their session ended (on another replica), or Close.
+	// Default: 4096 (DefaultSessionCacheSize). A negative value turns the
+	// cache off.
 	SessionCacheSize int
 	// Cookie names the cookies.
 	Cookie CookieConfig
@@ -609,6 +615,7 @@ func (c *Client) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		err = c.keys.Close()
+		c.sessions.clear()
 		if c.ownStore != nil {
 			err = errors.Join(err, c.ownStore.Close())
 		}

@@ -360,9 +360,9 @@ func (c *Client) writeSession(ctx context.Context, handle string, r *sessionReco
 // splitCookie splits a session cookie value "<handle>.<secret>.<exp>" and
 // checks the lengths of handle and secret (randomTokenLen) and that exp is
 // a positive decimal number, not their alphabet: LoadSession checks that
-// with isRandomToken before either is used, unless the session cache holds
-// an entry for handle (whose handle and secret were checked when it was
-// made, so a handle found there, and a secret equal to its, are valid).
+// with isRandomToken before either is used (the handle's only when the
+// session cache holds no entry for it: a handle found there was checked
+// when its entry was made).
 func splitCookie(v string) (handle, secret string, expMS int64, ok bool) {
 	const h, s = randomTokenLen, 2*randomTokenLen + 1 // the two dots
 	if len(v) <= s+1 || len(v) > s+1+cookieExpDigits || v[h] != '.' || v[s] != '.' {
@@ -407,9 +407,11 @@ func (c *Client) LoadSession(ctx context.Context, cookieValue string) (*Session,
 	if nowMS >= exp {
 		return nil, ErrNoSession
 	}
-	// A handle the cache holds was checked when its entry was made.
+	// A handle the cache holds was checked when its entry was made; the
+	// secret is checked before the store is read whatever the cache holds,
+	// so that the answer to a malformed cookie does not depend on it.
 	e := c.sessions.lookup(handle)
-	if e == nil && (!isRandomToken(handle) || !isRandomToken(secret)) {
+	if (e == nil && !isRandomToken(handle)) || !isRandomToken(secret) {
 		return nil, ErrNoSession
 	}
 	ttl := c.idleTTL(nowMS, exp)
@@ -453,8 +455,8 @@ func (c *Client) Session(ctx context.Context, handle string) (*Session, error) {
 // record is absent, does not open or decode, or the secret does not match.
 // e is the session cache's entry for handle (nil if none): when the record's
 // sealed bytes are those e was made from (and the secret e's), the record
-// is not opened again (see sessionCache). handle is a valid random token
-// (isRandomToken); so is secret when e is nil.
+// is not opened again (see sessionCache). handle and secret (when not "")
+// are valid random tokens (isRandomToken).
 func (c *Client) loadSession(ctx context.Context, handle string, e *sessionCacheEntry, getex time.Duration, secret string, nowMS int64) (*Session, error) {
 	var key string
 	if e != nil {
@@ -487,11 +489,8 @@ func (c *Client) loadSession(ctx context.Context, handle string, e *sessionCache
 			data = bytes.Clone(e.sealed) // the full path opens it in place
 		}
 	}
-	if secret != "" && !isRandomToken(secret) {
-		return nil, ErrNoSession // a cookie's secret that was not checked (e != nil)
-	}
 	var sealed []byte
-	if c.sessions != nil {
+	if c.sessions != nil && len(data) <= maxCachedSessionBytes {
 		sealed = bytes.Clone(data) // data is opened in place
 	}
 	pt, err := c.ring.openRecordInPlace(key, data)
@@ -609,6 +608,9 @@ func (c *Client) StartSession(ctx context.Context, login *LoginResult, previous 
 		previous.rec.OrgID == idt.OrgID {
 		handle = previous.Handle
 		*r = *previous.rec
+		// The evidence lists too: previous.rec may be the session cache's
+		// record, which nobody may change.
+		r.Auth.AMR, r.StepUp.AMR = slices.Clone(r.Auth.AMR), slices.Clone(r.StepUp.AMR)
 		prevSID = r.SID
 	} else {
 		if previous != nil && isRandomToken(previous.Handle) {

@@ -24,13 +24,16 @@ import (
 //
 // The records are immutable once cached: a Session made from an entry gets
 // its own copy of the evidence lists (the only mutable parts a caller sees);
-// Session.rec points at the cached record, which the package only reads.
+// Session.rec points at the cached record, which the package only reads
+// (StartSession copies it, with its evidence lists, before it changes it).
 //
-// It is bounded by Config.SessionCacheSize entries (an entry is about 1 KB
-// for a typical session). When full, an insert first drops the entries past
-// their absolute end among a bounded sample, then an arbitrary one. It holds
-// cookie secrets and the session's profile fields in process memory, as the
-// requests that carried them did.
+// It is bounded by Config.SessionCacheSize entries, each at most about 5 KB
+// (records sealed larger than maxCachedSessionBytes are not cached; a
+// typical entry is about 1 KB). When full, an insert first drops the
+// entries past their absolute end among a bounded sample, then an
+// arbitrary one. It holds cookie secrets and the session's profile fields
+// in process memory, as the requests that carried them did; Client.Close
+// empties it.
 type sessionCache struct {
 	max int
 
@@ -48,6 +51,10 @@ type sessionCacheEntry struct {
 
 // DefaultSessionCacheSize is the default of Config.SessionCacheSize.
 const DefaultSessionCacheSize = 4096
+
+// maxCachedSessionBytes bounds the sealed records the cache keeps (a
+// typical one is 370 bytes; the largest a session can be, about 13 KB).
+const maxCachedSessionBytes = 2048
 
 func newSessionCache(max int) *sessionCache {
 	return &sessionCache{max: max, m: make(map[string]*sessionCacheEntry, min(max, 1024))}
@@ -122,6 +129,16 @@ func (c *sessionCache) drop(handle string) {
 	}
 	c.mu.Lock()
 	delete(c.m, handle)
+	c.mu.Unlock()
+}
+
+// clear drops every entry.
+func (c *sessionCache) clear() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	clear(c.m)
 	c.mu.Unlock()
 }
 

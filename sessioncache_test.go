@@ -391,3 +391,94 @@ func TestSessionCacheStillReadsTheStore(t *testing.T) {
 	}
 	_ = s
 }
+
+// The review's findings, each with the case that failed before its fix.
+func TestSessionCacheReviewFindings(t *testing.T) {
+	ctx := context.Background()
+
+	// A malformed secret is refused before the store is read, whether or
+	// not the cache holds the handle: with the store down too.
+	t.Run("malformed secret, cached handle", func(t *testing.T) {
+		c, _, cs, clock := cacheClient(t, false, nil)
+		cookie, s := realisticSession(t, c, clock.Now())
+		if _, err := c.LoadSession(ctx, cookie); err != nil {
+			t.Fatal(err)
+		}
+		bad := s.Handle + ".!" + s.secret[1:] + "." + strconv.FormatInt(s.ExpiresAt.UnixMilli(), 10)
+		cs.failing.Store(true)
+		defer cs.failing.Store(false)
+		reads := cs.reads()
+		if _, err := c.LoadSession(ctx, bad); !errors.Is(err, ErrNoSession) || cs.reads() != reads {
+			t.Errorf("malformed secret on a cached handle: %v after %d store reads; want ErrNoSession after none", err, cs.reads()-reads)
+		}
+	})
+
+	// StartSession continuing a session loaded from the cache does not
+	// share the cached record's evidence lists with the new Session.
+	t.Run("StartSession copies the cached evidence", func(t *testing.T) {
+		c, _, _, clock := cacheClient(t, true, nil)
+		cookie, s := realisticSession(t, c, clock.Now())
+		prev, err := c.LoadSession(ctx, cookie)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := c.sessions.lookup(s.Handle)
+		if e == nil {
+			t.Fatal("no cache entry after a load")
+		}
+		// A silent login keeps the evidence of the interactive ones.
+		next, err := c.StartSession(ctx, &LoginResult{IDToken: &IDToken{Subject: s.Subject, SessionID: s.SessionID, OrgID: s.OrgID}, Silent: true}, prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(next.StepUp.AMR) == 0 {
+			t.Fatal("the silent login lost the step-up evidence")
+		}
+		next.StepUp.AMR[0], next.Authentication.AMR[0] = "scribbled", "scribbled"
+		if e.rec.StepUp.AMR[0] == "scribbled" || e.rec.Auth.AMR[0] == "scribbled" {
+			t.Errorf("a change to StartSession's Session reached the cached record: %v, %v", e.rec.Auth.AMR, e.rec.StepUp.AMR)
+		}
+	})
+
+	// A session whose sealed record exceeds maxCachedSessionBytes is not
+	// cached (and loads all the same); Close empties the cache.
+	t.Run("large records, Close", func(t *testing.T) {
+		claims := map[string]string{}
+		for i := range 16 {
+			claims["https://fabrikam.example/claim-"+strconv.Itoa(i)] = strconv.Itoa(i) + string(make([]byte, 150))
+		}
+		c, _, _, clock := cacheClient(t, true, func(cfg *Config) {
+			cfg.BeforeSession = func(ctx context.Context, login *LoginResult) (map[string]string, error) {
+				if login.IDToken.Subject == "auth0|large" {
+					return claims, nil
+				}
+				return nil, nil
+			}
+		})
+		large, err := c.StartSession(ctx, &LoginResult{IDToken: &IDToken{Subject: "auth0|large"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := c.store.Get(ctx, c.sessionKey(large.Handle))
+		if err != nil || len(raw) <= maxCachedSessionBytes {
+			t.Fatalf("the large session's record is %d bytes (%v), want over %d", len(raw), err, maxCachedSessionBytes)
+		}
+		for range 2 {
+			got, err := c.LoadSession(ctx, c.SessionCookie(large).Value)
+			if err != nil || len(got.Claims()) != 16 {
+				t.Fatalf("the large session: %v, %d claims", err, len(got.Claims()))
+			}
+		}
+		if n := c.sessions.len(); n != 0 {
+			t.Errorf("a record of %d bytes was cached", len(raw))
+		}
+		cookie, _ := realisticSession(t, c, clock.Now())
+		if _, err := c.LoadSession(ctx, cookie); err != nil || c.sessions.len() != 1 {
+			t.Fatalf("the realistic session: %v, %d entries", err, c.sessions.len())
+		}
+		c.Close()
+		if n := c.sessions.len(); n != 0 {
+			t.Errorf("Close left %d cache entries", n)
+		}
+	})
+}

@@ -13,8 +13,9 @@ import (
 
 // MemoryOptions configures NewMemory. The zero value is ready to use.
 type MemoryOptions struct {
-	// Now is the clock that TTLs are measured against. Default: time.Now.
-	// Tests move an injected clock instead of sleeping.
+	// Now is the clock that TTLs are measured against. Default: the wall
+	// clock at NewMemory moved on by the monotonic clock (see "How it keeps
+	// time" on Memory). Tests move an injected clock instead of sleeping.
 	Now func() time.Time
 
 	// SweepInterval is how often the background sweep removes expired
