@@ -603,20 +603,18 @@ func appendArena(arena *[]string, s string) []string {
 // strings.Fields does for ASCII white space).
 func splitScope(s string, arena *[]string) []string {
 	start := len(*arena)
-	for len(s) > 0 {
-		i := 0
+	for i := 0; i < len(s); {
 		for i < len(s) && isScopeSpace(s[i]) {
 			i++
 		}
-		s = s[i:]
-		j := 0
-		for j < len(s) && !isScopeSpace(s[j]) {
+		j := i
+		for j < len(s) && (s[j] > ' ' || !isScopeSpace(s[j])) { // every space is <= ' '
 			j++
 		}
-		if j > 0 {
-			*arena = append(*arena, s[:j])
+		if j > i {
+			*arena = append(*arena, s[i:j])
 		}
-		s = s[j:]
+		i = j
 	}
 	if len(*arena) == start {
 		return nil
@@ -624,8 +622,10 @@ func splitScope(s string, arena *[]string) []string {
 	return (*arena)[start:len(*arena):len(*arena)]
 }
 
+// isScopeSpace reports whether b is ASCII white space: ' ', or '\t', '\n',
+// '\v', '\f', '\r' (9 to 13).
 func isScopeSpace(b byte) bool {
-	return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f'
+	return b == ' ' || b-'\t' <= '\r'-'\t'
 }
 
 // peek returns the byte at d.i, or 0 at the end.

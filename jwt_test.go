@@ -1,0 +1,73 @@
+package stepup
+
+import (
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestSplitScope compares splitScope with strings.Fields on strings of
+// ASCII bytes (for which they agree: both split on ASCII white space only).
+func TestSplitScope(t *testing.T) {
+	alphabet := []byte{' ', '\t', '\n', '\v', '\f', '\r', 0, 1, 8, 14, 0x1f, '!', 'a', ':', 0x7f}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		b := make([]byte, r.IntN(12))
+		for k := range b {
+			b[k] = alphabet[r.IntN(len(alphabet))]
+		}
+		s := string(b)
+		var arena []string
+		got := splitScope(s, &arena)
+		want := strings.Fields(s)
+		if len(want) == 0 {
+			want = nil
+		}
+		if !slices.Equal(got, want) || (got == nil) != (want == nil) {
+			t.Fatalf("splitScope(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+// FuzzDecodeClaims checks the claims decoder against decodeJSONObject: a
+// payload it accepts always gives a Claims map, with the same registered
+// values; one that decodeJSONObject refuses it refuses too.
+func FuzzDecodeClaims(f *testing.F) {
+	for _, s := range []string{
+		`{"iss":"https://x/","sub":"auth0|a","aud":["a","b"],"iat":1700000000,"exp":1.7e9,"scope":"a b  c","permissions":["p"],"azp":"c","org_id":"o","x":{"y":[1,"z",null]},"https://ns/acr":"m","https://ns/amr":["mfa"],"https://ns/auth_time":5}`,
+		`{"aud":"a","scope":["x"],"nonce":null,"events":{"e":{}},"email":3,"name":"n\u00e9","a":"\ud83d\ude00"}`,
+		`{"a":1,"a":2}`, `{"iss":"a","iss":"b"}`, `{"exp":-0}`, `{"sub":"x"} `,
+	} {
+		f.Add(s)
+	}
+	ns := claimNames{acr: "https://ns/acr", amr: "https://ns/amr", authTime: "https://ns/auth_time"}
+	f.Fuzz(func(t *testing.T, s string) {
+		var c registeredClaims
+		var arena [16]string
+		err := decodeClaims(s, &c, arena[:0], &ns)
+		m, merr := decodeJSONObject(s)
+		if err != nil {
+			grammar := false
+			for _, e := range []error{errJSONSyntax, errJSONDuplicate, errJSONDepth, errJSONUTF8, errJSONNotObject} {
+				grammar = grammar || errors.Is(err, e)
+			}
+			if merr == nil && grammar {
+				t.Fatalf("%q: decodeClaims refuses (%v), decodeJSONObject accepts", s, err)
+			}
+			return
+		}
+		if merr != nil {
+			t.Fatalf("%q: decodeClaims accepts, decodeJSONObject refuses (%v)", s, merr)
+		}
+		for k, v := range map[string]string{"iss": c.iss, "sub": c.sub, "azp": c.azp, "org_id": c.orgID, "https://ns/acr": c.nsACR} {
+			if mv, _ := m[k].(string); mv != v {
+				t.Fatalf("%q: %s = %q, the map has %#v", s, k, v, m[k])
+			}
+		}
+		if f, ok := m["exp"].(float64); ok != c.exp.ok || (ok && c.exp.t.Unix() != int64(f)) {
+			t.Fatalf("%q: exp = %v, the map has %#v", s, c.exp, m["exp"])
+		}
+	})
+}
