@@ -101,6 +101,15 @@ func tokenErr(kind error, claim, detail string) *TokenError {
 // are touched.
 const jwtStackBytes = 4 << 10
 
+// jwtSmallStackBytes is the smaller scratch buffer the access- and ID-token
+// verifications use for tokens of up to jwtSmallTokenBytes: half the
+// zeroing and half the cache lines of jwtStackBytes. A token of n bytes
+// needs at most n + 3n/4 (itself and its decoded parts).
+const (
+	jwtSmallStackBytes = 2 << 10
+	jwtSmallTokenBytes = jwtSmallStackBytes * 4 / 7
+)
+
 // maxSignatureBytes bounds a decoded signature: RSA up to 8192 bits.
 const maxSignatureBytes = 1024
 

@@ -1,11 +1,13 @@
 package stepup
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSplitScope compares splitScope with strings.Fields on strings of
@@ -70,4 +72,58 @@ func FuzzDecodeClaims(f *testing.F) {
 			t.Fatalf("%q: exp = %v, the map has %#v", s, c.exp, m["exp"])
 		}
 	})
+}
+
+// TestTokenSizes verifies access, ID and logout tokens of every length
+// around the scratch buffers' limits (the small and the large stack buffer,
+// and the heap beyond), cached and not: each size gives the same token.
+func TestTokenSizes(t *testing.T) {
+	ctx := context.Background()
+	api := newAPIFixture(t, nil)
+	cached := newAPIFixture(t, func(c *VerifierConfig) { c.CacheSize = 8 })
+	cached.v.keys, cached.keys = api.v.keys, api.keys
+	cached.v.jws.keys = api.v.keys
+	id := newIDFixture(t)
+	check := idTokenCheck{Nonce: testNonce, MaxAge: 5 * time.Minute, CheckMaxAge: true}
+	// pad returns a token of about n bytes (the claim's length moves the
+	// token's by 4/3 of a byte).
+	sized := func(n int, sign func(pad string) string) []string {
+		base := len(sign(""))
+		var toks []string
+		for p := max(0, (n-base)*3/4-4); p < (n-base)*3/4+4; p++ {
+			toks = append(toks, sign(strings.Repeat("x", p)))
+		}
+		return toks
+	}
+	for _, n := range []int{jwtSmallTokenBytes, jwtStackBytes * 4 / 7, jwtStackBytes, 10 << 10} {
+		var lens []int
+		for _, raw := range sized(n, func(pad string) string {
+			return api.sign(t, func(_, c map[string]any) { c["pad"] = pad })
+		}) {
+			lens = append(lens, len(raw))
+			for _, v := range []*Verifier{api.v, cached.v, cached.v} {
+				tok, err := v.Verify(ctx, raw)
+				if err != nil || tok.Subject != "auth0|alice" || tok.Claims()["pad"] == nil {
+					t.Fatalf("access token of %d bytes: %v", len(raw), err)
+				}
+			}
+		}
+		if slices.Min(lens) > n-2 || slices.Max(lens) <= n {
+			t.Fatalf("access tokens of %v bytes: not around %d", lens, n)
+		}
+		for _, raw := range sized(n, func(pad string) string {
+			return id.sign(t, func(_, c map[string]any) { c["pad"] = pad })
+		}) {
+			if tok, err := id.v.verify(ctx, raw, check); err != nil || tok.Subject != "auth0|alice" {
+				t.Fatalf("ID token of %d bytes: %v", len(raw), err)
+			}
+		}
+		for _, raw := range sized(n, func(pad string) string {
+			return id.signLogout(t, func(_, c map[string]any) { c["pad"] = pad })
+		}) {
+			if _, err := id.v.verifyLogout(ctx, raw); err != nil {
+				t.Fatalf("logout token of %d bytes: %v", len(raw), err)
+			}
+		}
+	}
 }
