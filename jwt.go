@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -131,6 +132,43 @@ type jwsVerifier struct {
 	algs   []string // accepted header algs; never "none"
 	keys   *keySet  // the tenant's keys; nil: only HS256 can verify
 	secret []byte   // HS256 key; nil: HS256 never verifies
+
+	// known holds the last few headers of tokens whose signature verified,
+	// each with its exact base64url spelling: a tenant's tokens share one
+	// per signing key, which is then not decoded and parsed again (the alg
+	// and typ checks still run). Replaced round robin (nextKnown).
+	known     [4]atomic.Pointer[knownHeader]
+	nextKnown atomic.Uint32
+}
+
+// knownHeader is a header that parseHeader accepted, and its spelling.
+type knownHeader struct {
+	enc string // the header's base64url, exactly as in the token
+	h   joseHeader
+}
+
+// maxKnownHeaderBytes bounds the spelling of a header kept in known.
+const maxKnownHeaderBytes = 512
+
+// knownHeader returns the known header spelled exactly enc, or nil.
+func (v *jwsVerifier) knownHeader(enc string) *knownHeader {
+	for k := range v.known {
+		if kh := v.known[k].Load(); kh != nil && kh.enc == enc {
+			return kh
+		}
+	}
+	return nil
+}
+
+// rememberHeader keeps h, spelled enc, among the known headers: call it
+// only once a token with this header verified. The strings are copied, so
+// that the entry does not keep the token's memory.
+func (v *jwsVerifier) rememberHeader(enc string, h joseHeader) {
+	if len(enc) > maxKnownHeaderBytes {
+		return
+	}
+	kh := &knownHeader{enc: strings.Clone(enc), h: joseHeader{Alg: strings.Clone(h.Alg), Kid: strings.Clone(h.Kid), Typ: strings.Clone(h.Typ)}}
+	v.known[v.nextKnown.Add(1)%uint32(len(v.known))].Store(kh)
 }
 
 // pssOptions accept any salt length, as jwx (and our verifier before it)
@@ -171,18 +209,28 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	if sigLen > maxSignatureBytes {
 		return h, "", nil, tokenErr(ErrTokenSignature, "", "signature too long")
 	}
-	// Layout of scratch: the token, then its decoded header and payload
-	// (adjacent, so that one string holds both), then its signature.
-	need := len(raw) + enc.DecodedLen(i) + enc.DecodedLen(j-i-1) + sigLen
+	// A header spelled exactly as one that verified before is not decoded
+	// again.
+	known := v.knownHeader(raw[:i])
+	// Layout of scratch: the token, then its decoded header (unless known)
+	// and payload (adjacent, so that one string holds both), then its
+	// signature.
+	need := len(raw) + enc.DecodedLen(j-i-1) + sigLen
+	if known == nil {
+		need += enc.DecodedLen(i)
+	}
 	if need > len(scratch) {
 		scratch = make([]byte, need)
 	}
 	tok := scratch[:copy(scratch, raw)]
 	in := tok[:j]
 	out := scratch[len(tok):]
-	hn, err := enc.Decode(out, in[:i])
-	if err != nil {
-		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad base64url", Err: err}
+	hn := 0
+	var err error
+	if known == nil {
+		if hn, err = enc.Decode(out, in[:i]); err != nil {
+			return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad base64url", Err: err}
+		}
 	}
 	pn, err := enc.Decode(out[hn:], in[i+1:])
 	if err != nil {
@@ -194,8 +242,9 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	}
 	sig := out[hn+pn : hn+pn+sn]
 	decoded := string(out[:hn+pn])
-	h, err = parseHeader(decoded[:hn])
-	if err != nil {
+	if known != nil {
+		h = known.h
+	} else if h, err = parseHeader(decoded[:hn]); err != nil {
 		return h, "", nil, err
 	}
 	if !slices.Contains(v.algs, h.Alg) {
@@ -207,6 +256,9 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	key, err := v.verifySignature(ctx, h, in, sig)
 	if err != nil {
 		return h, "", nil, err
+	}
+	if known == nil {
+		v.rememberHeader(raw[:i], h)
 	}
 	return h, decoded[hn:], key, nil
 }

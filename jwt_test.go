@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -126,4 +127,80 @@ func TestTokenSizes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestKnownHeaders checks the headers a jwsVerifier keeps: only once a
+// token with the header verified, only for the exact spelling (a header of
+// the same length, or one spelled as a prefix or an extension of a known
+// one, is decoded and checked as any other), never in place of the
+// signature, and across more headers than it keeps.
+func TestKnownHeaders(t *testing.T) {
+	ctx := context.Background()
+	f := newAPIFixture(t, nil)
+	k0, k1 := f.keys[0], f.keys[1]
+	f.srv.setKeys(k0, k1)
+	header := func(raw string) string { return raw[:strings.IndexByte(raw, '.')] }
+	sign := func(h map[string]any, key *testKey) string { return signJWT(t, h, f.claims(), key.priv, nil) }
+	known := func(raw string) bool { return f.v.jws.knownHeader(header(raw)) != nil }
+
+	good := sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": k0.kid}, k0)
+	// The same header, signed by another key: refused, and not remembered.
+	forged := sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": k0.kid}, k1)
+	if _, err := f.v.Verify(ctx, forged); !errors.Is(err, ErrTokenSignature) || known(forged) {
+		t.Fatalf("forged token: %v, remembered %v", err, known(forged))
+	}
+	if _, err := f.v.Verify(ctx, good); err != nil || !known(good) {
+		t.Fatalf("good token: %v, remembered %v", err, known(good))
+	}
+	// Known now: a bad signature is still refused.
+	if _, err := f.v.Verify(ctx, forged); !errors.Is(err, ErrTokenSignature) {
+		t.Fatalf("forged token with a known header: %v", err)
+	}
+	// A typ of the same length (so a header of the same length) is checked.
+	badTyp := sign(map[string]any{"alg": "RS256", "typ": "at+jwx", "kid": k0.kid}, k0)
+	if len(header(badTyp)) != len(header(good)) {
+		t.Fatal("the test needs headers of the same length")
+	}
+	if _, err := f.v.Verify(ctx, badTyp); !errors.Is(err, ErrTokenType) {
+		t.Fatalf("typ at+jwx after a known at+jwt: %v", err)
+	}
+	// The known spelling with a byte more or less is not the known header.
+	for _, raw := range []string{header(good)[:len(header(good))-1] + good[len(header(good)):], header(good) + "A" + good[len(header(good)):]} {
+		if _, err := f.v.Verify(ctx, raw); !errors.Is(err, ErrTokenMalformed) {
+			t.Fatalf("%q: %v", header(raw), err)
+		}
+	}
+	// More distinct headers than are kept, in turn: each verifies with its
+	// own kid and alg.
+	var toks []string
+	for _, key := range []*testKey{k0, k1} {
+		for _, alg := range []string{"RS256", "PS256"} {
+			for _, typ := range []string{"at+jwt", "JWT", ""} {
+				h := map[string]any{"alg": alg, "kid": key.kid}
+				if typ != "" {
+					h["typ"] = typ
+				}
+				toks = append(toks, sign(h, key))
+			}
+		}
+	}
+	for round := range 3 {
+		for _, raw := range toks {
+			if _, err := f.v.Verify(ctx, raw); err != nil {
+				t.Fatalf("round %d, header %q: %v", round, header(raw), err)
+			}
+		}
+	}
+	// Concurrently (for the race detector).
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for k := range 20 {
+				if _, err := f.v.Verify(ctx, toks[(g+k)%len(toks)]); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
