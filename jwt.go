@@ -136,39 +136,55 @@ type jwsVerifier struct {
 	// known holds the last few headers of tokens whose signature verified,
 	// each with its exact base64url spelling: a tenant's tokens share one
 	// per signing key, which is then not decoded and parsed again (the alg
-	// and typ checks still run). Replaced round robin (nextKnown).
+	// and typ checks still run), and whose candidate keys are not looked up
+	// again while the key set's snapshot is the same. Replaced round robin
+	// (nextKnown).
 	known     [4]atomic.Pointer[knownHeader]
 	nextKnown atomic.Uint32
 }
 
-// knownHeader is a header that parseHeader accepted, and its spelling.
+// knownHeader is a header that parseHeader accepted, its spelling, and the
+// keys keySet.candidatesIn gave for its kid and alg.
 type knownHeader struct {
-	enc string // the header's base64url, exactly as in the token
-	h   joseHeader
+	enc  string // the header's base64url, exactly as in the token
+	h    joseHeader
+	cand keyCandidates
+}
+
+// keyCandidates are the keys that may verify a header's signature in one
+// snapshot of the key set (none for HS256: snap nil).
+type keyCandidates struct {
+	snap *keySnapshot
+	keys []*verificationKey
 }
 
 // maxKnownHeaderBytes bounds the spelling of a header kept in known.
 const maxKnownHeaderBytes = 512
 
-// knownHeader returns the known header spelled exactly enc, or nil.
-func (v *jwsVerifier) knownHeader(enc string) *knownHeader {
+// knownHeader returns the known header spelled exactly enc and its slot, or
+// nil and -1.
+func (v *jwsVerifier) knownHeader(enc string) (*knownHeader, int) {
 	for k := range v.known {
 		if kh := v.known[k].Load(); kh != nil && kh.enc == enc {
-			return kh
+			return kh, k
 		}
 	}
-	return nil
+	return nil, -1
 }
 
-// rememberHeader keeps h, spelled enc, among the known headers: call it
-// only once a token with this header verified. The strings are copied, so
-// that the entry does not keep the token's memory.
-func (v *jwsVerifier) rememberHeader(enc string, h joseHeader) {
+// rememberHeader keeps h, spelled enc, with its candidate keys among the
+// known headers, in slot (or, when -1, the next one): call it only once a
+// token with this header verified. The strings are copied, so that the
+// entry does not keep the token's memory.
+func (v *jwsVerifier) rememberHeader(slot int, enc string, h joseHeader, cand keyCandidates) {
 	if len(enc) > maxKnownHeaderBytes {
 		return
 	}
-	kh := &knownHeader{enc: strings.Clone(enc), h: joseHeader{Alg: strings.Clone(h.Alg), Kid: strings.Clone(h.Kid), Typ: strings.Clone(h.Typ)}}
-	v.known[v.nextKnown.Add(1)%uint32(len(v.known))].Store(kh)
+	kh := &knownHeader{enc: strings.Clone(enc), h: joseHeader{Alg: strings.Clone(h.Alg), Kid: strings.Clone(h.Kid), Typ: strings.Clone(h.Typ)}, cand: cand}
+	if slot < 0 {
+		slot = int(v.nextKnown.Add(1) % uint32(len(v.known)))
+	}
+	v.known[slot].Store(kh)
 }
 
 // pssOptions accept any salt length, as jwx (and our verifier before it)
@@ -211,7 +227,7 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	}
 	// A header spelled exactly as one that verified before is not decoded
 	// again.
-	known := v.knownHeader(raw[:i])
+	known, slot := v.knownHeader(raw[:i])
 	// Layout of scratch: the token, then its decoded header (unless known)
 	// and payload (adjacent, so that one string holds both), then its
 	// signature.
@@ -253,12 +269,17 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	if h.Typ != "" && !typOK(h.Typ) {
 		return h, "", nil, tokenErr(ErrTokenType, "typ", typDetail)
 	}
-	key, err := v.verifySignature(ctx, h, in, sig)
+	// The known header's keys, while its snapshot is the current one.
+	var cand keyCandidates
+	if known != nil && known.cand.snap != nil && v.keys != nil && known.cand.snap == v.keys.snap.Load() {
+		cand = known.cand
+	}
+	key, cand, err := v.verifySignature(ctx, h, in, sig, cand)
 	if err != nil {
 		return h, "", nil, err
 	}
-	if known == nil {
-		v.rememberHeader(raw[:i], h)
+	if known == nil || known.cand.snap != cand.snap {
+		v.rememberHeader(slot, raw[:i], h, cand)
 	}
 	return h, decoded[hn:], key, nil
 }
@@ -328,20 +349,23 @@ func isRSAJWSAlg(alg string) bool {
 
 // verifySignature verifies sig over in with the candidate keys for h (or
 // the client secret for HS256), with crypto/rsa, crypto/ecdsa and crypto/hmac.
-func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig []byte) (*verificationKey, error) {
+// cand, unless its snap is nil, are h's candidate keys in the key set's
+// current snapshot (they are looked up otherwise); it returns the keys it
+// tried.
+func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig []byte, cand keyCandidates) (*verificationKey, keyCandidates, error) {
 	a, ok := lookupAlg(h.Alg)
 	if !ok {
-		return nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not supported")
+		return nil, cand, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not supported")
 	}
 
 	if a.kind == 'H' {
 		if len(v.secret) == 0 {
-			return nil, tokenErr(ErrTokenAlgorithm, "alg", "HS256 needs the client secret")
+			return nil, cand, tokenErr(ErrTokenAlgorithm, "alg", "HS256 needs the client secret")
 		}
 		if !verifyHMAC(v.secret, in, sig) {
-			return nil, tokenErr(ErrTokenSignature, "", "HS256 signature does not verify with the client secret")
+			return nil, cand, tokenErr(ErrTokenSignature, "", "HS256 signature does not verify with the client secret")
 		}
-		return nil, nil
+		return nil, keyCandidates{}, nil
 	}
 
 	var dbuf [64]byte
@@ -359,14 +383,17 @@ func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig
 	}
 
 	if v.keys == nil {
-		return nil, tokenErr(ErrTokenUnknownKey, "kid", "no key set configured")
+		return nil, cand, tokenErr(ErrTokenUnknownKey, "kid", "no key set configured")
 	}
-	keys, err := v.keys.candidates(ctx, h.Kid, h.Alg)
-	if err != nil {
-		return nil, err
+	if cand.snap == nil {
+		keys, snap, err := v.keys.candidatesIn(ctx, h.Kid, h.Alg)
+		if err != nil {
+			return nil, cand, err
+		}
+		cand = keyCandidates{snap, keys}
 	}
 	tried := 0
-	for _, key := range keys {
+	for _, key := range cand.keys {
 		if !key.acceptsAlg(h.Alg) {
 			continue
 		}
@@ -388,13 +415,13 @@ func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig
 			continue
 		}
 		if err == nil {
-			return key, nil
+			return key, cand, nil
 		}
 	}
 	if tried == 0 {
-		return nil, tokenErr(ErrTokenUnknownKey, "kid", "no key in the JWKS matches the token's kid and alg")
+		return nil, cand, tokenErr(ErrTokenUnknownKey, "kid", "no key in the JWKS matches the token's kid and alg")
 	}
-	return nil, tokenErr(ErrTokenSignature, "", "signature does not verify")
+	return nil, cand, tokenErr(ErrTokenSignature, "", "signature does not verify")
 }
 
 var errECDSA = errors.New("ECDSA verification failed")

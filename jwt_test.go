@@ -141,7 +141,7 @@ func TestKnownHeaders(t *testing.T) {
 	f.srv.setKeys(k0, k1)
 	header := func(raw string) string { return raw[:strings.IndexByte(raw, '.')] }
 	sign := func(h map[string]any, key *testKey) string { return signJWT(t, h, f.claims(), key.priv, nil) }
-	known := func(raw string) bool { return f.v.jws.knownHeader(header(raw)) != nil }
+	known := func(raw string) bool { kh, _ := f.v.jws.knownHeader(header(raw)); return kh != nil }
 
 	good := sign(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": k0.kid}, k0)
 	// The same header, signed by another key: refused, and not remembered.
@@ -203,4 +203,36 @@ func TestKnownHeaders(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestKnownHeaderKeys checks that a known header's keys are those of the
+// key set's current snapshot: once the JWKS no longer holds its key, a token
+// with the known header is refused, and the header's entry is not kept for
+// the old keys.
+func TestKnownHeaderKeys(t *testing.T) {
+	ctx := context.Background()
+	f := newAPIFixture(t, nil)
+	k0, k1 := f.keys[0], f.keys[1]
+	good := signJWT(t, map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": k0.kid}, f.claims(), k0.priv, nil)
+	if _, err := f.v.Verify(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	// The JWKS rotates to k1 only; a token of k1 (unknown kid) refetches it.
+	f.srv.setKeys(k1)
+	next := signJWT(t, map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": k1.kid}, f.claims(), k1.priv, nil)
+	if _, err := f.v.Verify(ctx, next); err != nil {
+		t.Fatalf("token of the new key: %v", err)
+	}
+	kh, _ := f.v.jws.knownHeader(good[:strings.IndexByte(good, '.')])
+	if kh == nil || kh.cand.snap == f.v.keys.snap.Load() {
+		t.Fatal("the known header should still hold the old snapshot's keys")
+	}
+	for range 2 {
+		if _, err := f.v.Verify(ctx, good); !errors.Is(err, ErrTokenUnknownKey) {
+			t.Fatalf("token of a key the JWKS no longer has, with a known header: %v", err)
+		}
+	}
+	if _, err := f.v.Verify(ctx, next); err != nil {
+		t.Fatalf("token of the new key, its header known: %v", err)
+	}
 }
