@@ -224,11 +224,33 @@ func accessTyp(typ string) bool {
 // allocations per uncached verification, 9 of them crypto/rsa's; none when
 // the token is cached.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*AccessToken, error) {
+	// Go zeroes the scratch buffer on every call: most tokens take the
+	// smaller one. Each size has its own frame, so that the small one's
+	// call is not as deep in the stack as both.
+	if len(raw) <= jwtSmallTokenBytes {
+		return v.verifySmall(ctx, raw)
+	}
+	return v.verifyLarge(ctx, raw)
+}
+
+//go:noinline
+func (v *Verifier) verifySmall(ctx context.Context, raw string) (*AccessToken, error) {
+	var scratch [jwtSmallStackBytes]byte
+	return v.verify(ctx, raw, scratch[:])
+}
+
+//go:noinline
+func (v *Verifier) verifyLarge(ctx context.Context, raw string) (*AccessToken, error) {
 	var scratch [jwtStackBytes]byte
+	return v.verify(ctx, raw, scratch[:])
+}
+
+// verify is Verify with a scratch buffer for verifyJWS (and the cache key).
+func (v *Verifier) verify(ctx context.Context, raw string, scratch []byte) (*AccessToken, error) {
 	var sum [32]byte
 	if v.cache != nil {
 		if len(raw) <= len(scratch) {
-			sum = sha256.Sum256(scratch[:copy(scratch[:], raw)])
+			sum = sha256.Sum256(scratch[:copy(scratch, raw)])
 		} else {
 			sum = sha256.Sum256([]byte(raw))
 		}
@@ -236,7 +258,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*AccessToken, error)
 			return tok, nil
 		}
 	}
-	_, payload, key, err := v.jws.verifyJWS(ctx, raw, accessTyp, "an access token must have typ JWT or at+jwt", scratch[:])
+	_, payload, key, err := v.jws.verifyJWS(ctx, raw, accessTyp, "an access token must have typ JWT or at+jwt", scratch)
 	if err != nil {
 		return nil, err
 	}

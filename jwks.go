@@ -208,31 +208,39 @@ func (k *keySet) current(ctx context.Context) (*keySnapshot, error) {
 // keySet). Without a kid, every key that accepts alg is a candidate (Auth0
 // always sends a kid; other issuers with a single key may not).
 func (k *keySet) candidates(ctx context.Context, kid, alg string) ([]*verificationKey, error) {
+	keys, _, err := k.candidatesIn(ctx, kid, alg)
+	return keys, err
+}
+
+// candidatesIn is candidates, and also returns the snapshot the keys are
+// from: the same kid and alg give the same keys for as long as it is the
+// current one (see jwsVerifier.known).
+func (k *keySet) candidatesIn(ctx context.Context, kid, alg string) ([]*verificationKey, *keySnapshot, error) {
 	s, err := k.current(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if kid == "" {
-		return s.withoutKID(alg), nil
+		return s.withoutKID(alg), s, nil
 	}
 	if keys, ok := s.byKID[kid]; ok {
-		return keys, nil
+		return keys, s, nil
 	}
 	if len(kid) > maxKIDLen {
-		return nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "kid too long"}
+		return nil, nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "kid too long"}
 	}
 	if err := k.fetch(ctx, s, kid); err != nil {
 		if errors.Is(err, errRefetchLimited) {
-			return nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "no key with this kid in the JWKS (refetched recently)"}
+			return nil, nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "no key with this kid in the JWKS (refetched recently)"}
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	s = k.snap.Load()
 	if keys, ok := s.byKID[kid]; ok {
-		return keys, nil
+		return keys, s, nil
 	}
 	k.rememberUnknown(kid)
-	return nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "no key with this kid in the JWKS"}
+	return nil, nil, &TokenError{Kind: ErrTokenUnknownKey, Claim: "kid", Detail: "no key with this kid in the JWKS"}
 }
 
 // rememberUnknown notes kid as unknown for minRefetch. The map is bounded:

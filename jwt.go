@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,7 +31,9 @@ import (
 // buffer and copied once into one string that every claim value without
 // escapes shares, and the claims nobody asked for are validated but not
 // built. No unsafe is used: the one copy it would save is well under 1% of
-// an RSA verification.
+// an RSA verification. A header spelled exactly as one that verified before
+// is neither decoded nor parsed again, and its candidate keys are reused
+// while the key set is unchanged (jwsVerifier.known).
 
 // Kinds of *TokenError. Each *TokenError matches ErrInvalidToken and its Kind.
 var (
@@ -101,6 +104,15 @@ func tokenErr(kind error, claim, detail string) *TokenError {
 // are touched.
 const jwtStackBytes = 4 << 10
 
+// jwtSmallStackBytes is the smaller scratch buffer the access- and ID-token
+// verifications use for tokens of up to jwtSmallTokenBytes: half the
+// zeroing and half the cache lines of jwtStackBytes. A token of n bytes
+// needs at most n + 3n/4 (itself and its decoded parts).
+const (
+	jwtSmallStackBytes = 2 << 10
+	jwtSmallTokenBytes = jwtSmallStackBytes * 4 / 7
+)
+
 // maxSignatureBytes bounds a decoded signature: RSA up to 8192 bits.
 const maxSignatureBytes = 1024
 
@@ -122,6 +134,59 @@ type jwsVerifier struct {
 	algs   []string // accepted header algs; never "none"
 	keys   *keySet  // the tenant's keys; nil: only HS256 can verify
 	secret []byte   // HS256 key; nil: HS256 never verifies
+
+	// known holds the last few headers of tokens whose signature verified,
+	// each with its exact base64url spelling: a tenant's tokens share one
+	// per signing key, which is then not decoded and parsed again (the alg
+	// and typ checks still run), and whose candidate keys are not looked up
+	// again while the key set's snapshot is the same. Replaced round robin
+	// (nextKnown).
+	known     [4]atomic.Pointer[knownHeader]
+	nextKnown atomic.Uint32
+}
+
+// knownHeader is a header that parseHeader accepted, its spelling, and the
+// keys keySet.candidatesIn gave for its kid and alg.
+type knownHeader struct {
+	enc  string // the header's base64url, exactly as in the token
+	h    joseHeader
+	cand keyCandidates
+}
+
+// keyCandidates are the keys that may verify a header's signature in one
+// snapshot of the key set (none for HS256: snap nil).
+type keyCandidates struct {
+	snap *keySnapshot
+	keys []*verificationKey
+}
+
+// maxKnownHeaderBytes bounds the spelling of a header kept in known.
+const maxKnownHeaderBytes = 512
+
+// knownHeader returns the known header spelled exactly enc and its slot, or
+// nil and -1.
+func (v *jwsVerifier) knownHeader(enc string) (*knownHeader, int) {
+	for k := range v.known {
+		if kh := v.known[k].Load(); kh != nil && kh.enc == enc {
+			return kh, k
+		}
+	}
+	return nil, -1
+}
+
+// rememberHeader keeps h, spelled enc, with its candidate keys among the
+// known headers, in slot (or, when -1, the next one): call it only once a
+// token with this header verified. The strings are copied, so that the
+// entry does not keep the token's memory.
+func (v *jwsVerifier) rememberHeader(slot int, enc string, h joseHeader, cand keyCandidates) {
+	if len(enc) > maxKnownHeaderBytes {
+		return
+	}
+	kh := &knownHeader{enc: strings.Clone(enc), h: joseHeader{Alg: strings.Clone(h.Alg), Kid: strings.Clone(h.Kid), Typ: strings.Clone(h.Typ)}, cand: cand}
+	if slot < 0 {
+		slot = int(v.nextKnown.Add(1) % uint32(len(v.known)))
+	}
+	v.known[slot].Store(kh)
 }
 
 // pssOptions accept any salt length, as jwx (and our verifier before it)
@@ -162,18 +227,28 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	if sigLen > maxSignatureBytes {
 		return h, "", nil, tokenErr(ErrTokenSignature, "", "signature too long")
 	}
-	// Layout of scratch: the token, then its decoded header and payload
-	// (adjacent, so that one string holds both), then its signature.
-	need := len(raw) + enc.DecodedLen(i) + enc.DecodedLen(j-i-1) + sigLen
+	// A header spelled exactly as one that verified before is not decoded
+	// again.
+	known, slot := v.knownHeader(raw[:i])
+	// Layout of scratch: the token, then its decoded header (unless known)
+	// and payload (adjacent, so that one string holds both), then its
+	// signature.
+	need := len(raw) + enc.DecodedLen(j-i-1) + sigLen
+	if known == nil {
+		need += enc.DecodedLen(i)
+	}
 	if need > len(scratch) {
 		scratch = make([]byte, need)
 	}
 	tok := scratch[:copy(scratch, raw)]
 	in := tok[:j]
 	out := scratch[len(tok):]
-	hn, err := enc.Decode(out, in[:i])
-	if err != nil {
-		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad base64url", Err: err}
+	hn := 0
+	var err error
+	if known == nil {
+		if hn, err = enc.Decode(out, in[:i]); err != nil {
+			return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad base64url", Err: err}
+		}
 	}
 	pn, err := enc.Decode(out[hn:], in[i+1:])
 	if err != nil {
@@ -185,8 +260,9 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	}
 	sig := out[hn+pn : hn+pn+sn]
 	decoded := string(out[:hn+pn])
-	h, err = parseHeader(decoded[:hn])
-	if err != nil {
+	if known != nil {
+		h = known.h
+	} else if h, err = parseHeader(decoded[:hn]); err != nil {
 		return h, "", nil, err
 	}
 	if !slices.Contains(v.algs, h.Alg) {
@@ -195,9 +271,17 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	if h.Typ != "" && !typOK(h.Typ) {
 		return h, "", nil, tokenErr(ErrTokenType, "typ", typDetail)
 	}
-	key, err := v.verifySignature(ctx, h, in, sig)
+	// The known header's keys, while its snapshot is the current one.
+	var cand keyCandidates
+	if known != nil && known.cand.snap != nil && v.keys != nil && known.cand.snap == v.keys.snap.Load() {
+		cand = known.cand
+	}
+	key, cand, err := v.verifySignature(ctx, h, in, sig, cand)
 	if err != nil {
 		return h, "", nil, err
+	}
+	if known == nil || known.cand.snap != cand.snap {
+		v.rememberHeader(slot, raw[:i], h, cand)
 	}
 	return h, decoded[hn:], key, nil
 }
@@ -267,20 +351,23 @@ func isRSAJWSAlg(alg string) bool {
 
 // verifySignature verifies sig over in with the candidate keys for h (or
 // the client secret for HS256), with crypto/rsa, crypto/ecdsa and crypto/hmac.
-func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig []byte) (*verificationKey, error) {
+// cand, unless its snap is nil, are h's candidate keys in the key set's
+// current snapshot (they are looked up otherwise); it returns the keys it
+// tried.
+func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig []byte, cand keyCandidates) (*verificationKey, keyCandidates, error) {
 	a, ok := lookupAlg(h.Alg)
 	if !ok {
-		return nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not supported")
+		return nil, cand, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not supported")
 	}
 
 	if a.kind == 'H' {
 		if len(v.secret) == 0 {
-			return nil, tokenErr(ErrTokenAlgorithm, "alg", "HS256 needs the client secret")
+			return nil, cand, tokenErr(ErrTokenAlgorithm, "alg", "HS256 needs the client secret")
 		}
 		if !verifyHMAC(v.secret, in, sig) {
-			return nil, tokenErr(ErrTokenSignature, "", "HS256 signature does not verify with the client secret")
+			return nil, cand, tokenErr(ErrTokenSignature, "", "HS256 signature does not verify with the client secret")
 		}
-		return nil, nil
+		return nil, keyCandidates{}, nil
 	}
 
 	var dbuf [64]byte
@@ -298,14 +385,17 @@ func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig
 	}
 
 	if v.keys == nil {
-		return nil, tokenErr(ErrTokenUnknownKey, "kid", "no key set configured")
+		return nil, cand, tokenErr(ErrTokenUnknownKey, "kid", "no key set configured")
 	}
-	keys, err := v.keys.candidates(ctx, h.Kid, h.Alg)
-	if err != nil {
-		return nil, err
+	if cand.snap == nil {
+		keys, snap, err := v.keys.candidatesIn(ctx, h.Kid, h.Alg)
+		if err != nil {
+			return nil, cand, err
+		}
+		cand = keyCandidates{snap, keys}
 	}
 	tried := 0
-	for _, key := range keys {
+	for _, key := range cand.keys {
 		if !key.acceptsAlg(h.Alg) {
 			continue
 		}
@@ -327,13 +417,13 @@ func (v *jwsVerifier) verifySignature(ctx context.Context, h joseHeader, in, sig
 			continue
 		}
 		if err == nil {
-			return key, nil
+			return key, cand, nil
 		}
 	}
 	if tried == 0 {
-		return nil, tokenErr(ErrTokenUnknownKey, "kid", "no key in the JWKS matches the token's kid and alg")
+		return nil, cand, tokenErr(ErrTokenUnknownKey, "kid", "no key in the JWKS matches the token's kid and alg")
 	}
-	return nil, tokenErr(ErrTokenSignature, "", "signature does not verify")
+	return nil, cand, tokenErr(ErrTokenSignature, "", "signature does not verify")
 }
 
 var errECDSA = errors.New("ECDSA verification failed")
@@ -603,20 +693,18 @@ func appendArena(arena *[]string, s string) []string {
 // strings.Fields does for ASCII white space).
 func splitScope(s string, arena *[]string) []string {
 	start := len(*arena)
-	for len(s) > 0 {
-		i := 0
+	for i := 0; i < len(s); {
 		for i < len(s) && isScopeSpace(s[i]) {
 			i++
 		}
-		s = s[i:]
-		j := 0
-		for j < len(s) && !isScopeSpace(s[j]) {
+		j := i
+		for j < len(s) && (s[j] > ' ' || !isScopeSpace(s[j])) { // every space is <= ' '
 			j++
 		}
-		if j > 0 {
-			*arena = append(*arena, s[:j])
+		if j > i {
+			*arena = append(*arena, s[i:j])
 		}
-		s = s[j:]
+		i = j
 	}
 	if len(*arena) == start {
 		return nil
@@ -624,8 +712,10 @@ func splitScope(s string, arena *[]string) []string {
 	return (*arena)[start:len(*arena):len(*arena)]
 }
 
+// isScopeSpace reports whether b is ASCII white space: ' ', or '\t', '\n',
+// '\v', '\f', '\r' (9 to 13).
 func isScopeSpace(b byte) bool {
-	return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f'
+	return b == ' ' || b-'\t' <= '\r'-'\t'
 }
 
 // peek returns the byte at d.i, or 0 at the end.

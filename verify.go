@@ -124,8 +124,19 @@ func idTyp(typ string) bool { return strings.EqualFold(typ, "JWT") }
 // Failures are *TokenError (matching ErrInvalidToken); a key set that cannot
 // be fetched gives an error matching ErrTenantUnavailable.
 func (v *idTokenVerifier) verify(ctx context.Context, raw string, want idTokenCheck) (*IDToken, error) {
+	// Go zeroes the scratch buffer on every call: most tokens take the
+	// smaller one.
+	if len(raw) <= jwtSmallTokenBytes {
+		var scratch [jwtSmallStackBytes]byte
+		return v.verifyWith(ctx, raw, want, scratch[:])
+	}
 	var scratch [jwtStackBytes]byte
-	_, payload, _, err := v.jws.verifyJWS(ctx, raw, idTyp, "an ID token must have typ JWT or none", scratch[:])
+	return v.verifyWith(ctx, raw, want, scratch[:])
+}
+
+// verifyWith is verify with a scratch buffer for verifyJWS.
+func (v *idTokenVerifier) verifyWith(ctx context.Context, raw string, want idTokenCheck, scratch []byte) (*IDToken, error) {
+	_, payload, _, err := v.jws.verifyJWS(ctx, raw, idTyp, "an ID token must have typ JWT or none", scratch)
 	if err != nil {
 		return nil, err
 	}

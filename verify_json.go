@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -287,31 +288,75 @@ func (d *jsonDecoder) array() ([]any, error) {
 }
 
 // str decodes the string at d.i (an opening quote).
+//
+// Plain bytes (printable ASCII other than '"' and '\\') are skipped eight
+// at a time, up to the first byte that is not (special8); that byte is then
+// looked at on its own, as every byte was before: the closing quote, an
+// escape, a control byte (refused) or the start of a UTF-8 sequence
+// (validated).
 func (d *jsonDecoder) str() (string, error) {
-	d.i++ // '"'
-	start := d.i
-	for d.i < len(d.s) {
-		c := d.s[d.i]
+	s, i := d.s, d.i+1 // after the '"'
+	start := i
+	for {
+		for i+8 <= len(s) {
+			if m := special8(load8(s, i)); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= len(s) {
+			return "", errJSONSyntax
+		}
+		c := s[i]
 		switch {
 		case c == '"':
-			v := d.s[start:d.i]
-			d.i++
-			return v, nil
+			d.i = i + 1
+			return s[start:i], nil
 		case c == '\\':
+			d.i = i
 			return d.strSlow(start)
 		case c < 0x20:
 			return "", errJSONSyntax
 		case c < utf8.RuneSelf:
-			d.i++
+			i++
 		default:
-			r, n := utf8.DecodeRuneInString(d.s[d.i:])
+			r, n := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError && n <= 1 {
 				return "", errJSONUTF8
 			}
-			d.i += n
+			i += n
 		}
 	}
-	return "", errJSONSyntax
+}
+
+// load8 returns the eight bytes of s at i as a little-endian word (the
+// compiler makes it one load); i+8 <= len(s).
+func load8(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// special8 flags the bytes of x (little-endian) that a JSON string scan
+// must look at on its own: a control byte (< 0x20), '"', '\\', or a
+// non-ASCII byte (>= 0x80). It is zero exactly when there is none, and its
+// lowest set bit is in the first such byte (a byte above it may be flagged
+// too, by a borrow: str never looks past the first).
+//
+// (v-ones)&^v&high flags a zero byte of v, for bytes below 0x80 (the x term
+// covers the others); (x-0x20s)&^x&high a byte below 0x20. A borrow only
+// starts at a byte that is itself flagged, so no byte below the first
+// flagged one is.
+func special8(x uint64) uint64 {
+	q := x ^ (swarOnes * '"')
+	b := x ^ (swarOnes * '\\')
+	return (x | (x-swarOnes*0x20)&^x | (q-swarOnes)&^q | (b-swarOnes)&^b) & swarHigh
 }
 
 // strSlow decodes a string with escapes; d.i is at the first backslash.
@@ -474,18 +519,32 @@ func (d *jsonDecoder) number() (any, error) {
 // float decodes a JSON number (RFC 8259 grammar).
 func (d *jsonDecoder) float() (float64, error) {
 	start := d.i
-	if d.s[d.i] == '-' {
+	neg := d.s[d.i] == '-'
+	if neg {
 		d.i++
 	}
+	digits := d.i
+	var n uint64 // the integer part, while it has at most 15 digits
 	switch {
 	case d.i < len(d.s) && d.s[d.i] == '0':
 		d.i++
 	case d.i < len(d.s) && d.s[d.i] >= '1' && d.s[d.i] <= '9':
 		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
+			n = n*10 + uint64(d.s[d.i]-'0')
 			d.i++
 		}
 	default:
 		return 0, errJSONSyntax
+	}
+	// An integer of at most 15 digits (below 2^53) is exactly a float64:
+	// the same value as strconv.ParseFloat's, -0 included, without it (every
+	// NumericDate is one).
+	if d.i-digits <= 15 && (d.i >= len(d.s) || (d.s[d.i] != '.' && d.s[d.i] != 'e' && d.s[d.i] != 'E')) {
+		f := float64(n)
+		if neg {
+			f = -f
+		}
+		return f, nil
 	}
 	if d.i < len(d.s) && d.s[d.i] == '.' {
 		d.i++
