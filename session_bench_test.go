@@ -111,23 +111,30 @@ func benchStore(b *testing.B, kind string, now func() time.Time) (store.Store, s
 // bare go-redis GET and GETEX PX of the same bytes. The "-nocache" cases
 // turn the session cache off (Config.SessionCacheSize -1): every load opens,
 // hashes and decodes, as the first load of a session (or the first after
-// it changed) does.
+// it changed) does. "redis-nobound" runs without the Client's own bound on
+// store calls (Config.StoreTimeout -1): what the context.WithTimeout per
+// call costs.
 //
 //	go test -run='^$' -bench=PageLoadInterleaved -benchmem -count=3 .
 func BenchmarkPageLoadInterleaved(b *testing.B) {
-	for _, kind := range []string{"memory", "redis", "memory-nocache", "redis-nocache"} {
+	for _, kind := range []string{"memory", "redis", "memory-nocache", "redis-nocache", "redis-nobound"} {
 		b.Run(kind, func(b *testing.B) {
 			clock := newTestClock()
 			storeKind, nocache := strings.CutSuffix(kind, "-nocache")
+			storeKind, nobound := strings.CutSuffix(storeKind, "-nobound")
 			st, baseName, get, getex := benchStore(b, storeKind, clock.Now)
 			cacheSize := 0
 			if nocache {
 				cacheSize = -1
 			}
+			var storeTimeout time.Duration
+			if nobound {
+				storeTimeout = -1
+			}
 			c, err := New(context.Background(), Config{
 				Domain: "fabrikam.eu.auth0.com", ClientID: "client-1", ClientSecret: "secret-1",
 				RedirectURL: "https://app.example.com/callback", Store: st, SealingKeys: [][]byte{sealTestKey(7)},
-				HTTPClient: noNetwork(b), Now: clock.Now, SessionCacheSize: cacheSize,
+				HTTPClient: noNetwork(b), Now: clock.Now, SessionCacheSize: cacheSize, StoreTimeout: storeTimeout,
 			})
 			if err != nil {
 				b.Fatal(err)
