@@ -230,6 +230,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*AccessToken, error)
 	if len(raw) <= jwtSmallTokenBytes {
 		return v.verifySmall(ctx, raw)
 	}
+	if len(raw) > maxTokenBytes {
+		// Before the cache's hash of the token: a huge Authorization
+		// header costs no copy and no hash.
+		return nil, tokenErr(ErrTokenMalformed, "", "token too large")
+	}
 	return v.verifyLarge(ctx, raw)
 }
 

@@ -181,16 +181,14 @@ type Config struct {
 	// SessionCacheSize is how many sessions a Client remembers in memory
 	// as it last opened them, so that a page load whose record the store
 	// returns unchanged (the common case: a page load moves the record's
-	// TTL, not its content) skips opening the seal, hashing the cookie
-	// secret and decoding the record. The store is read all the same (one
-	// GetEx per page load): a logout, step-up or rotation by any replica
-	// changes the bytes and is seen at once. An entry is about 1 KB for a
-	// typical session (the record sealed and decoded, and the cookie
-	// secret), at most about 5 KB: a session whose sealed record exceeds
-	// 2 KB (many custom claims, long fields) is not cached and is opened
-	// at every load. The entries hold the cookie secrets of the sessions
-	// (the store holds only their hashes) until they are evicted, loaded
-	// again after their session ended (on another replica), or Close.
+	// TTL, not its content) skips opening the seal and decoding the
+	// record. The store is read all the same (one GetEx per page load): a
+	// logout, step-up or rotation by any replica changes the bytes and is
+	// seen at once; the cookie's secret is checked against the record's
+	// hash at every load (the cache keeps no secret). An entry is about
+	// 1 KB for a typical session (the record sealed and decoded), at most
+	// about 5 KB: a session whose sealed record exceeds 2 KB (many custom
+	// claims, long fields) is not cached and is opened at every load.
 	// Default: 4096 (DefaultSessionCacheSize). A negative value turns the
 	// cache off.
 	SessionCacheSize int
@@ -330,7 +328,6 @@ type Client struct {
 
 	unreadableLog unreadableLog // rate limit of the log of unreadable records (records.go)
 	localStore    bool          // store is a *store.Memory: no StoreTimeout bound (storectx.go)
-	mem           *store.Memory // the store, when it is a *store.Memory (session cache: sessionCache)
 
 	closeOnce sync.Once
 }
@@ -604,13 +601,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	} else {
 		c.store = cfg.Store
 	}
-	c.mem, c.localStore = c.store.(*store.Memory)
+	_, c.localStore = c.store.(*store.Memory)
 	return c, nil
 }
 
 // Close stops the Client's background work (the key set's refresh, the
-// default store's sweep). It does not close a Store given in Config. Close is
-// idempotent.
+// default store's sweep) and empties its session cache. It does not close a
+// Store given in Config. Close is idempotent; the Client must not be used
+// after it.
 func (c *Client) Close() error {
 	var err error
 	c.closeOnce.Do(func() {

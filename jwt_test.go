@@ -64,13 +64,33 @@ func FuzzDecodeClaims(f *testing.F) {
 		if merr != nil {
 			t.Fatalf("%q: decodeClaims accepts, decodeJSONObject refuses (%v)", s, merr)
 		}
-		for k, v := range map[string]string{"iss": c.iss, "sub": c.sub, "azp": c.azp, "org_id": c.orgID, "https://ns/acr": c.nsACR} {
+		for k, v := range map[string]string{"iss": c.iss, "sub": c.sub, "azp": c.azp, "org_id": c.orgID, "https://ns/acr": c.nsACR,
+			"acr": c.acr, "sid": c.sid, "jti": c.jti, "nonce": c.nonce, "client_id": c.clientID} {
 			if mv, _ := m[k].(string); mv != v {
 				t.Fatalf("%q: %s = %q, the map has %#v", s, k, v, m[k])
 			}
 		}
-		if f, ok := m["exp"].(float64); ok != c.exp.ok || (ok && c.exp.t.Unix() != int64(f)) {
-			t.Fatalf("%q: exp = %v, the map has %#v", s, c.exp, m["exp"])
+		for k, d := range map[string]numericDate{"exp": c.exp, "iat": c.iat, "nbf": c.nbf, "auth_time": c.authTime, "https://ns/auth_time": c.nsAuthTime} {
+			if f, ok := m[k].(float64); ok != d.ok || (ok && d.t.Unix() != int64(f)) {
+				t.Fatalf("%q: %s = %v, the map has %#v", s, k, d, m[k])
+			}
+		}
+		for k, got := range map[string][]string{"aud": c.aud, "amr": c.amr, "permissions": c.permissions, "https://ns/amr": c.nsAMR} {
+			var want []string
+			switch v := m[k].(type) {
+			case string:
+				want = []string{v}
+			case []any:
+				for _, e := range v {
+					es, _ := e.(string)
+					want = append(want, es)
+				}
+			}
+			if k == "aud" || m[k] != nil {
+				if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+					t.Fatalf("%q: %s = %q, the map has %#v", s, k, got, m[k])
+				}
+			}
 		}
 	})
 }

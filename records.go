@@ -12,8 +12,9 @@ import (
 )
 
 // This file holds what every stored record of a session shares: the compact
-// binary codec (no reflection: a page load decodes its session record with a
-// few slice operations and one string allocation), the sealed read and
+// binary codec (no reflection: a page load that must decode its session
+// record, see sessionCache, does so with a few slice operations and one
+// string allocation), the sealed read and
 // write (every record the Client writes is sealed with the key ring and bound
 // to its store key, see keyRing.sealRecord), and the rate-limited log of
 // records that do not open.

@@ -357,18 +357,18 @@ func (c *Client) writeSession(ctx context.Context, handle string, r *sessionReco
 	return ttl, nil
 }
 
-// splitCookie splits a session cookie value "<handle>.<secret>.<exp>" and
-// checks the lengths of handle and secret (randomTokenLen) and that exp is
-// a positive decimal number, not their alphabet: LoadSession checks that
-// with isRandomToken before either is used (the handle's only when the
-// session cache holds no entry for it: a handle found there was checked
-// when its entry was made).
-func splitCookie(v string) (handle, secret string, expMS int64, ok bool) {
+// parseCookie splits a session cookie value "<handle>.<secret>.<exp>":
+// handle and secret are random tokens (isRandomToken: they hold no dot, so
+// the dots are at fixed offsets), exp a positive decimal number.
+func parseCookie(v string) (handle, secret string, expMS int64, ok bool) {
 	const h, s = randomTokenLen, 2*randomTokenLen + 1 // the two dots
 	if len(v) <= s+1 || len(v) > s+1+cookieExpDigits || v[h] != '.' || v[s] != '.' {
 		return "", "", 0, false
 	}
 	handle, secret, exp := v[:h], v[h+1:s], v[s+1:]
+	if !isRandomToken(handle) || !isRandomToken(secret) {
+		return "", "", 0, false
+	}
 	// At most cookieExpDigits (16) decimal digits: no overflow.
 	var n int64
 	for i := 0; i < len(exp); i++ {
@@ -394,12 +394,12 @@ func splitCookie(v string) (handle, secret string, expMS int64, ok bool) {
 // Client's key ring and bound to its key: a record written without the
 // keys (a forged session), copied from another key, or written by the
 // previous version is absent (and logged, at most once a minute). When the
-// store returns the very bytes this Client opened at an earlier load, for
-// a cookie with the same secret, the answer comes from the session cache
-// (Config.SessionCacheSize) without opening them again; the store command
-// is sent all the same.
+// store returns the very bytes this Client opened at an earlier load, the
+// record comes from the session cache (Config.SessionCacheSize) without
+// opening or decoding them again; the store command is sent and the
+// cookie's secret checked all the same.
 func (c *Client) LoadSession(ctx context.Context, cookieValue string) (*Session, error) {
-	handle, secret, exp, ok := splitCookie(cookieValue)
+	handle, secret, exp, ok := parseCookie(cookieValue)
 	if !ok {
 		return nil, ErrNoSession
 	}
@@ -407,19 +407,12 @@ func (c *Client) LoadSession(ctx context.Context, cookieValue string) (*Session,
 	if nowMS >= exp {
 		return nil, ErrNoSession
 	}
-	// A handle the cache holds was checked when its entry was made; the
-	// secret is checked before the store is read whatever the cache holds,
-	// so that the answer to a malformed cookie does not depend on it.
-	e := c.sessions.lookup(handle)
-	if (e == nil && !isRandomToken(handle)) || !isRandomToken(secret) {
-		return nil, ErrNoSession
-	}
 	ttl := c.idleTTL(nowMS, exp)
 	// The TTL moves before the cookie's end is compared with the record's,
 	// so it must not follow that end: a cookie with the handle alone and an
 	// end 1 ms away would end the session. A record kept past its absolute
 	// end is refused all the same.
-	s, err := c.loadSession(ctx, handle, e, c.cfg.SessionIdleTimeout, secret, nowMS)
+	s, err := c.loadSession(ctx, handle, secret, nowMS)
 	if err != nil {
 		return nil, err
 	}
@@ -438,42 +431,33 @@ func (c *Client) Session(ctx context.Context, handle string) (*Session, error) {
 	if !isRandomToken(handle) {
 		return nil, ErrNoSession
 	}
-	nowMS := c.now().UnixMilli()
-	s, err := c.loadSession(ctx, handle, c.sessions.lookup(handle), 0, "", nowMS)
+	ls, err := c.readSession(ctx, handle, 0)
 	if err != nil {
 		return nil, err
 	}
-	if nowMS >= s.rec.Expires {
+	if c.now().UnixMilli() >= ls.r.Expires {
 		return nil, ErrNoSession
 	}
-	return s, nil
+	c.fillSession(&ls.s, handle, &ls.r)
+	return &ls.s, nil
 }
 
-// loadSession reads (and, with getex > 0, moves the TTL of) the session
-// record of handle and returns its Session; when secret is not "" (a
-// cookie's), the record's secret hash must match it. ErrNoSession when the
-// record is absent, does not open or decode, or the secret does not match.
-// e is the session cache's entry for handle (nil if none): when the record's
-// sealed bytes are those e was made from (and the secret e's), the record
-// is not opened again (see sessionCache). handle and secret (when not "")
-// are valid random tokens (isRandomToken).
-func (c *Client) loadSession(ctx context.Context, handle string, e *sessionCacheEntry, getex time.Duration, secret string, nowMS int64) (*Session, error) {
-	var key string
+// loadSession reads the session record of handle for a cookie with secret,
+// moving its TTL to the idle timeout (one GetEx), and returns its Session:
+// ErrNoSession when the record is absent, does not open or decode, or the
+// secret's hash is not the record's. handle and secret are valid random
+// tokens (parseCookie). When the store returns the very sealed bytes that
+// the session cache's entry for handle was made from, the entry answers:
+// the record is not opened or decoded again (see sessionCache).
+func (c *Client) loadSession(ctx context.Context, handle, secret string, nowMS int64) (*Session, error) {
+	e := c.sessions.lookup(handle)
+	key := ""
 	if e != nil {
 		key = e.key
 	} else {
 		key = c.sessionKey(handle)
 	}
-	var data []byte
-	var err error
-	unchanged := false
-	if e != nil && getex > 0 && c.mem != nil {
-		// The memory store compares under its lock and copies nothing
-		// when the record is the one e was made from.
-		data, unchanged, err = c.mem.GetExUnchanged(ctx, key, getex, e.sealed)
-	} else {
-		data, err = c.getSealed(ctx, key, getex)
-	}
+	data, err := c.getSealed(ctx, key, c.cfg.SessionIdleTimeout)
 	if errors.Is(err, store.ErrNotFound) {
 		c.sessions.drop(handle)
 		return nil, ErrNoSession
@@ -481,38 +465,38 @@ func (c *Client) loadSession(ctx context.Context, handle string, e *sessionCache
 	if err != nil {
 		return nil, fmt.Errorf("stepup: reading the session: %w", err)
 	}
-	if e != nil && (unchanged || bytes.Equal(e.sealed, data)) {
-		if e.secretMatches(secret) {
-			return e.session(), nil
+	if e != nil && bytes.Equal(e.sealed, data) {
+		// The very record the entry was made from: the full path would
+		// decode the same secret hash.
+		if !secretMatches(secret, e.rec) {
+			return nil, ErrNoSession
 		}
-		if unchanged {
-			data = bytes.Clone(e.sealed) // the full path opens it in place
-		}
+		return e.session(), nil
 	}
 	var sealed []byte
 	if c.sessions != nil && len(data) <= maxCachedSessionBytes {
 		sealed = bytes.Clone(data) // data is opened in place
 	}
-	pt, err := c.ring.openRecordInPlace(key, data)
+	ls, err := c.openSession(ctx, key, data)
 	if err != nil {
-		c.unreadable(ctx, kindSession, err)
-		return nil, ErrNoSession
+		return nil, err
 	}
-	ls := &loadedSession{}
-	if err := decodeSession(pt, &ls.r); err != nil {
-		c.unreadable(ctx, kindSession, err)
-		return nil, ErrNoSession
-	}
-	if secret != "" && subtle.ConstantTimeCompare(secretHash(secret), []byte(ls.r.SecretHash)) != 1 {
+	if !secretMatches(secret, &ls.r) {
 		return nil, ErrNoSession
 	}
 	c.fillSession(&ls.s, handle, &ls.r)
 	if sealed == nil {
 		return &ls.s, nil
 	}
-	e = &sessionCacheEntry{key: key, sealed: sealed, secret: secret, rec: &ls.r, tmpl: ls.s}
+	e = &sessionCacheEntry{key: key, sealed: sealed, rec: &ls.r, tmpl: ls.s}
 	c.sessions.put(handle, e, nowMS)
 	return e.session(), nil
+}
+
+// secretMatches reports, in constant time, whether secret's hash is the
+// one r keeps.
+func secretMatches(secret string, r *sessionRecord) bool {
+	return subtle.ConstantTimeCompare(secretHash(secret), []byte(r.SecretHash)) == 1
 }
 
 // live reports whether r has not reached its absolute end at nowMS (unix
@@ -524,15 +508,27 @@ func (r *sessionRecord) live(nowMS int64) bool { return nowMS < r.Expires }
 // record of handle. ErrNoSession when it is absent or does not open or
 // decode.
 func (c *Client) readSession(ctx context.Context, handle string, getex time.Duration) (*loadedSession, error) {
-	data, err := c.getRecord(ctx, kindSession, c.sessionKey(handle), getex)
+	key := c.sessionKey(handle)
+	data, err := c.getSealed(ctx, key, getex)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stepup: reading the session: %w", err)
 	}
+	return c.openSession(ctx, key, data)
+}
+
+// openSession opens (in place) and decodes the sealed session record data
+// read from key: ErrNoSession, logged (see unreadable), when it does not.
+func (c *Client) openSession(ctx context.Context, key string, data []byte) (*loadedSession, error) {
+	pt, err := c.ring.openRecordInPlace(key, data)
+	if err != nil {
+		c.unreadable(ctx, kindSession, err)
+		return nil, ErrNoSession
+	}
 	ls := &loadedSession{}
-	if err := decodeSession(data, &ls.r); err != nil {
+	if err := decodeSession(pt, &ls.r); err != nil {
 		c.unreadable(ctx, kindSession, err)
 		return nil, ErrNoSession
 	}

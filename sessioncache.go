@@ -1,26 +1,20 @@
 package stepup
 
-import (
-	"bytes"
-	"crypto/subtle"
-	"sync"
-)
+import "sync"
 
 // sessionCache remembers, per session handle, the session record a page
-// load last opened: the sealed bytes exactly as the store returned them, the
-// record they decode to, and the cookie secret that was checked against the
-// record's secret hash. A later load whose store read returns the same bytes
-// and whose cookie carries the same secret and end gets the same answer
-// without opening the seal, hashing the secret or decoding the record: the
-// answer is a function of those inputs only (the key ring is fixed for the
-// Client's life), so a hit can only give what a miss would have given.
+// load last opened: the sealed bytes exactly as the store returned them and
+// the record they decode to. A later load whose store read returns the same
+// bytes gets the same record without opening the seal or decoding it: the
+// record is a function of those bytes only (the key ring is fixed for the
+// Client's life), so a hit can only give what a miss would have given. The
+// cookie's secret is checked against the record's hash on every load, hit
+// or miss: the cache holds no secret.
 //
 // It never replaces the store read: every page load still costs its one
 // GetEx, which moves the idle deadline and sees a logout, a step-up or a
-// rotation written by any replica (the bytes then differ: a miss). An entry
-// whose secret does not match is left alone and the load takes the full
-// path, so a wrong cookie never evicts the right one nor learns anything
-// from the comparison (constant time, and both are fixed-length tokens).
+// rotation written by any replica (the bytes then differ: a miss). Only
+// cookie loads (LoadSession) use it; reads by handle take the full path.
 //
 // The records are immutable once cached: a Session made from an entry gets
 // its own copy of the evidence lists (the only mutable parts a caller sees);
@@ -31,11 +25,10 @@ import (
 // (records sealed larger than maxCachedSessionBytes are not cached; a
 // typical entry is about 1 KB). When full, an insert first drops the
 // entries past their absolute end among a bounded sample, then an
-// arbitrary one. It holds cookie secrets and the session's profile fields
-// in process memory, as the requests that carried them did; Client.Close
-// empties it.
+// arbitrary one. It holds the sessions' profile fields in process memory,
+// as the requests that carried them did; Client.Close empties it.
 type sessionCache struct {
-	max int
+	size int
 
 	mu sync.RWMutex // guards m
 	m  map[string]*sessionCacheEntry
@@ -44,7 +37,6 @@ type sessionCache struct {
 type sessionCacheEntry struct {
 	key    string // the record's store key
 	sealed []byte // the store's bytes, before opening
-	secret string // the cookie secret that matched rec.SecretHash
 	rec    *sessionRecord
 	tmpl   Session // fillSession of rec (no secret, no IdleExpiresAt)
 }
@@ -56,12 +48,12 @@ const DefaultSessionCacheSize = 4096
 // typical one is 370 bytes; the largest a session can be, about 13 KB).
 const maxCachedSessionBytes = 2048
 
-func newSessionCache(max int) *sessionCache {
-	return &sessionCache{max: max, m: make(map[string]*sessionCacheEntry, min(max, 1024))}
+func newSessionCache(size int) *sessionCache {
+	return &sessionCache{size: size, m: make(map[string]*sessionCacheEntry, min(size, 1024))}
 }
 
 // lookup returns the entry of handle, nil if none. It may answer a load
-// only if it matches what the store returns (matches).
+// only if the store returned exactly its sealed bytes.
 func (c *sessionCache) lookup(handle string) *sessionCacheEntry {
 	if c == nil {
 		return nil
@@ -72,26 +64,6 @@ func (c *sessionCache) lookup(handle string) *sessionCacheEntry {
 	return e
 }
 
-// matches reports whether e was made from exactly sealed and, for a
-// cookie's load (secret not ""), with the same secret.
-func (e *sessionCacheEntry) matches(sealed []byte, secret string) bool {
-	return bytes.Equal(e.sealed, sealed) && e.secretMatches(secret)
-}
-
-// secretMatches reports whether e was made for a cookie with secret (any
-// secret for a read by handle, secret "").
-func (e *sessionCacheEntry) secretMatches(secret string) bool {
-	if secret == "" {
-		return true
-	}
-	if len(secret) != len(e.secret) {
-		return false
-	}
-	// Copies on the stack: a conversion of a 43-byte string allocates.
-	var a, b [randomTokenLen]byte
-	return subtle.ConstantTimeCompare(a[:copy(a[:], e.secret)], b[:copy(b[:], secret)]) == 1
-}
-
 // put remembers e for handle; nowMS is the current time (unix ms), to find
 // entries past their end when the cache is full.
 func (c *sessionCache) put(handle string, e *sessionCacheEntry, nowMS int64) {
@@ -100,7 +72,7 @@ func (c *sessionCache) put(handle string, e *sessionCacheEntry, nowMS int64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[handle]; !ok && len(c.m) >= c.max {
+	if _, ok := c.m[handle]; !ok && len(c.m) >= c.size {
 		evicted := false
 		n := 0
 		for k, old := range c.m {

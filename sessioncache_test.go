@@ -16,45 +16,11 @@ import (
 // sessionFields compares two Sessions by what a caller sees.
 var sessionFields = cmp.Options{cmp.AllowUnexported(Session{}), cmpopts.IgnoreFields(Session{}, "rec"), cmpopts.EquateEmpty()}
 
-// cacheClient is offlineClient over a counting wrapper of the memory store
-// (bare false), or over the *store.Memory itself (bare true: the Client
-// then uses its GetExUnchanged, which copies nothing for an unchanged
-// record). cs is nil when bare.
-func cacheClient(t *testing.T, bare bool, mutate func(*Config)) (*Client, store.Store, *countingStore, *testClock) {
-	t.Helper()
-	if !bare {
-		c, cs, clock := offlineClient(t, mutate)
-		return c, cs, cs, clock
-	}
-	var mem *store.Memory
-	c, _, clock := offlineClient(t, func(cfg *Config) {
-		mem = store.NewMemory(store.MemoryOptions{Now: cfg.Now, SweepInterval: -1})
-		cfg.Store = mem
-		if mutate != nil {
-			mutate(cfg)
-		}
-	})
-	t.Cleanup(func() { mem.Close() })
-	if c.mem != mem {
-		t.Fatal("the Client does not use the memory store as one")
-	}
-	return c, mem, nil, clock
-}
-
-// bothStores runs f over cacheClient's two stores.
-func bothStores(t *testing.T, f func(t *testing.T, bare bool)) {
-	for _, bare := range []bool{false, true} {
-		t.Run(map[bool]string{false: "wrapped", true: "memory"}[bare], func(t *testing.T) { f(t, bare) })
-	}
-}
-
 // A page load answered by the session cache gives exactly what the full
 // path gives (compared with a Client without the cache over the same
 // store), and each caller gets its own evidence lists.
-func TestSessionCacheHitEqualsMiss(t *testing.T) { bothStores(t, testSessionCacheHitEqualsMiss) }
-
-func testSessionCacheHitEqualsMiss(t *testing.T, bare bool) {
-	c, cs, _, clock := cacheClient(t, bare, nil)
+func TestSessionCacheHitEqualsMiss(t *testing.T) {
+	c, cs, clock := offlineClient(t, nil)
 	ctx := context.Background()
 	off, err := New(ctx, Config{
 		Domain: "fabrikam.eu.auth0.com", ClientID: "client-1", ClientSecret: "secret-1",
@@ -79,9 +45,28 @@ func testSessionCacheHitEqualsMiss(t *testing.T, bare bool) {
 	if n := c.sessions.len(); n != 1 {
 		t.Fatalf("%d cache entries after a load, want 1", n)
 	}
+	entry := c.sessions.lookup(s.Handle)
 	hit, err := c.LoadSession(ctx, cookie)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hit.rec != entry.rec || c.sessions.lookup(s.Handle) != entry {
+		t.Fatal("the second load did not come from the cache entry the first made")
+	}
+	// A hit opens and decodes nothing: on a Client without the StoreTimeout
+	// bound (a context and a timer per call), it allocates the store's copy
+	// and the Session, and nothing else.
+	bare, _, bareClock := offlineClient(t, func(cfg *Config) { cfg.StoreTimeout = -1 })
+	bareCookie, _ := realisticSession(t, bare, bareClock.Now())
+	if _, err := bare.LoadSession(ctx, bareCookie); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(50, func() {
+		if _, err := bare.LoadSession(ctx, bareCookie); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 2 {
+		t.Errorf("a cached load makes %v allocations, want 2: the store's copy and the Session", n)
 	}
 	want, err := off.LoadSession(ctx, cookie)
 	if err != nil {
@@ -117,11 +102,7 @@ func testSessionCacheHitEqualsMiss(t *testing.T, bare bool) {
 // a secret of the wrong alphabet, another absolute end; nor for a record
 // that changed in the store (written by another replica, forged, ended).
 func TestSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T) {
-	bothStores(t, testSessionCacheRefusesWhatTheFullPathRefuses)
-}
-
-func testSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T, bare bool) {
-	c, cs, counting, clock := cacheClient(t, bare, nil)
+	c, cs, clock := offlineClient(t, nil)
 	ctx := context.Background()
 	cookie, s := realisticSession(t, c, clock.Now())
 	if _, err := c.LoadSession(ctx, cookie); err != nil {
@@ -141,19 +122,16 @@ func testSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T, bare bool) {
 			t.Errorf("%s: %+v, %v; want ErrNoSession", name, got, err)
 		}
 	}
-	// A cookie whose handle or secret is not base64url costs no store call
-	// when the cache holds no entry for its handle.
-	for _, v := range []string{"!" + s.Handle[1:] + "." + s.secret + "." + exp, randomToken() + ".!" + s.secret[1:] + "." + exp} {
-		if counting == nil {
-			break
-		}
-		reads := counting.reads()
-		if _, err := c.LoadSession(ctx, v); !errors.Is(err, ErrNoSession) || counting.reads() != reads {
-			t.Errorf("cookie %q: %v after %d store reads, want ErrNoSession after none", v, err, counting.reads()-reads)
+	// A cookie whose handle or secret is not base64url costs no store
+	// call, whatever the cache holds for its handle.
+	for _, v := range []string{"!" + s.Handle[1:] + "." + s.secret + "." + exp, s.Handle + ".!" + s.secret[1:] + "." + exp} {
+		reads := cs.reads()
+		if _, err := c.LoadSession(ctx, v); !errors.Is(err, ErrNoSession) || cs.reads() != reads {
+			t.Errorf("cookie %q: %v after %d store reads, want ErrNoSession after none", v, err, cs.reads()-reads)
 		}
 	}
 	// The wrong cookies did not evict the entry the right one made.
-	if e := c.sessions.lookup(s.Handle); e == nil || e.secret != s.secret {
+	if e := c.sessions.lookup(s.Handle); e == nil || e.rec.SecretHash != string(secretHash(s.secret)) {
 		t.Fatal("a refused cookie replaced or removed the cache entry")
 	}
 	if _, err := c.LoadSession(ctx, cookie); err != nil {
@@ -198,11 +176,11 @@ func testSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T, bare bool) {
 	// with other keys) is absent, though the cache held the real one.
 	other, _, _ := offlineClient(t, func(cfg *Config) { cfg.SealingKeys = [][]byte{sealTestKey(9)} })
 	key := c.sessionKey(s.Handle)
-	real, err := cs.Get(ctx, key)
+	genuine, err := cs.Get(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := c.ring.openRecordInPlace(key, append([]byte(nil), real...))
+	plain, err := c.ring.openRecordInPlace(key, append([]byte(nil), genuine...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +190,7 @@ func testSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T, bare bool) {
 	if _, err := c.LoadSession(ctx, cookie); !errors.Is(err, ErrNoSession) {
 		t.Errorf("a record sealed with other keys loads from the cache: %v", err)
 	}
-	if err := cs.Set(ctx, key, real, time.Hour); err != nil {
+	if err := cs.Set(ctx, key, genuine, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.LoadSession(ctx, cookie); err != nil {
@@ -231,45 +209,30 @@ func testSessionCacheRefusesWhatTheFullPathRefuses(t *testing.T, bare bool) {
 	if c.sessions.lookup(s.Handle) != nil {
 		t.Error("the entry of an ended session was kept")
 	}
-	if _, err := c.Session(ctx, s.Handle); !errors.Is(err, ErrNoSession) {
-		t.Errorf("Session(handle) of an ended session: %v", err)
-	}
 }
 
-// Session(handle) and LoadSession share the cache without weakening the
-// cookie check: an entry made by a read by handle holds no secret, so a
-// cookie load still checks the cookie's secret against the record.
-func TestSessionCacheByHandleThenCookie(t *testing.T) {
-	bothStores(t, testSessionCacheByHandleThenCookie)
-}
-
-func testSessionCacheByHandleThenCookie(t *testing.T, bare bool) {
-	c, _, _, clock := cacheClient(t, bare, nil)
+// Reads by handle (background jobs) neither use nor fill the cache.
+func TestSessionCacheNotForReadsByHandle(t *testing.T) {
+	c, _, clock := offlineClient(t, nil)
 	ctx := context.Background()
 	cookie, s := realisticSession(t, c, clock.Now())
-	for range 2 {
-		if _, err := c.Session(ctx, s.Handle); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exp := strconv.FormatInt(s.ExpiresAt.UnixMilli(), 10)
-	if _, err := c.LoadSession(ctx, s.Handle+"."+randomToken()+"."+exp); !errors.Is(err, ErrNoSession) {
-		t.Errorf("a wrong secret after a read by handle: %v, want ErrNoSession", err)
+	if _, err := c.Session(ctx, s.Handle); err != nil || c.sessions.len() != 0 {
+		t.Fatalf("Session(handle): %v, %d cache entries; want none", err, c.sessions.len())
 	}
 	if _, err := c.LoadSession(ctx, cookie); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := c.Session(ctx, s.Handle); err != nil || !got.IdleExpiresAt.IsZero() || got.secret != "" {
-		t.Errorf("Session(handle) from the cache entry of a cookie load: %+v, %v (it must carry no secret or idle deadline)", got, err)
+	entry := c.sessions.lookup(s.Handle)
+	got, err := c.Session(ctx, s.Handle)
+	if err != nil || got.rec == entry.rec || !got.IdleExpiresAt.IsZero() || got.secret != "" {
+		t.Errorf("Session(handle) after a cookie load: %+v, %v (want its own record, no secret or idle deadline)", got, err)
 	}
 }
 
 // The cache holds at most SessionCacheSize entries, and every session
 // keeps loading correctly when it churns.
-func TestSessionCacheBounded(t *testing.T) { bothStores(t, testSessionCacheBounded) }
-
-func testSessionCacheBounded(t *testing.T, bare bool) {
-	c, _, _, clock := cacheClient(t, bare, func(cfg *Config) { cfg.SessionCacheSize = 3 })
+func TestSessionCacheBounded(t *testing.T) {
+	c, _, _ := offlineClient(t, func(cfg *Config) { cfg.SessionCacheSize = 3 })
 	ctx := context.Background()
 	var cookies []string
 	var subs []string
@@ -292,25 +255,47 @@ func testSessionCacheBounded(t *testing.T, bare bool) {
 			}
 		}
 	}
-	// Past their end, entries are dropped first when room is needed.
-	clock.Advance(DefaultSessionLifetime + time.Minute)
-	if _, err := c.LoadSession(ctx, cookies[0]); !errors.Is(err, ErrNoSession) {
-		t.Fatalf("a session past its end: %v", err)
+}
+
+// A full cache drops an entry past its absolute end before a live one.
+func TestSessionCacheEvictsEndedFirst(t *testing.T) {
+	for range 20 { // the map's order varies: the ended entry is anywhere
+		sc := newSessionCache(3)
+		ended := &sessionCacheEntry{rec: &sessionRecord{Expires: 1000}}
+		sc.put("live-1", &sessionCacheEntry{rec: &sessionRecord{Expires: 5000}}, 100)
+		sc.put("ended", ended, 100)
+		sc.put("live-2", &sessionCacheEntry{rec: &sessionRecord{Expires: 5000}}, 100)
+		sc.put("new", &sessionCacheEntry{rec: &sessionRecord{Expires: 5000}}, 2000)
+		if sc.len() != 3 || sc.lookup("ended") != nil || sc.lookup("new") == nil || sc.lookup("live-1") == nil || sc.lookup("live-2") == nil {
+			t.Fatalf("after an insert into a full cache: %d entries, ended kept %v", sc.len(), sc.lookup("ended") != nil)
+		}
+		// Without an ended entry, an arbitrary one goes; the bound holds.
+		sc.put("newer", &sessionCacheEntry{rec: &sessionRecord{Expires: 5000}}, 2000)
+		if sc.len() != 3 || sc.lookup("newer") == nil {
+			t.Fatalf("a full cache of live entries: %d entries, the new one kept %v", sc.len(), sc.lookup("newer") != nil)
+		}
 	}
 }
 
 // Concurrent page loads, logins and step-ups of the same session never mix
 // records up (run with -race).
-func TestSessionCacheConcurrent(t *testing.T) { bothStores(t, testSessionCacheConcurrent) }
-
-func testSessionCacheConcurrent(t *testing.T, bare bool) {
-	c, _, _, clock := cacheClient(t, bare, nil)
+func TestSessionCacheConcurrent(t *testing.T) {
+	c, _, clock := offlineClient(t, nil)
 	ctx := context.Background()
 	cookie, s := realisticSession(t, c, clock.Now())
 	var mu sync.Mutex
 	current := cookie
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	stopped := false
+	halt := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+			wg.Wait()
+		}
+	}
+	defer halt() // a Fatal below must not leave the loaders running
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -349,8 +334,7 @@ func testSessionCacheConcurrent(t *testing.T, bare bool) {
 		mu.Unlock()
 		prev = next
 	}
-	close(stop)
-	wg.Wait()
+	halt()
 	got, err := c.LoadSession(ctx, c.SessionCookie(prev).Value)
 	if err != nil || got.StepUp.AMR[0] != "pwd" {
 		t.Fatalf("after the concurrent loads: %+v, %v", got, err)
@@ -362,7 +346,7 @@ func testSessionCacheConcurrent(t *testing.T, bare bool) {
 func TestSessionCacheStillReadsTheStore(t *testing.T) {
 	c, cs, clock := offlineClient(t, nil)
 	ctx := context.Background()
-	cookie, s := realisticSession(t, c, clock.Now())
+	cookie, _ := realisticSession(t, c, clock.Now())
 	if _, err := c.LoadSession(ctx, cookie); err != nil {
 		t.Fatal(err)
 	}
@@ -389,17 +373,14 @@ func TestSessionCacheStillReadsTheStore(t *testing.T) {
 	if _, err := c.LoadSession(ctx, cookie); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("a cached load with the store down: %v, want store.ErrUnavailable", err)
 	}
-	_ = s
 }
 
-// The review's findings, each with the case that failed before its fix.
-func TestSessionCacheReviewFindings(t *testing.T) {
+// A malformed secret is refused before the store is read, whether or not
+// the cache holds the handle: with the store down too.
+func TestSessionCacheMalformedSecretOnCachedHandle(t *testing.T) {
 	ctx := context.Background()
-
-	// A malformed secret is refused before the store is read, whether or
-	// not the cache holds the handle: with the store down too.
-	t.Run("malformed secret, cached handle", func(t *testing.T) {
-		c, _, cs, clock := cacheClient(t, false, nil)
+	{
+		c, cs, clock := offlineClient(t, nil)
 		cookie, s := realisticSession(t, c, clock.Now())
 		if _, err := c.LoadSession(ctx, cookie); err != nil {
 			t.Fatal(err)
@@ -411,12 +392,15 @@ func TestSessionCacheReviewFindings(t *testing.T) {
 		if _, err := c.LoadSession(ctx, bad); !errors.Is(err, ErrNoSession) || cs.reads() != reads {
 			t.Errorf("malformed secret on a cached handle: %v after %d store reads; want ErrNoSession after none", err, cs.reads()-reads)
 		}
-	})
+	}
+}
 
-	// StartSession continuing a session loaded from the cache does not
-	// share the cached record's evidence lists with the new Session.
-	t.Run("StartSession copies the cached evidence", func(t *testing.T) {
-		c, _, _, clock := cacheClient(t, true, nil)
+// StartSession continuing a session loaded from the cache does not share
+// the cached record's evidence lists with the new Session.
+func TestStartSessionCopiesCachedEvidence(t *testing.T) {
+	ctx := context.Background()
+	{
+		c, _, clock := offlineClient(t, nil)
 		cookie, s := realisticSession(t, c, clock.Now())
 		prev, err := c.LoadSession(ctx, cookie)
 		if err != nil {
@@ -438,16 +422,19 @@ func TestSessionCacheReviewFindings(t *testing.T) {
 		if e.rec.StepUp.AMR[0] == "scribbled" || e.rec.Auth.AMR[0] == "scribbled" {
 			t.Errorf("a change to StartSession's Session reached the cached record: %v, %v", e.rec.Auth.AMR, e.rec.StepUp.AMR)
 		}
-	})
+	}
+}
 
-	// A session whose sealed record exceeds maxCachedSessionBytes is not
-	// cached (and loads all the same); Close empties the cache.
-	t.Run("large records, Close", func(t *testing.T) {
+// A session whose sealed record exceeds maxCachedSessionBytes is not cached
+// (and loads all the same); Close empties the cache.
+func TestSessionCacheLargeRecordsAndClose(t *testing.T) {
+	ctx := context.Background()
+	{
 		claims := map[string]string{}
 		for i := range 16 {
 			claims["https://fabrikam.example/claim-"+strconv.Itoa(i)] = strconv.Itoa(i) + string(make([]byte, 150))
 		}
-		c, _, _, clock := cacheClient(t, true, func(cfg *Config) {
+		c, _, clock := offlineClient(t, func(cfg *Config) {
 			cfg.BeforeSession = func(ctx context.Context, login *LoginResult) (map[string]string, error) {
 				if login.IDToken.Subject == "auth0|large" {
 					return claims, nil
@@ -480,5 +467,5 @@ func TestSessionCacheReviewFindings(t *testing.T) {
 		if n := c.sessions.len(); n != 0 {
 			t.Errorf("Close left %d cache entries", n)
 		}
-	})
+	}
 }

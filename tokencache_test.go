@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -106,5 +107,22 @@ func TestTokenCacheAllocations(t *testing.T) {
 	})
 	if allocs > 2 {
 		t.Fatalf("cached verification allocates %.0f times, want <= 2", allocs)
+	}
+}
+
+// A token over maxTokenBytes is refused before the cache hashes it, with
+// or without the cache.
+func TestVerifyRefusesHugeTokens(t *testing.T) {
+	for _, size := range []int{0, 8} {
+		f := newAPIFixture(t, func(c *VerifierConfig) { c.CacheSize = size })
+		huge := "eyJhbGciOiJSUzI1NiJ9." + strings.Repeat("A", maxTokenBytes) + ".sig"
+		allocs := testing.AllocsPerRun(5, func() {
+			if _, err := f.v.Verify(context.Background(), huge); !errors.Is(err, ErrTokenMalformed) {
+				t.Fatalf("cache %d: a token of %d bytes: %v, want ErrTokenMalformed", size, len(huge), err)
+			}
+		})
+		if allocs > 1 {
+			t.Errorf("cache %d: refusing a huge token made %v allocations (a copy of it?), want at most 1", size, allocs)
+		}
 	}
 }

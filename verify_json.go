@@ -291,9 +291,8 @@ func (d *jsonDecoder) array() ([]any, error) {
 //
 // Plain bytes (printable ASCII other than '"' and '\\') are skipped eight
 // at a time, up to the first byte that is not (special8); that byte is then
-// looked at on its own, as every byte was before: the closing quote, an
-// escape, a control byte (refused) or the start of a UTF-8 sequence
-// (validated).
+// looked at on its own: the closing quote, an escape, a control byte
+// (refused) or the start of a UTF-8 sequence (validated).
 func (d *jsonDecoder) str() (string, error) {
 	s, i := d.s, d.i+1 // after the '"'
 	start := i

@@ -71,8 +71,8 @@ func FuzzDecodeJSONObject(f *testing.F) {
 	})
 }
 
-// strBytewise is str as it was before the eight-byte scan: one byte at a
-// time. TestStrScan checks str against it.
+// strBytewise is the byte-at-a-time reference for str (no eight-byte
+// scan). TestStrScan checks str against it.
 func strBytewise(s string, i int) (string, int, error) {
 	i++ // '"'
 	start := i

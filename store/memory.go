@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"hash/maphash"
@@ -256,14 +255,12 @@ func (m *Memory) Get(ctx context.Context, key string) ([]byte, error) {
 	h := m.hash(key)
 	s := m.shard(h)
 	s.mu.Lock()
+	defer s.mu.Unlock() // a deferred unlock: an injected clock that panics must not leave the shard locked
 	i, _, err := m.record(s, h, key)
 	if err != nil {
-		s.mu.Unlock()
 		return nil, err
 	}
-	v := clone(s.m.slots[i].e.value)
-	s.mu.Unlock()
-	return v, nil
+	return clone(s.m.slots[i].e.value), nil
 }
 
 // GetEx implements Store.
@@ -274,44 +271,14 @@ func (m *Memory) GetEx(ctx context.Context, key string, ttl time.Duration) ([]by
 	h := m.hash(key)
 	s := m.shard(h)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	i, now, err := m.record(s, h, key)
 	if err != nil {
-		s.mu.Unlock()
 		return nil, err
 	}
 	e := &s.m.slots[i].e
 	s.setDeadline(key, e, deadline(now, ttl))
-	v := clone(e.value)
-	s.mu.Unlock()
-	return v, nil
-}
-
-// GetExUnchanged is GetEx for a caller that keeps the value it read before
-// (a cache of what it decoded from it): it moves the TTL as GetEx does and,
-// when the value is byte for byte prev (not nil), reports unchanged and
-// copies nothing; otherwise it returns a copy of the value, as GetEx.
-// Errors are GetEx's.
-func (m *Memory) GetExUnchanged(ctx context.Context, key string, ttl time.Duration, prev []byte) (value []byte, unchanged bool, err error) {
-	if err := beginWrite(ctx, key, ttl); err != nil {
-		return nil, false, err
-	}
-	h := m.hash(key)
-	s := m.shard(h)
-	s.mu.Lock()
-	i, now, err := m.record(s, h, key)
-	if err != nil {
-		s.mu.Unlock()
-		return nil, false, err
-	}
-	e := &s.m.slots[i].e
-	s.setDeadline(key, e, deadline(now, ttl))
-	if prev != nil && bytes.Equal(e.value, prev) {
-		s.mu.Unlock()
-		return nil, true, nil
-	}
-	v := clone(e.value)
-	s.mu.Unlock()
-	return v, false, nil
+	return clone(e.value), nil
 }
 
 // Take implements Store.
@@ -322,16 +289,15 @@ func (m *Memory) Take(ctx context.Context, key string) ([]byte, error) {
 	h := m.hash(key)
 	s := m.shard(h)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	i, _, err := m.record(s, h, key)
 	if err != nil {
-		s.mu.Unlock()
 		return nil, err
 	}
 	// Get and GetEx copy under the lock, so nobody else holds this slice:
 	// it goes to the caller as is.
 	v := s.m.slots[i].e.value
 	m.removeRecord(s, i)
-	s.mu.Unlock()
 	return v, nil
 }
 
@@ -381,9 +347,8 @@ func (m *Memory) set(key string, v []byte, ttl time.Duration, nx bool) error {
 	h := m.hash(key)
 	s := m.shard(h)
 	s.mu.Lock()
-	err := m.setLocked(s, h, key, v, ttl, nx)
-	s.mu.Unlock()
-	return err
+	defer s.mu.Unlock()
+	return m.setLocked(s, h, key, v, ttl, nx)
 }
 
 // setLocked is set with s.mu held.

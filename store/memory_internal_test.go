@@ -68,6 +68,7 @@ func (m *Memory) checkInvariants(t *testing.T) {
 				firstItem[d.key] = d.at
 			}
 		}
+		s.m.checkTable(t, m.hash)
 		for key, e := range s.m.all() {
 			entries++
 			if _, both := s.ix[key]; both {

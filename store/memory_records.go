@@ -6,9 +6,10 @@ import "iter"
 // probing over a power-of-two array of slots, each holding the key's hash,
 // the key and the record by value (56 bytes). The hash is the one that
 // picked the shard (its low bits pick the slot, its top bits the shard), so
-// an operation hashes its key once; a lookup compares the stored hash before
-// the key, so it usually reads one slot and nothing else. The table doubles
-// when it is three quarters full, all at once under the shard's lock
+// a Get, Set or Take hashes its key once (reclaiming expired records hashes
+// each key it pops from the heap again); a lookup compares the stored hash
+// before the key, so it usually reads one slot and nothing else. The table
+// doubles when it is three quarters full, all at once under the shard's lock
 // (a shard's table of a million records moves in milliseconds); it never
 // shrinks, like a Go map. A deletion shifts the slots that follow back, so
 // no tombstones accumulate whatever the mix of Set and Take.
