@@ -256,3 +256,66 @@ func TestKnownHeaderKeys(t *testing.T) {
 		t.Fatalf("token of the new key, its header known: %v", err)
 	}
 }
+
+// A key replaced under the same kid by a background refresh: the known
+// header's keys belong to the old snapshot and are not used; a token of the
+// old key is refused, one of the new key verifies, while goroutines verify
+// both throughout (run with -race).
+func TestKnownHeaderKeysSameKidRotated(t *testing.T) {
+	ctx := context.Background()
+	f := newAPIFixture(t, nil)
+	k0, k1 := f.keys[0], f.keys[1]
+	replaced := &testKey{kid: k0.kid, priv: k1.priv} // k1's key under k0's kid
+	header := map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": k0.kid}
+	oldTok := signJWT(t, header, f.claims(), k0.priv, nil)
+	newTok := signJWT(t, header, f.claims(), replaced.priv, nil)
+	if oldTok[:strings.IndexByte(oldTok, '.')] != newTok[:strings.IndexByte(newTok, '.')] {
+		t.Fatal("the two tokens should share one header spelling")
+	}
+	if _, err := f.v.Verify(ctx, oldTok); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+	for _, tok := range []string{oldTok, newTok} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := f.v.Verify(ctx, tok); err != nil && !errors.Is(err, ErrTokenSignature) {
+					t.Errorf("during rotation: %v (want a valid token or a signature error)", err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 10 {
+		keys, want, refused := []*testKey{replaced}, newTok, oldTok
+		if i%2 == 1 {
+			keys, want, refused = []*testKey{k0}, oldTok, newTok
+		}
+		f.srv.setKeys(keys...)
+		if _, err := f.v.keys.cache.Refresh(ctx, f.v.keys.url); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.v.Verify(ctx, want); err != nil {
+			t.Fatalf("round %d: the current key's token: %v", i, err)
+		}
+		if _, err := f.v.Verify(ctx, refused); !errors.Is(err, ErrTokenSignature) {
+			t.Fatalf("round %d: the replaced key's token: %v, want ErrTokenSignature", i, err)
+		}
+	}
+}
