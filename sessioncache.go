@@ -73,23 +73,7 @@ func (c *sessionCache) put(handle string, e *sessionCacheEntry, nowMS int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[handle]; !ok && len(c.m) >= c.size {
-		evicted := false
-		n := 0
-		for k, old := range c.m {
-			if nowMS >= old.rec.Expires {
-				delete(c.m, k)
-				evicted = true
-			}
-			if n++; n >= 16 {
-				break
-			}
-		}
-		if !evicted {
-			for k := range c.m {
-				delete(c.m, k)
-				break
-			}
-		}
+		makeRoom(c.m, func(old *sessionCacheEntry) bool { return nowMS >= old.rec.Expires })
 	}
 	c.m[handle] = e
 }

@@ -67,25 +67,31 @@ func (c *tokenCache) put(sum *[32]byte, tok *AccessToken, until, now time.Time, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[*sum]; !ok && len(c.m) >= c.max {
-		evicted := false
-		n := 0
-		for k, old := range c.m {
-			if !now.Before(old.until) {
-				delete(c.m, k)
-				evicted = true
-			}
-			if n++; n >= 16 {
-				break
-			}
-		}
-		if !evicted {
-			for k := range c.m {
-				delete(c.m, k)
-				break
-			}
-		}
+		makeRoom(c.m, func(old *tokenCacheEntry) bool { return !now.Before(old.until) })
 	}
 	c.m[*sum] = e
+}
+
+// makeRoom drops from a full cache the entries that ended among a bounded
+// sample of 16 (map order), or, when none had, an arbitrary one.
+func makeRoom[K comparable, V any](m map[K]V, ended func(V) bool) {
+	evicted := false
+	n := 0
+	for k, old := range m {
+		if ended(old) {
+			delete(m, k)
+			evicted = true
+		}
+		if n++; n >= 16 {
+			break
+		}
+	}
+	if !evicted {
+		for k := range m {
+			delete(m, k)
+			break
+		}
+	}
 }
 
 // len returns the number of entries (tests).
