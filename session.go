@@ -451,7 +451,7 @@ func (c *Client) Session(ctx context.Context, handle string) (*Session, error) {
 // the record is not opened or decoded again (see sessionCache).
 func (c *Client) loadSession(ctx context.Context, handle, secret string, nowMS int64) (*Session, error) {
 	e := c.sessions.lookup(handle)
-	key := ""
+	var key string
 	if e != nil {
 		key = e.key
 	} else {

@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -378,37 +376,5 @@ func TestForeignBrowserCannotCancelLogin(t *testing.T) {
 	}
 	if w := victim.get(pathPrivate); w.Code != http.StatusOK {
 		t.Errorf("the victim's page: %d, want 200", w.Code)
-	}
-}
-
-// 64 callbacks racing with one state and code: exactly one login.
-func TestRacingCallbacksOneLogin(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
-	ar, cb := h.startAuthorize(nil, aliceCreds, AuthorizeOptions{})
-	var (
-		wins, replays atomic.Int64
-		wg            sync.WaitGroup
-		start         = make(chan struct{})
-	)
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, err := h.c.Exchange(context.Background(), cb, ar.Transaction)
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, ErrTransactionNotFound):
-				replays.Add(1)
-			default:
-				t.Errorf("racing callback: %v", err)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if wins.Load() != 1 || replays.Load() != 63 {
-		t.Fatalf("%d logins and %d refused replays, want 1 and 63", wins.Load(), replays.Load())
 	}
 }
