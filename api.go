@@ -263,7 +263,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, scratch []byte) (*Acc
 			return tok, nil
 		}
 	}
-	_, payload, key, err := v.jws.verifyJWS(ctx, raw, accessTyp, "an access token must have typ JWT or at+jwt", scratch)
+	payload, key, err := v.jws.verifyJWS(ctx, raw, accessTyp, "an access token must have typ JWT or at+jwt", scratch)
 	if err != nil {
 		return nil, err
 	}

@@ -93,8 +93,20 @@ func (e *TokenError) Is(target error) bool {
 
 func (e *TokenError) Unwrap() error { return e.Err }
 
+// tokenErr is kept out of line (as is badBase64), so that the verification
+// path's error returns are calls, not allocations inlined between the
+// instructions that run on every token.
+//
+//go:noinline
 func tokenErr(kind error, claim, detail string) *TokenError {
 	return &TokenError{Kind: kind, Claim: claim, Detail: detail}
+}
+
+// badBase64 is the error for a token part that is not strict base64url.
+//
+//go:noinline
+func badBase64(part string, err error) *TokenError {
+	return &TokenError{Kind: ErrTokenMalformed, Claim: part, Detail: "bad base64url", Err: err}
 }
 
 // jwtStackBytes is the scratch buffer a verification keeps on its stack: the
@@ -195,37 +207,36 @@ func (v *jwsVerifier) rememberHeader(slot int, enc string, h joseHeader, cand ke
 var pssOptions = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}
 
 // verifyJWS splits raw, decodes its header, checks its alg against v.algs and
-// its typ with typOK, verifies the signature, and returns the header, the
+// its typ with typOK, verifies the signature, and returns the
 // decoded payload (JSON, not yet parsed) and the key that verified it (nil
 // for HS256). scratch is a buffer the caller owns (usually on its stack); it
 // is used only during the call. Failures are *TokenError, or an error
 // matching ErrTenantUnavailable when the keys cannot be fetched.
-func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(string) bool, typDetail string, scratch []byte) (joseHeader, string, *verificationKey, error) {
-	var h joseHeader
+func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(string) bool, typDetail string, scratch []byte) (string, *verificationKey, error) {
 	if len(raw) > maxTokenBytes {
-		return h, "", nil, tokenErr(ErrTokenMalformed, "", "token too large")
+		return "", nil, tokenErr(ErrTokenMalformed, "", "token too large")
 	}
 	i := strings.IndexByte(raw, '.')
 	if i < 0 {
-		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS")
+		return "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS")
 	}
 	j := strings.IndexByte(raw[i+1:], '.')
 	if j < 0 {
-		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS")
+		return "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS")
 	}
 	j += i + 1
 	if strings.IndexByte(raw[j+1:], '.') >= 0 {
-		return h, "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS (encrypted tokens are not supported)")
+		return "", nil, tokenErr(ErrTokenMalformed, "", "not a compact JWS (encrypted tokens are not supported)")
 	}
 	// The strict decoder refuses every byte outside base64url except the
 	// line breaks it skips: refuse those here, so one token has one spelling.
 	if strings.IndexByte(raw, '\n') >= 0 || strings.IndexByte(raw, '\r') >= 0 {
-		return h, "", nil, tokenErr(ErrTokenMalformed, "", "line break in the token")
+		return "", nil, tokenErr(ErrTokenMalformed, "", "line break in the token")
 	}
 	enc := jwtBase64
 	sigLen := enc.DecodedLen(len(raw) - j - 1)
 	if sigLen > maxSignatureBytes {
-		return h, "", nil, tokenErr(ErrTokenSignature, "", "signature too long")
+		return "", nil, tokenErr(ErrTokenSignature, "", "signature too long")
 	}
 	// A header spelled exactly as one that verified before is not decoded
 	// again.
@@ -247,29 +258,30 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	var err error
 	if known == nil {
 		if hn, err = enc.Decode(out, in[:i]); err != nil {
-			return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "header", Detail: "bad base64url", Err: err}
+			return "", nil, badBase64("header", err)
 		}
 	}
 	pn, err := enc.Decode(out[hn:], in[i+1:])
 	if err != nil {
-		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "bad base64url", Err: err}
+		return "", nil, badBase64("payload", err)
 	}
 	sn, err := enc.Decode(out[hn+pn:], tok[j+1:])
 	if err != nil {
-		return h, "", nil, &TokenError{Kind: ErrTokenMalformed, Claim: "signature", Detail: "bad base64url", Err: err}
+		return "", nil, badBase64("signature", err)
 	}
 	sig := out[hn+pn : hn+pn+sn]
 	decoded := string(out[:hn+pn])
+	var h joseHeader
 	if known != nil {
 		h = known.h
 	} else if h, err = parseHeader(decoded[:hn]); err != nil {
-		return h, "", nil, err
+		return "", nil, err
 	}
 	if !slices.Contains(v.algs, h.Alg) {
-		return h, "", nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not in the allowed list")
+		return "", nil, tokenErr(ErrTokenAlgorithm, "alg", "algorithm not in the allowed list")
 	}
 	if h.Typ != "" && !typOK(h.Typ) {
-		return h, "", nil, tokenErr(ErrTokenType, "typ", typDetail)
+		return "", nil, tokenErr(ErrTokenType, "typ", typDetail)
 	}
 	// The known header's keys, while its snapshot is the current one.
 	var cand keyCandidates
@@ -278,12 +290,12 @@ func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(stri
 	}
 	key, cand, err := v.verifySignature(ctx, h, in, sig, cand)
 	if err != nil {
-		return h, "", nil, err
+		return "", nil, err
 	}
 	if known == nil || known.cand.snap != cand.snap {
 		v.rememberHeader(slot, raw[:i], h, cand)
 	}
-	return h, decoded[hn:], key, nil
+	return decoded[hn:], key, nil
 }
 
 // parseHeader decodes a JWS header and refuses what we never accept: crit
@@ -505,7 +517,20 @@ const maxClaimNamesOnStack = 48
 // decodeJSONObject, so that a Claims map can always be built later) but not
 // kept. A repeated member name is an error, as in decodeJSONObject. ns may be
 // nil.
+//
+// Claim sets as Auth0 writes them take a fast path (decodeCompactClaims);
+// any other starts over on the general decoder.
 func decodeClaims(payload string, c *registeredClaims, arena []string, ns *claimNames) error {
+	a := arena
+	if decodeCompactClaims(payload, c, &a, ns) {
+		return nil
+	}
+	*c = registeredClaims{}
+	return decodeClaimsJSON(payload, c, arena, ns)
+}
+
+// decodeClaimsJSON is decodeClaims on the general decoder.
+func decodeClaimsJSON(payload string, c *registeredClaims, arena []string, ns *claimNames) error {
 	d := jsonDecoder{s: payload, depth: 1}
 	end, err := d.openObject()
 	if err != nil {
@@ -565,44 +590,117 @@ func decodeClaims(payload string, c *registeredClaims, arena []string, ns *claim
 	return nil
 }
 
+// The claims decodeClaims reads, each with its slot: a bit in the
+// repeated-name check.
+const (
+	slotIss = iota
+	slotSub
+	slotAzp
+	slotClientID
+	slotNonce
+	slotSID
+	slotACR
+	slotOrgID
+	slotJTI
+	slotAud
+	slotAMR
+	slotPermissions
+	slotScope
+	slotIat
+	slotExp
+	slotNbf
+	slotAuthTime
+	slotEmail
+	slotName
+	slotEvents
+	slotNSACR // the namespaced authentication claims (claimNames)
+	slotNSAMR
+	slotNSAuthTime
+)
+
+// claimSlotNames spells the registered claims' names, by slot.
+var claimSlotNames = [...]string{
+	slotIss:         "iss",
+	slotSub:         "sub",
+	slotAzp:         "azp",
+	slotClientID:    "client_id",
+	slotNonce:       "nonce",
+	slotSID:         "sid",
+	slotACR:         "acr",
+	slotOrgID:       "org_id",
+	slotJTI:         "jti",
+	slotAud:         "aud",
+	slotAMR:         "amr",
+	slotPermissions: "permissions",
+	slotScope:       "scope",
+	slotIat:         "iat",
+	slotExp:         "exp",
+	slotNbf:         "nbf",
+	slotAuthTime:    "auth_time",
+	slotEmail:       "email",
+	slotName:        "name",
+	slotEvents:      "events",
+}
+
+// claimSlots maps claimHash of each name in claimSlotNames to its slot, -1
+// where none.
+var claimSlots = func() (t [64]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for slot, name := range claimSlotNames {
+		h := claimHash(name)
+		if t[h] >= 0 {
+			panic("stepup: claimHash maps " + name + " and " + claimSlotNames[t[h]] + " to one slot")
+		}
+		t[h] = int8(slot)
+	}
+	return t
+}()
+
+// claimHash is a perfect hash of the names in claimSlotNames (len(k) >= 2).
+func claimHash(k string) int { return (int(k[0]) + 3*int(k[1]) + 12*len(k)) & 63 }
+
+// claimSlot returns the slot of the registered claim named k, or -1.
+func claimSlot(k string) int {
+	if len(k) < 2 {
+		return -1
+	}
+	slot := claimSlots[claimHash(k)]
+	if slot < 0 || claimSlotNames[slot] != k {
+		return -1
+	}
+	return int(slot)
+}
+
 // member decodes the value of member k at d.i. It returns the claim's slot
 // (a bit for decodeClaims' repeated-name check) when it is one we read, -1
 // otherwise.
 func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns *claimNames) (int, error) {
 	var err error
-	slot := -1
-	switch k {
-	case "iss":
-		slot = 0
+	slot := claimSlot(k)
+	switch slot {
+	case slotIss:
 		c.iss, _, err = d.claimString(k)
-	case "sub":
-		slot = 1
+	case slotSub:
 		c.sub, _, err = d.claimString(k)
-	case "azp":
-		slot = 2
+	case slotAzp:
 		c.azp, c.hasAzp, err = d.claimString(k)
-	case "client_id":
-		slot = 3
+	case slotClientID:
 		c.clientID, _, err = d.claimString(k)
-	case "nonce":
-		slot = 4
+	case slotNonce:
 		// Present at all, even null, counts for logout tokens (which must not have one).
 		c.hasNonce = true
 		c.nonce, _, err = d.claimString(k)
-	case "sid":
-		slot = 5
+	case slotSID:
 		c.sid, _, err = d.claimString(k)
-	case "acr":
-		slot = 6
+	case slotACR:
 		c.acr, _, err = d.claimString(k)
-	case "org_id":
-		slot = 7
+	case slotOrgID:
 		c.orgID, _, err = d.claimString(k)
-	case "jti":
-		slot = 8
+	case slotJTI:
 		c.jti, _, err = d.claimString(k)
-	case "aud":
-		slot = 9
+	case slotAud:
 		if d.peek() == '"' {
 			var s string
 			if s, err = d.str(); err == nil {
@@ -611,14 +709,11 @@ func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns 
 		} else {
 			c.aud, _, err = d.claimStrings(k, arena)
 		}
-	case "amr":
-		slot = 10
+	case slotAMR:
 		c.amr, _, err = d.claimStrings(k, arena)
-	case "permissions":
-		slot = 11
+	case slotPermissions:
 		c.permissions, _, err = d.claimStrings(k, arena)
-	case "scope":
-		slot = 12
+	case slotScope:
 		switch d.peek() {
 		case '"':
 			var s string
@@ -633,26 +728,19 @@ func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns 
 		default:
 			err = tokenErr(ErrTokenMalformed, k, "must be a space-separated string")
 		}
-	case "iat":
-		slot = 13
+	case slotIat:
 		c.iat, err = d.claimTime(k)
-	case "exp":
-		slot = 14
+	case slotExp:
 		c.exp, err = d.claimTime(k)
-	case "nbf":
-		slot = 15
+	case slotNbf:
 		c.nbf, err = d.claimTime(k)
-	case "auth_time":
-		slot = 16
+	case slotAuthTime:
 		c.authTime, err = d.claimTime(k)
-	case "email":
-		slot = 17
+	case slotEmail:
 		c.email, err = d.lenientString()
-	case "name":
-		slot = 18
+	case slotName:
 		c.name, err = d.lenientString()
-	case "events":
-		slot = 19
+	case slotEvents:
 		start := d.i
 		if err = d.skip(); err == nil {
 			c.events, c.hasEvents = d.s[start:d.i], true
@@ -662,15 +750,15 @@ func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns 
 		case ns == nil || ns.acr == "":
 			err = d.skip()
 		case k == ns.acr:
-			slot = 20
+			slot = slotNSACR
 			c.hasNSACR = true
 			c.nsACR, _, err = d.claimString(k)
 		case k == ns.amr:
-			slot = 21
+			slot = slotNSAMR
 			c.hasNSAMR = true
 			c.nsAMR, _, err = d.claimStrings(k, arena)
 		case k == ns.authTime:
-			slot = 22
+			slot = slotNSAuthTime
 			c.hasNSA = true
 			c.nsAuthTime, err = d.claimTime(k)
 		default:

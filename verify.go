@@ -136,7 +136,7 @@ func (v *idTokenVerifier) verify(ctx context.Context, raw string, want idTokenCh
 
 // verifyWith is verify with a scratch buffer for verifyJWS.
 func (v *idTokenVerifier) verifyWith(ctx context.Context, raw string, want idTokenCheck, scratch []byte) (*IDToken, error) {
-	_, payload, _, err := v.jws.verifyJWS(ctx, raw, idTyp, "an ID token must have typ JWT or none", scratch)
+	payload, _, err := v.jws.verifyJWS(ctx, raw, idTyp, "an ID token must have typ JWT or none", scratch)
 	if err != nil {
 		return nil, err
 	}

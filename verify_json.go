@@ -148,7 +148,16 @@ func (d *jsonDecoder) finish() error {
 	return nil
 }
 
+// ws skips white space. Tokens are usually compact JSON: the common case,
+// a byte above ' ' or the end, is one comparison inlined at the call.
 func (d *jsonDecoder) ws() {
+	if d.i >= len(d.s) || d.s[d.i] > ' ' {
+		return
+	}
+	d.wsSlow()
+}
+
+func (d *jsonDecoder) wsSlow() {
 	for d.i < len(d.s) {
 		switch d.s[d.i] {
 		case ' ', '\t', '\n', '\r':
@@ -517,20 +526,21 @@ func (d *jsonDecoder) number() (any, error) {
 
 // float decodes a JSON number (RFC 8259 grammar).
 func (d *jsonDecoder) float() (float64, error) {
-	start := d.i
-	neg := d.s[d.i] == '-'
+	s, i := d.s, d.i
+	start := i
+	neg := s[i] == '-'
 	if neg {
-		d.i++
+		i++
 	}
-	digits := d.i
+	digits := i
 	var n uint64 // the integer part, while it has at most 15 digits
 	switch {
-	case d.i < len(d.s) && d.s[d.i] == '0':
-		d.i++
-	case d.i < len(d.s) && d.s[d.i] >= '1' && d.s[d.i] <= '9':
-		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
-			n = n*10 + uint64(d.s[d.i]-'0')
-			d.i++
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			n = n*10 + uint64(s[i]-'0')
+			i++
 		}
 	default:
 		return 0, errJSONSyntax
@@ -538,35 +548,37 @@ func (d *jsonDecoder) float() (float64, error) {
 	// An integer of at most 15 digits (below 2^53) is exactly a float64:
 	// the same value as strconv.ParseFloat's, -0 included, without it (every
 	// NumericDate is one).
-	if d.i-digits <= 15 && (d.i >= len(d.s) || (d.s[d.i] != '.' && d.s[d.i] != 'e' && d.s[d.i] != 'E')) {
+	if i-digits <= 15 && (i >= len(s) || (s[i] != '.' && s[i] != 'e' && s[i] != 'E')) {
+		d.i = i
 		f := float64(n)
 		if neg {
 			f = -f
 		}
 		return f, nil
 	}
-	if d.i < len(d.s) && d.s[d.i] == '.' {
-		d.i++
-		if d.i >= len(d.s) || d.s[d.i] < '0' || d.s[d.i] > '9' {
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
 			return 0, errJSONSyntax
 		}
-		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
-			d.i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
 		}
 	}
-	if d.i < len(d.s) && (d.s[d.i] == 'e' || d.s[d.i] == 'E') {
-		d.i++
-		if d.i < len(d.s) && (d.s[d.i] == '+' || d.s[d.i] == '-') {
-			d.i++
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
 		}
-		if d.i >= len(d.s) || d.s[d.i] < '0' || d.s[d.i] > '9' {
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
 			return 0, errJSONSyntax
 		}
-		for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
-			d.i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
 		}
 	}
-	f, err := strconv.ParseFloat(d.s[start:d.i], 64)
+	d.i = i
+	f, err := strconv.ParseFloat(s[start:i], 64)
 	if err != nil {
 		// Out of float64 range: encoding/json rejects it too.
 		return 0, errJSONSyntax

@@ -66,7 +66,7 @@ func (c *Client) verifyLogoutToken(ctx context.Context, raw string) (*LogoutToke
 
 func (v *idTokenVerifier) verifyLogout(ctx context.Context, raw string) (*LogoutToken, error) {
 	var scratch [jwtStackBytes]byte
-	_, payload, _, err := v.jws.verifyJWS(ctx, raw, logoutTyp, "a logout token must have typ logout+jwt, JWT or none", scratch[:])
+	payload, _, err := v.jws.verifyJWS(ctx, raw, logoutTyp, "a logout token must have typ logout+jwt, JWT or none", scratch[:])
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,201 @@
+package stepup
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var compactNS = claimNames{acr: "https://ns/acr", amr: "https://ns/amr", authTime: "https://ns/auth_time"}
+
+// compareWithJSON decodes s on both paths and fails when the fast path
+// accepts what the general one refuses, or decodes it otherwise. It reports
+// whether the fast path accepted s.
+func compareWithJSON(t *testing.T, s string, ns *claimNames) bool {
+	t.Helper()
+	var fast, slow registeredClaims
+	var fastArena, slowArena [16]string
+	a := fastArena[:0]
+	if !decodeCompactClaims(s, &fast, &a, ns) {
+		return false
+	}
+	if err := decodeClaimsJSON(s, &slow, slowArena[:0], ns); err != nil {
+		t.Fatalf("%q: the fast path accepts it, the general one refuses it: %v", s, err)
+	}
+	if d := cmp.Diff(slow, fast, cmp.AllowUnexported(registeredClaims{}, numericDate{})); d != "" {
+		t.Fatalf("%q: the two paths differ (-general +fast):\n%s", s, d)
+	}
+	return true
+}
+
+// TestCompactClaimsAuth0 holds the fast path to the claim sets Auth0 issues:
+// each takes it and decodes as on the general path.
+func TestCompactClaimsAuth0(t *testing.T) {
+	for _, s := range []string{
+		// An access token for a custom API, with RBAC and an organization.
+		`{"iss":"https://fabrikam.eu.auth0.com/","sub":"auth0|6571f0f5c2a1b9e0d3c4a7b2","aud":["https://api.fabrikam.example/","https://fabrikam.eu.auth0.com/userinfo"],"iat":1764680000,"exp":1764766400,"scope":"openid profile email read:employees read:salaries","azp":"mK3vQbT9nX2pL7sR4wY8zA1cE5fH6jD0","permissions":["read:employees","read:salaries"],"org_id":"org_7Yx2Lp9QwErTy3Ui"}`,
+		// An access token whose Action copied the authentication claims under
+		// a namespace; client credentials (no sub user, gty).
+		`{"https://ns/acr":"http://schemas.openid.net/pape/policies/2007/06/multi-factor","https://ns/amr":["mfa","otp"],"https://ns/auth_time":1764679990,"iss":"https://t/","sub":"auth0|x","aud":"https://api/","iat":1764680000,"exp":1764766400,"scope":"read:x","gty":"client-credentials","azp":"c"}`,
+		// An ID token: profile claims, email_verified, sid, nonce, acr, amr.
+		`{"nickname":"jane","name":"jane@fabrikam.example","picture":"https://s.gravatar.com/avatar/x.png","updated_at":"2026-12-02T10:00:00.000Z","email":"jane@fabrikam.example","email_verified":true,"iss":"https://t/","aud":"client","sub":"auth0|x","iat":1764680000,"exp":1764716000,"sid":"sid-1","auth_time":1764679990,"acr":"http://schemas.openid.net/pape/policies/2007/06/multi-factor","amr":["mfa"],"nonce":"n-0S6_WzA2Mj"}`,
+		`{}`, `{"aud":[]}`, `{"amr":[],"scope":""}`, `{"scope":["a","b"]}`, `{"x":false,"y":0,"z":[],"w":["a"]}`,
+		`{"exp":0}`, `{"exp":100000000000}`, `{"a":"","":"b"}`,
+	} {
+		if !compareWithJSON(t, s, &compactNS) {
+			t.Errorf("%q: the fast path declines it", s)
+		}
+	}
+}
+
+// TestCompactClaimsDeclines lists what the fast path leaves to the general
+// decoder: each is declined, whether the general path accepts it or not.
+func TestCompactClaimsDeclines(t *testing.T) {
+	for _, s := range []string{
+		``, `{`, `}`, `[]`, `{"a":1}x`, ` {"a":1}`, `{"a":1} `, `{"a": 1}`, `{ "a":1}`, `{"a":1,}`, `{"a"}`, `{"a":}`,
+		`{"a":"\u0041"}`, `{"a":"\n"}`, `{"a":"é"}`, `{"é":1}`, `{"a\"":1}`, `{"a":"b}`, `{"a":"b`,
+		`{"a":null}`, `{"a":{}}`, `{"a":[1]}`, `{"a":["b",1]}`, `{"a":["b",]}`, `{"a":["b"}`, `{"a":[`,
+		`{"a":-1}`, `{"a":1.5}`, `{"a":1e3}`, `{"a":01}`, `{"a":1234567890123456}`, `{"a":tru}`, `{"a":truex}`,
+		`{"a":1,"a":2}`, `{"iss":"a","iss":"b"}`, `{"https://ns/acr":"a","https://ns/acr":"b"}`,
+		`{"iss":1}`, `{"iss":null}`, `{"aud":1}`, `{"amr":"mfa"}`, `{"permissions":"p"}`, `{"exp":"1"}`, `{"exp":true}`,
+		`{"exp":100000000001}`, `{"email":3}`, `{"email":true}`, `{"events":{}}`, `{"events":"x"}`, `{"nonce":null}`,
+		`{"a1":1,"a2":1,"a3":1,"a4":1,"a5":1,"a6":1,"a7":1,"a8":1,"a9":1}`,
+	} {
+		if compareWithJSON(t, s, &compactNS) {
+			t.Errorf("%q: the fast path takes it", s)
+		}
+	}
+}
+
+// TestCompactClaimsNamespaceOff: without a namespace the namespaced names
+// are claims like any other.
+func TestCompactClaimsNamespaceOff(t *testing.T) {
+	s := `{"https://ns/acr":"x","https://ns/amr":["y"],"https://ns/auth_time":5}`
+	for _, ns := range []*claimNames{nil, {}} {
+		if !compareWithJSON(t, s, ns) {
+			t.Fatalf("%q: the fast path declines it", s)
+		}
+	}
+}
+
+// TestClaimSlots: every registered claim has its own slot, found by its name
+// and by no other (the perfect hash).
+func TestClaimSlots(t *testing.T) {
+	for slot, name := range claimSlotNames {
+		if got := claimSlot(name); got != slot {
+			t.Errorf("claimSlot(%q) = %d, want %d", name, got, slot)
+		}
+		for _, other := range []string{name + "x", strings.ToUpper(name), name[:len(name)-1], "x" + name[1:]} {
+			if got := claimSlot(other); got >= 0 && claimSlotNames[got] != other {
+				t.Errorf("claimSlot(%q) = %d (%q)", other, got, claimSlotNames[got])
+			}
+		}
+	}
+	for _, k := range []string{"", "i", "is", "issx"} {
+		if got := claimSlot(k); got != -1 {
+			t.Errorf("claimSlot(%q) = %d, want -1", k, got)
+		}
+	}
+}
+
+// FuzzCompactClaims: whatever the fast path accepts, the general decoder
+// accepts with the same result (with the namespace set and without).
+func FuzzCompactClaims(f *testing.F) {
+	for _, s := range []string{
+		`{"iss":"https://t/","sub":"auth0|x","aud":["a","b"],"iat":1764680000,"exp":1764766400,"scope":"openid  read:x","azp":"c","permissions":["p"],"org_id":"o"}`,
+		`{"https://ns/acr":"m","https://ns/amr":["mfa"],"https://ns/auth_time":5,"email_verified":true,"x":false,"y":["a"],"z":0}`,
+		`{"aud":"a","nonce":"n","sid":"s","jti":"j","client_id":"c","acr":"a","amr":[],"name":"n","email":"e","nbf":1,"auth_time":2}`,
+		`{"a":1,"a":2}`, `{"exp":100000000001}`, `{"a":"\u0041"}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		compareWithJSON(t, s, &compactNS)
+		compareWithJSON(t, s, nil)
+	})
+}
+
+// TestCompactClaimsRandom builds compact claim sets from the names the
+// decoders know and values of every kind (right, wrong, out of range, in
+// the fast path's grammar or not), and compares the two paths on each.
+func TestCompactClaimsRandom(t *testing.T) {
+	names := append(claimSlotNames[:], compactNS.acr, compactNS.amr, compactNS.authTime, "x", "email_verified", "", "https://other/claim")
+	values := []string{
+		`"a"`, `""`, `"https://t/"`, `"openid read:x  write:y"`, `"\u00e9"`, `"é"`, `"a\"b"`,
+		`[]`, `["a"]`, `["a","b","c"]`, `["a",1]`, `[`, `["a"`,
+		`0`, `1`, `1764680000`, `100000000000`, `100000000001`, `999999999999999`, `1234567890123456`, `-1`, `1.5`, `1e9`, `01`,
+		`true`, `false`, `null`, `{}`, `{"a":1}`, `tru`,
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	taken := 0
+	for range 50000 {
+		var b strings.Builder
+		b.WriteByte('{')
+		for m := range r.IntN(7) {
+			if m > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"` + names[r.IntN(len(names))] + `":`)
+			b.WriteString(values[r.IntN(len(values))])
+		}
+		b.WriteByte('}')
+		ns := &compactNS
+		if r.IntN(4) == 0 {
+			ns = nil
+		}
+		if compareWithJSON(t, b.String(), ns) {
+			taken++
+		}
+	}
+	if taken < 5000 {
+		t.Fatalf("the fast path took only %d of the claim sets", taken)
+	}
+}
+
+// TestSplitSpaces: on strings without control bytes (all the fast path
+// passes it), splitSpaces splits as splitScope does.
+func TestSplitSpaces(t *testing.T) {
+	alphabet := []byte{' ', ' ', 'a', 'b', ':', '!', '~'}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 20000 {
+		b := make([]byte, r.IntN(40))
+		for k := range b {
+			b[k] = alphabet[r.IntN(len(alphabet))]
+		}
+		s := string(b)
+		var a1, a2 []string
+		got, want := splitSpaces(s, &a1), splitScope(s, &a2)
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("splitSpaces(%q) differs from splitScope (-want +got):\n%s", s, d)
+		}
+	}
+}
+
+// BenchmarkDecodeClaims decodes an Auth0 access token's claim set (the bench
+// module's) with decodeClaims, which takes the fast path, and with the
+// general decoder alone.
+func BenchmarkDecodeClaims(b *testing.B) {
+	const payload = `{"iss":"https://fabrikam.eu.auth0.com/","sub":"auth0|6571f0f5c2a1b9e0d3c4a7b2","aud":["https://api.fabrikam.example/","https://fabrikam.eu.auth0.com/userinfo"],"iat":1764680000,"exp":1764766400,"scope":"openid profile email read:employees read:salaries","azp":"mK3vQbT9nX2pL7sR4wY8zA1cE5fH6jD0","permissions":["read:employees","read:salaries"],"org_id":"org_7Yx2Lp9QwErTy3Ui"}`
+	b.Run("decodeClaims", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var c registeredClaims
+			var arena [16]string
+			if err := decodeClaims(payload, &c, arena[:0], &compactNS); err != nil || c.orgID == "" {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("general", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var c registeredClaims
+			var arena [16]string
+			if err := decodeClaimsJSON(payload, &c, arena[:0], &compactNS); err != nil || c.orgID == "" {
+				b.Fatal(err)
+			}
+		}
+	})
+}
