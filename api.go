@@ -283,17 +283,16 @@ func (v *Verifier) verify(ctx context.Context, raw string, scratch []byte) (*Acc
 
 func (v *Verifier) checkClaims(t *AccessToken, c *registeredClaims) error {
 	now := v.now()
-	if err := c.checkIssuer(v.issuer); err != nil {
-		return err
+	// The checks in order; the first problem is the error.
+	p := c.checkIssuer(v.issuer)
+	if p == noClaimProblem {
+		p = c.checkAudience(v.audience, problemAudienceAPI)
 	}
-	if err := c.checkAudience(v.audience, "audience missing or does not contain this API"); err != nil {
-		return err
+	if p == noClaimProblem {
+		p = c.checkTimes(now, v.leeway, false)
 	}
-	if err := c.checkTimes(now, v.leeway, false); err != nil {
-		return err
-	}
-	if err := c.checkSubject(); err != nil {
-		return err
+	if p == noClaimProblem {
+		p = c.checkSubject()
 	}
 	t.Issuer, t.Subject, t.Audience = c.iss, c.sub, c.aud
 	t.Expiry, t.IssuedAt, t.NotBefore = c.exp.t, c.iat.t, c.nbf.t
@@ -318,8 +317,11 @@ func (v *Verifier) checkClaims(t *AccessToken, c *registeredClaims) error {
 	}
 	// An authentication in the future would satisfy any MaxAge until the
 	// token expires: refuse it, as ID tokens do.
-	if authTime.ok && authTime.t.After(now.Add(v.leeway)) {
-		return tokenErr(ErrTokenAuthTime, "auth_time", "auth_time in the future")
+	if p == noClaimProblem && authTime.ok && authTime.t.After(now.Add(v.leeway)) {
+		p = problemAuthTimeFuture
+	}
+	if p != noClaimProblem {
+		return p.err()
 	}
 	t.Authentication = a
 	return nil

@@ -1,6 +1,7 @@
 package stepup
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -198,4 +199,23 @@ func BenchmarkDecodeClaims(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestClaimProblems: every claimProblem has its error, which matches its
+// kind and ErrInvalidToken.
+func TestClaimProblems(t *testing.T) {
+	for p := noClaimProblem + 1; int(p) < len(claimProblems); p++ {
+		e := claimProblems[p]
+		if e.kind == nil || e.claim == "" || e.detail == "" {
+			t.Fatalf("claimProblem %d has no description", p)
+		}
+		err := p.err()
+		var te *TokenError
+		if !errors.As(err, &te) || !errors.Is(err, e.kind) || !errors.Is(err, ErrInvalidToken) || te.Claim != e.claim || te.Detail != e.detail {
+			t.Errorf("claimProblem %d: %v", p, err)
+		}
+	}
+	if int(problemAuthTimeFuture) != len(claimProblems)-1 {
+		t.Fatalf("claimProblems ends at %d, the last problem is %d", len(claimProblems)-1, problemAuthTimeFuture)
+	}
 }

@@ -899,54 +899,101 @@ func (d *jsonDecoder) claimTime(name string) (numericDate, error) {
 	return numericDate{t: time.Unix(int64(sec), int64(frac*1e9)), ok: true}, nil
 }
 
+// A claimProblem is a failed check of the registered claims, as an index
+// into claimProblems (none: 0). The checks return one instead of an error,
+// so that the verification's common path, where every check passes, holds
+// no error construction between its instructions; the caller turns the
+// first problem into its *TokenError with err.
+type claimProblem uint8
+
+const (
+	noClaimProblem claimProblem = iota
+	problemIssuer
+	problemAudienceAPI
+	problemAudienceClient
+	problemExpMissing
+	problemExpired
+	problemIatMissing
+	problemIatFuture
+	problemNotYetValid
+	problemSubject
+	problemAuthTimeFuture
+)
+
+// claimProblems describes each claimProblem as its TokenError.
+var claimProblems = [...]struct {
+	kind          error
+	claim, detail string
+}{
+	problemIssuer:         {ErrTokenIssuer, "iss", "issuer missing or not the tenant's"},
+	problemAudienceAPI:    {ErrTokenAudience, "aud", "audience missing or does not contain this API"},
+	problemAudienceClient: {ErrTokenAudience, "aud", "audience missing or does not contain the client id"},
+	problemExpMissing:     {ErrTokenExpired, "exp", "exp missing"},
+	problemExpired:        {ErrTokenExpired, "exp", "token expired"},
+	problemIatMissing:     {ErrTokenIssuedAt, "iat", "iat missing"},
+	problemIatFuture:      {ErrTokenIssuedAt, "iat", "issued in the future"},
+	problemNotYetValid:    {ErrTokenNotYetValid, "nbf", "not valid yet"},
+	problemSubject:        {ErrTokenSubject, "sub", "sub missing or empty"},
+	problemAuthTimeFuture: {ErrTokenAuthTime, "auth_time", "auth_time in the future"},
+}
+
+// err is p's *TokenError; p is not noClaimProblem.
+//
+//go:noinline
+func (p claimProblem) err() error {
+	e := &claimProblems[p]
+	return tokenErr(e.kind, e.claim, e.detail)
+}
+
 // checkTimes checks exp (required), iat (required when iatRequired; never in
 // the future) and nbf (optional) against now with leeway.
-func (c *registeredClaims) checkTimes(now time.Time, leeway time.Duration, iatRequired bool) error {
+func (c *registeredClaims) checkTimes(now time.Time, leeway time.Duration, iatRequired bool) claimProblem {
 	if !c.exp.ok {
-		return tokenErr(ErrTokenExpired, "exp", "exp missing")
+		return problemExpMissing
 	}
 	if !now.Before(c.exp.t.Add(leeway)) {
-		return tokenErr(ErrTokenExpired, "exp", "token expired")
+		return problemExpired
 	}
 	return c.checkIssuedAt(now, leeway, iatRequired)
 }
 
 // checkIssuedAt checks iat and nbf: iat is never in the future.
-func (c *registeredClaims) checkIssuedAt(now time.Time, leeway time.Duration, iatRequired bool) error {
+func (c *registeredClaims) checkIssuedAt(now time.Time, leeway time.Duration, iatRequired bool) claimProblem {
 	if !c.iat.ok && iatRequired {
-		return tokenErr(ErrTokenIssuedAt, "iat", "iat missing")
+		return problemIatMissing
 	}
 	if c.iat.ok && c.iat.t.After(now.Add(leeway)) {
-		return tokenErr(ErrTokenIssuedAt, "iat", "issued in the future")
+		return problemIatFuture
 	}
 	if c.nbf.ok && c.nbf.t.After(now.Add(leeway)) {
-		return tokenErr(ErrTokenNotYetValid, "nbf", "not valid yet")
+		return problemNotYetValid
 	}
-	return nil
+	return noClaimProblem
 }
 
 // checkIssuer checks that iss is exactly issuer.
-func (c *registeredClaims) checkIssuer(issuer string) error {
+func (c *registeredClaims) checkIssuer(issuer string) claimProblem {
 	if c.iss != issuer {
-		return tokenErr(ErrTokenIssuer, "iss", "issuer missing or not the tenant's")
+		return problemIssuer
 	}
-	return nil
+	return noClaimProblem
 }
 
-// checkAudience checks that aud contains want; detail says what want is.
-func (c *registeredClaims) checkAudience(want, detail string) error {
+// checkAudience checks that aud contains want; missing says what want is
+// (problemAudienceAPI or problemAudienceClient).
+func (c *registeredClaims) checkAudience(want string, missing claimProblem) claimProblem {
 	for _, a := range c.aud {
 		if a == want {
-			return nil
+			return noClaimProblem
 		}
 	}
-	return tokenErr(ErrTokenAudience, "aud", detail)
+	return missing
 }
 
 // checkSubject checks that sub is a non-empty string.
-func (c *registeredClaims) checkSubject() error {
+func (c *registeredClaims) checkSubject() claimProblem {
 	if c.sub == "" {
-		return tokenErr(ErrTokenSubject, "sub", "sub missing or empty")
+		return problemSubject
 	}
-	return nil
+	return noClaimProblem
 }

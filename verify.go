@@ -153,11 +153,11 @@ func (v *idTokenVerifier) verifyWith(ctx context.Context, raw string, want idTok
 
 func (v *idTokenVerifier) checkClaims(t *IDToken, c *registeredClaims, want idTokenCheck) error {
 	now := v.now()
-	if err := c.checkIssuer(v.issuer); err != nil {
-		return err
+	if p := c.checkIssuer(v.issuer); p != noClaimProblem {
+		return p.err()
 	}
-	if err := c.checkAudience(v.clientID, "audience missing or does not contain the client id"); err != nil {
-		return err
+	if p := c.checkAudience(v.clientID, problemAudienceClient); p != noClaimProblem {
+		return p.err()
 	}
 	if len(c.aud) > 1 && !c.hasAzp {
 		return tokenErr(ErrTokenAuthorizedParty, "azp", "azp required when aud has several values")
@@ -165,11 +165,11 @@ func (v *idTokenVerifier) checkClaims(t *IDToken, c *registeredClaims, want idTo
 	if c.hasAzp && c.azp != v.clientID {
 		return tokenErr(ErrTokenAuthorizedParty, "azp", "azp is not the client id")
 	}
-	if err := c.checkTimes(now, v.leeway, true); err != nil {
-		return err
+	if p := c.checkTimes(now, v.leeway, true); p != noClaimProblem {
+		return p.err()
 	}
-	if err := c.checkSubject(); err != nil {
-		return err
+	if p := c.checkSubject(); p != noClaimProblem {
+		return p.err()
 	}
 	if want.Nonce != "" && (c.nonce == "" || subtle.ConstantTimeCompare([]byte(c.nonce), []byte(want.Nonce)) != 1) {
 		return tokenErr(ErrTokenNonce, "nonce", "nonce missing or not the one sent")
@@ -183,7 +183,7 @@ func (v *idTokenVerifier) checkClaims(t *IDToken, c *registeredClaims, want idTo
 		}
 	}
 	if c.authTime.ok && c.authTime.t.After(now.Add(v.leeway)) {
-		return tokenErr(ErrTokenAuthTime, "auth_time", "auth_time in the future")
+		return problemAuthTimeFuture.err()
 	}
 	t.Issuer, t.Subject, t.Audience, t.AuthorizedParty = c.iss, c.sub, c.aud, c.azp
 	t.IssuedAt, t.Expiry, t.AuthTime = c.iat.t, c.exp.t, c.authTime.t

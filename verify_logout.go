@@ -76,17 +76,17 @@ func (v *idTokenVerifier) verifyLogout(ctx context.Context, raw string) (*Logout
 		return nil, err
 	}
 	now := v.now()
-	if err := c.checkIssuer(v.issuer); err != nil {
-		return nil, err
+	if p := c.checkIssuer(v.issuer); p != noClaimProblem {
+		return nil, p.err()
 	}
-	if err := c.checkAudience(v.clientID, "audience missing or does not contain the client id"); err != nil {
-		return nil, err
+	if p := c.checkAudience(v.clientID, problemAudienceClient); p != noClaimProblem {
+		return nil, p.err()
 	}
 	if c.hasAzp && c.azp != v.clientID {
 		return nil, tokenErr(ErrTokenAuthorizedParty, "azp", "azp is not the client id")
 	}
-	if err := c.checkIssuedAt(now, v.leeway, true); err != nil {
-		return nil, err
+	if p := c.checkIssuedAt(now, v.leeway, true); p != noClaimProblem {
+		return nil, p.err()
 	}
 	t := &LogoutToken{Issuer: c.iss, Subject: c.sub, SessionID: c.sid, JTI: c.jti, IssuedAt: c.iat.t}
 	if c.exp.ok {
