@@ -283,16 +283,17 @@ func (v *Verifier) verify(ctx context.Context, raw string, scratch []byte) (*Acc
 
 func (v *Verifier) checkClaims(t *AccessToken, c *registeredClaims) error {
 	now := v.now()
-	// The checks in order; the first problem is the error.
-	p := c.checkIssuer(v.issuer)
-	if p == noClaimProblem {
-		p = c.checkAudience(v.audience, problemAudienceAPI)
+	if p := c.checkIssuer(v.issuer); p != noClaimProblem {
+		return p.err()
 	}
-	if p == noClaimProblem {
-		p = c.checkTimes(now, v.leeway, false)
+	if p := c.checkAudience(v.audience, problemAudienceAPI); p != noClaimProblem {
+		return p.err()
 	}
-	if p == noClaimProblem {
-		p = c.checkSubject()
+	if p := c.checkTimes(now, v.leeway, false); p != noClaimProblem {
+		return p.err()
+	}
+	if p := c.checkSubject(); p != noClaimProblem {
+		return p.err()
 	}
 	t.Issuer, t.Subject, t.Audience = c.iss, c.sub, c.aud
 	t.Expiry, t.IssuedAt, t.NotBefore = c.exp.t, c.iat.t, c.nbf.t
@@ -317,11 +318,8 @@ func (v *Verifier) checkClaims(t *AccessToken, c *registeredClaims) error {
 	}
 	// An authentication in the future would satisfy any MaxAge until the
 	// token expires: refuse it, as ID tokens do.
-	if p == noClaimProblem && authTime.ok && authTime.t.After(now.Add(v.leeway)) {
-		p = problemAuthTimeFuture
-	}
-	if p != noClaimProblem {
-		return p.err()
+	if authTime.ok && authTime.t.After(now.Add(v.leeway)) {
+		return problemAuthTimeFuture.err()
 	}
 	t.Authentication = a
 	return nil

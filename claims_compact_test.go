@@ -12,20 +12,33 @@ import (
 var compactNS = claimNames{acr: "https://ns/acr", amr: "https://ns/amr", authTime: "https://ns/auth_time"}
 
 // compareWithJSON decodes s on both paths and fails when the fast path
-// accepts what the general one refuses, or decodes it otherwise. It reports
+// accepts what the general one refuses, or decodes it otherwise; and when
+// decodeClaims (both in turn, on one arena, as a verification runs them)
+// gives another result or error than the general path alone. It reports
 // whether the fast path accepted s.
 func compareWithJSON(t *testing.T, s string, ns *claimNames) bool {
 	t.Helper()
-	var fast, slow registeredClaims
-	var fastArena, slowArena [16]string
+	opt := cmp.AllowUnexported(registeredClaims{}, numericDate{})
+	var slow, both registeredClaims
+	var slowArena, bothArena [16]string
+	slowErr := decodeClaimsJSON(s, &slow, slowArena[:0], ns)
+	bothErr := decodeClaims(s, &both, bothArena[:0], ns)
+	if (slowErr == nil) != (bothErr == nil) || (slowErr != nil && slowErr.Error() != bothErr.Error()) {
+		t.Fatalf("%q: decodeClaims says %v, the general path %v", s, bothErr, slowErr)
+	}
+	if d := cmp.Diff(slow, both, opt); slowErr == nil && d != "" {
+		t.Fatalf("%q: decodeClaims and the general path differ (-general +decodeClaims):\n%s", s, d)
+	}
+	var fast registeredClaims
+	var fastArena [16]string
 	a := fastArena[:0]
 	if !decodeCompactClaims(s, &fast, &a, ns) {
 		return false
 	}
-	if err := decodeClaimsJSON(s, &slow, slowArena[:0], ns); err != nil {
-		t.Fatalf("%q: the fast path accepts it, the general one refuses it: %v", s, err)
+	if slowErr != nil {
+		t.Fatalf("%q: the fast path accepts it, the general one refuses it: %v", s, slowErr)
 	}
-	if d := cmp.Diff(slow, fast, cmp.AllowUnexported(registeredClaims{}, numericDate{})); d != "" {
+	if d := cmp.Diff(slow, fast, opt); d != "" {
 		t.Fatalf("%q: the two paths differ (-general +fast):\n%s", s, d)
 	}
 	return true
@@ -43,7 +56,7 @@ func TestCompactClaimsAuth0(t *testing.T) {
 		// An ID token: profile claims, email_verified, sid, nonce, acr, amr.
 		`{"nickname":"jane","name":"jane@fabrikam.example","picture":"https://s.gravatar.com/avatar/x.png","updated_at":"2026-12-02T10:00:00.000Z","email":"jane@fabrikam.example","email_verified":true,"iss":"https://t/","aud":"client","sub":"auth0|x","iat":1764680000,"exp":1764716000,"sid":"sid-1","auth_time":1764679990,"acr":"http://schemas.openid.net/pape/policies/2007/06/multi-factor","amr":["mfa"],"nonce":"n-0S6_WzA2Mj"}`,
 		`{}`, `{"aud":[]}`, `{"amr":[],"scope":""}`, `{"scope":["a","b"]}`, `{"x":false,"y":0,"z":[],"w":["a"]}`,
-		`{"exp":0}`, `{"exp":100000000000}`, `{"a":"","":"b"}`,
+		`{"exp":0}`, `{"exp":100000000000}`, `{"a":"","":"b"}`, `{"x":100000000001,"y":999999999999999}`,
 	} {
 		if !compareWithJSON(t, s, &compactNS) {
 			t.Errorf("%q: the fast path declines it", s)
@@ -59,6 +72,7 @@ func TestCompactClaimsDeclines(t *testing.T) {
 		`{"a":"\u0041"}`, `{"a":"\n"}`, `{"a":"é"}`, `{"é":1}`, `{"a\"":1}`, `{"a":"b}`, `{"a":"b`,
 		`{"a":null}`, `{"a":{}}`, `{"a":[1]}`, `{"a":["b",1]}`, `{"a":["b",]}`, `{"a":["b"}`, `{"a":[`,
 		`{"a":-1}`, `{"a":1.5}`, `{"a":1e3}`, `{"a":01}`, `{"a":1234567890123456}`, `{"a":tru}`, `{"a":truex}`,
+		`{"a":1}}`, `{"a":"b"}}`, `{"a":[]}}`, `{"a":true}}`, `{"a":1},`,
 		`{"a":1,"a":2}`, `{"iss":"a","iss":"b"}`, `{"https://ns/acr":"a","https://ns/acr":"b"}`,
 		`{"iss":1}`, `{"iss":null}`, `{"aud":1}`, `{"amr":"mfa"}`, `{"permissions":"p"}`, `{"exp":"1"}`, `{"exp":true}`,
 		`{"exp":100000000001}`, `{"email":3}`, `{"email":true}`, `{"events":{}}`, `{"events":"x"}`, `{"nonce":null}`,
@@ -73,10 +87,19 @@ func TestCompactClaimsDeclines(t *testing.T) {
 // TestCompactClaimsNamespaceOff: without a namespace the namespaced names
 // are claims like any other.
 func TestCompactClaimsNamespaceOff(t *testing.T) {
-	s := `{"https://ns/acr":"x","https://ns/amr":["y"],"https://ns/auth_time":5}`
-	for _, ns := range []*claimNames{nil, {}} {
-		if !compareWithJSON(t, s, ns) {
-			t.Fatalf("%q: the fast path declines it", s)
+	for _, s := range []string{
+		`{"https://ns/acr":"x","https://ns/amr":["y"],"https://ns/auth_time":5}`,
+		`{"":"x","https://ns/amr":["y"]}`, // "" is no namespace's name
+	} {
+		for _, ns := range []*claimNames{nil, {}} {
+			if !compareWithJSON(t, s, ns) {
+				t.Fatalf("%q: the fast path declines it", s)
+			}
+			var c registeredClaims
+			var arena [4]string
+			if err := decodeClaims(s, &c, arena[:0], ns); err != nil || c.hasNSACR || c.hasNSAMR || c.hasNSA {
+				t.Fatalf("%q without a namespace: %v, %+v", s, err, c)
+			}
 		}
 	}
 }
@@ -115,6 +138,7 @@ func FuzzCompactClaims(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		compareWithJSON(t, s, &compactNS)
 		compareWithJSON(t, s, nil)
+		compareWithJSON(t, s, &claimNames{})
 	})
 }
 
@@ -143,8 +167,11 @@ func TestCompactClaimsRandom(t *testing.T) {
 		}
 		b.WriteByte('}')
 		ns := &compactNS
-		if r.IntN(4) == 0 {
+		switch r.IntN(6) {
+		case 0:
 			ns = nil
+		case 1:
+			ns = &claimNames{} // what a Verifier without a namespace passes
 		}
 		if compareWithJSON(t, b.String(), ns) {
 			taken++
@@ -152,25 +179,6 @@ func TestCompactClaimsRandom(t *testing.T) {
 	}
 	if taken < 5000 {
 		t.Fatalf("the fast path took only %d of the claim sets", taken)
-	}
-}
-
-// TestSplitSpaces: on strings without control bytes (all the fast path
-// passes it), splitSpaces splits as splitScope does.
-func TestSplitSpaces(t *testing.T) {
-	alphabet := []byte{' ', ' ', 'a', 'b', ':', '!', '~'}
-	r := rand.New(rand.NewPCG(9, 10))
-	for range 20000 {
-		b := make([]byte, r.IntN(40))
-		for k := range b {
-			b[k] = alphabet[r.IntN(len(alphabet))]
-		}
-		s := string(b)
-		var a1, a2 []string
-		got, want := splitSpaces(s, &a1), splitScope(s, &a2)
-		if d := cmp.Diff(want, got); d != "" {
-			t.Fatalf("splitSpaces(%q) differs from splitScope (-want +got):\n%s", s, d)
-		}
 	}
 }
 
@@ -201,21 +209,35 @@ func BenchmarkDecodeClaims(b *testing.B) {
 	})
 }
 
-// TestClaimProblems: every claimProblem has its error, which matches its
-// kind and ErrInvalidToken.
+// TestClaimProblems: every claimProblem gives the TokenError the checks
+// gave before there were problems (kind, claim and detail, listed here),
+// which matches ErrInvalidToken.
 func TestClaimProblems(t *testing.T) {
-	for p := noClaimProblem + 1; int(p) < len(claimProblems); p++ {
-		e := claimProblems[p]
-		if e.kind == nil || e.claim == "" || e.detail == "" {
-			t.Fatalf("claimProblem %d has no description", p)
-		}
+	want := map[claimProblem]TokenError{
+		problemIssuer:         {Kind: ErrTokenIssuer, Claim: "iss", Detail: "issuer missing or not the tenant's"},
+		problemAudienceAPI:    {Kind: ErrTokenAudience, Claim: "aud", Detail: "audience missing or does not contain this API"},
+		problemAudienceClient: {Kind: ErrTokenAudience, Claim: "aud", Detail: "audience missing or does not contain the client id"},
+		problemExpMissing:     {Kind: ErrTokenExpired, Claim: "exp", Detail: "exp missing"},
+		problemExpired:        {Kind: ErrTokenExpired, Claim: "exp", Detail: "token expired"},
+		problemIatMissing:     {Kind: ErrTokenIssuedAt, Claim: "iat", Detail: "iat missing"},
+		problemIatFuture:      {Kind: ErrTokenIssuedAt, Claim: "iat", Detail: "issued in the future"},
+		problemNotYetValid:    {Kind: ErrTokenNotYetValid, Claim: "nbf", Detail: "not valid yet"},
+		problemSubject:        {Kind: ErrTokenSubject, Claim: "sub", Detail: "sub missing or empty"},
+		problemAuthTimeFuture: {Kind: ErrTokenAuthTime, Claim: "auth_time", Detail: "auth_time in the future"},
+	}
+	if len(want) != int(numClaimProblems)-1 {
+		t.Fatalf("the test lists %d problems, there are %d", len(want), numClaimProblems-1)
+	}
+	for p := noClaimProblem + 1; p < numClaimProblems; p++ {
 		err := p.err()
 		var te *TokenError
-		if !errors.As(err, &te) || !errors.Is(err, e.kind) || !errors.Is(err, ErrInvalidToken) || te.Claim != e.claim || te.Detail != e.detail {
-			t.Errorf("claimProblem %d: %v", p, err)
+		if !errors.As(err, &te) || !errors.Is(err, ErrInvalidToken) || !errors.Is(err, want[p].Kind) ||
+			te.Claim != want[p].Claim || te.Detail != want[p].Detail {
+			t.Errorf("claimProblem %d: %#v, want %#v", p, err, want[p])
 		}
 	}
-	if int(problemAuthTimeFuture) != len(claimProblems)-1 {
-		t.Fatalf("claimProblems ends at %d, the last problem is %d", len(claimProblems)-1, problemAuthTimeFuture)
+	// Asked for no problem, err still fails closed.
+	if err := noClaimProblem.err(); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("noClaimProblem.err() = %v", err)
 	}
 }

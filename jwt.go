@@ -93,9 +93,10 @@ func (e *TokenError) Is(target error) bool {
 
 func (e *TokenError) Unwrap() error { return e.Err }
 
-// tokenErr is kept out of line (as is badBase64), so that the verification
-// path's error returns are calls, not allocations inlined between the
-// instructions that run on every token.
+// tokenErr returns a TokenError of kind for claim (may be empty). It is
+// kept out of line (as is badBase64), so that the verification path's error
+// returns are calls, not allocations inlined between the instructions that
+// run on every token.
 //
 //go:noinline
 func tokenErr(kind error, claim, detail string) *TokenError {
@@ -206,10 +207,10 @@ func (v *jwsVerifier) rememberHeader(slot int, enc string, h joseHeader, cand ke
 // another length proves the same key possession.
 var pssOptions = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}
 
-// verifyJWS splits raw, decodes its header, checks its alg against v.algs and
-// its typ with typOK, verifies the signature, and returns the
-// decoded payload (JSON, not yet parsed) and the key that verified it (nil
-// for HS256). scratch is a buffer the caller owns (usually on its stack); it
+// verifyJWS splits raw, decodes its header, checks its alg against v.algs
+// and its typ with typOK, verifies the signature, and returns the decoded
+// payload (JSON, not yet parsed) and the key that verified it (nil for
+// HS256). scratch is a buffer the caller owns (usually on its stack); it
 // is used only during the call. Failures are *TokenError, or an error
 // matching ErrTenantUnavailable when the keys cannot be fetched.
 func (v *jwsVerifier) verifyJWS(ctx context.Context, raw string, typOK func(string) bool, typDetail string, scratch []byte) (string, *verificationKey, error) {
@@ -508,7 +509,7 @@ func payloadErr(err error) error {
 	return &TokenError{Kind: ErrTokenMalformed, Claim: "payload", Detail: "not a valid JSON object", Err: err}
 }
 
-// maxClaimNamesOnStack is how many member names decodeClaims checks for
+// maxClaimNamesOnStack is how many member names decodeClaimsJSON checks for
 // repeats without allocating; beyond it, a map takes over.
 const maxClaimNamesOnStack = 48
 
@@ -643,7 +644,8 @@ var claimSlotNames = [...]string{
 }
 
 // claimSlots maps claimHash of each name in claimSlotNames to its slot, -1
-// where none.
+// where none. A collision is a mistake in claimHash, found by any test run:
+// it panics here rather than leave a claim (nbf, say) unread.
 var claimSlots = func() (t [64]int8) {
 	for i := range t {
 		t[i] = -1
@@ -673,73 +675,53 @@ func claimSlot(k string) int {
 	return int(slot)
 }
 
-// member decodes the value of member k at d.i. It returns the claim's slot
-// (a bit for decodeClaims' repeated-name check) when it is one we read, -1
-// otherwise.
+// member decodes the value of member k at d.i (decodeClaimsJSON's). It
+// returns the claim's slot (a bit for the repeated-name check) when it is
+// one we read, -1 otherwise. The values it reads go to their fields through
+// setString, setStrings and setTime, as the fast path's do.
 func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns *claimNames) (int, error) {
 	var err error
 	slot := claimSlot(k)
 	switch slot {
-	case slotIss:
-		c.iss, _, err = d.claimString(k)
-	case slotSub:
-		c.sub, _, err = d.claimString(k)
-	case slotAzp:
-		c.azp, c.hasAzp, err = d.claimString(k)
-	case slotClientID:
-		c.clientID, _, err = d.claimString(k)
+	case slotIss, slotSub, slotAzp, slotClientID, slotSID, slotACR, slotOrgID, slotJTI:
+		err = c.stringClaim(d, k, slot, arena)
 	case slotNonce:
 		// Present at all, even null, counts for logout tokens (which must not have one).
 		c.hasNonce = true
-		c.nonce, _, err = d.claimString(k)
-	case slotSID:
-		c.sid, _, err = d.claimString(k)
-	case slotACR:
-		c.acr, _, err = d.claimString(k)
-	case slotOrgID:
-		c.orgID, _, err = d.claimString(k)
-	case slotJTI:
-		c.jti, _, err = d.claimString(k)
+		err = c.stringClaim(d, k, slot, arena)
 	case slotAud:
 		if d.peek() == '"' {
 			var s string
 			if s, err = d.str(); err == nil {
-				c.aud = appendArena(arena, s)
+				c.setString(slot, s, arena)
 			}
 		} else {
-			c.aud, _, err = d.claimStrings(k, arena)
+			err = c.stringsClaim(d, k, slot, arena)
 		}
-	case slotAMR:
-		c.amr, _, err = d.claimStrings(k, arena)
-	case slotPermissions:
-		c.permissions, _, err = d.claimStrings(k, arena)
+	case slotAMR, slotPermissions:
+		err = c.stringsClaim(d, k, slot, arena)
 	case slotScope:
 		switch d.peek() {
 		case '"':
 			var s string
 			if s, err = d.str(); err == nil {
-				c.scope, c.hasScope = s, true
-				c.scopes = splitScope(s, arena)
+				c.setString(slot, s, arena)
 			}
 		case '[':
-			c.scopes, c.hasScope, err = d.claimStrings(k, arena)
+			err = c.stringsClaim(d, k, slot, arena)
 		case 'n':
 			err = d.lit("null")
 		default:
 			err = tokenErr(ErrTokenMalformed, k, "must be a space-separated string")
 		}
-	case slotIat:
-		c.iat, err = d.claimTime(k)
-	case slotExp:
-		c.exp, err = d.claimTime(k)
-	case slotNbf:
-		c.nbf, err = d.claimTime(k)
-	case slotAuthTime:
-		c.authTime, err = d.claimTime(k)
-	case slotEmail:
-		c.email, err = d.lenientString()
-	case slotName:
-		c.name, err = d.lenientString()
+	case slotIat, slotExp, slotNbf, slotAuthTime:
+		err = c.timeClaim(d, k, slot)
+	case slotEmail, slotName:
+		// A value of another type is ignored, as it always was.
+		var s string
+		if s, err = d.lenientString(); err == nil {
+			c.setString(slot, s, arena)
+		}
 	case slotEvents:
 		start := d.i
 		if err = d.skip(); err == nil {
@@ -752,20 +734,128 @@ func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns 
 		case k == ns.acr:
 			slot = slotNSACR
 			c.hasNSACR = true
-			c.nsACR, _, err = d.claimString(k)
+			err = c.stringClaim(d, k, slot, arena)
 		case k == ns.amr:
 			slot = slotNSAMR
 			c.hasNSAMR = true
-			c.nsAMR, _, err = d.claimStrings(k, arena)
+			err = c.stringsClaim(d, k, slot, arena)
 		case k == ns.authTime:
 			slot = slotNSAuthTime
 			c.hasNSA = true
-			c.nsAuthTime, err = d.claimTime(k)
+			err = c.timeClaim(d, k, slot)
 		default:
 			err = d.skip()
 		}
 	}
 	return slot, err
+}
+
+// stringClaim decodes a string claim (null: absent) into slot.
+func (c *registeredClaims) stringClaim(d *jsonDecoder, k string, slot int, arena *[]string) error {
+	s, present, err := d.claimString(k)
+	if present {
+		c.setString(slot, s, arena)
+	}
+	return err
+}
+
+// stringsClaim decodes an array-of-strings claim (null: absent) into slot.
+func (c *registeredClaims) stringsClaim(d *jsonDecoder, k string, slot int, arena *[]string) error {
+	l, present, err := d.claimStrings(k, arena)
+	if present {
+		c.setStrings(slot, l)
+	}
+	return err
+}
+
+// timeClaim decodes a NumericDate claim (null: absent) into slot.
+func (c *registeredClaims) timeClaim(d *jsonDecoder, k string, slot int) error {
+	t, err := d.claimTime(k)
+	if t.ok {
+		c.setTime(slot, t)
+	}
+	return err
+}
+
+// setString, setStrings and setTime are where both decoders put the claims
+// they read: the one mapping of slots to fields. Each reports false for a
+// slot whose claim is not of its kind (the fast path then declines; the
+// general decoder never asks).
+
+// setString sets the claim in slot to the string v.
+func (c *registeredClaims) setString(slot int, v string, arena *[]string) bool {
+	switch slot {
+	case slotIss:
+		c.iss = v
+	case slotSub:
+		c.sub = v
+	case slotAzp:
+		c.azp, c.hasAzp = v, true
+	case slotClientID:
+		c.clientID = v
+	case slotNonce:
+		c.nonce, c.hasNonce = v, true
+	case slotSID:
+		c.sid = v
+	case slotACR:
+		c.acr = v
+	case slotOrgID:
+		c.orgID = v
+	case slotJTI:
+		c.jti = v
+	case slotAud:
+		c.aud = appendArena(arena, v)
+	case slotScope:
+		c.scope, c.hasScope = v, true
+		c.scopes = splitScope(v, arena)
+	case slotEmail:
+		c.email = v
+	case slotName:
+		c.name = v
+	case slotNSACR:
+		c.nsACR, c.hasNSACR = v, true
+	default:
+		return false
+	}
+	return true
+}
+
+// setStrings sets the claim in slot to the list l.
+func (c *registeredClaims) setStrings(slot int, l []string) bool {
+	switch slot {
+	case slotAud:
+		c.aud = l
+	case slotAMR:
+		c.amr = l
+	case slotPermissions:
+		c.permissions = l
+	case slotScope:
+		c.scopes, c.hasScope = l, true
+	case slotNSAMR:
+		c.nsAMR, c.hasNSAMR = l, true
+	default:
+		return false
+	}
+	return true
+}
+
+// setTime sets the NumericDate claim in slot to t.
+func (c *registeredClaims) setTime(slot int, t numericDate) bool {
+	switch slot {
+	case slotIat:
+		c.iat = t
+	case slotExp:
+		c.exp = t
+	case slotNbf:
+		c.nbf = t
+	case slotAuthTime:
+		c.authTime = t
+	case slotNSAuthTime:
+		c.nsAuthTime, c.hasNSA = t, true
+	default:
+		return false
+	}
+	return true
 }
 
 // appendArena appends s to the arena and returns it as a one-element list
@@ -918,10 +1008,11 @@ const (
 	problemNotYetValid
 	problemSubject
 	problemAuthTimeFuture
+	numClaimProblems
 )
 
 // claimProblems describes each claimProblem as its TokenError.
-var claimProblems = [...]struct {
+var claimProblems = [numClaimProblems]struct {
 	kind          error
 	claim, detail string
 }{
@@ -937,10 +1028,14 @@ var claimProblems = [...]struct {
 	problemAuthTimeFuture: {ErrTokenAuthTime, "auth_time", "auth_time in the future"},
 }
 
-// err is p's *TokenError; p is not noClaimProblem.
+// err is p's *TokenError. Out of line: see claimProblem. Called for
+// noClaimProblem (a caller's mistake), it still fails closed.
 //
 //go:noinline
 func (p claimProblem) err() error {
+	if p == noClaimProblem || p >= numClaimProblems {
+		return tokenErr(ErrTokenMalformed, "", "claims check failed")
+	}
 	e := &claimProblems[p]
 	return tokenErr(e.kind, e.claim, e.detail)
 }

@@ -149,15 +149,19 @@ func (d *jsonDecoder) finish() error {
 }
 
 // ws skips white space. Tokens are usually compact JSON: the common case,
-// a byte above ' ' or the end, is one comparison inlined at the call.
+// a byte above ' ' or the end, is one comparison inlined at the call, and
+// the loop is out of line (wsLoop).
 func (d *jsonDecoder) ws() {
 	if d.i >= len(d.s) || d.s[d.i] > ' ' {
 		return
 	}
-	d.wsSlow()
+	d.wsLoop()
 }
 
-func (d *jsonDecoder) wsSlow() {
+// wsLoop is ws' loop over the white space at d.i.
+//
+//go:noinline
+func (d *jsonDecoder) wsLoop() {
 	for d.i < len(d.s) {
 		switch d.s[d.i] {
 		case ' ', '\t', '\n', '\r':
@@ -298,26 +302,19 @@ func (d *jsonDecoder) array() ([]any, error) {
 
 // str decodes the string at d.i (an opening quote).
 //
-// Plain bytes (printable ASCII other than '"' and '\\') are skipped eight
-// at a time, up to the first byte that is not (special8); that byte is then
-// looked at on its own: the closing quote, an escape, a control byte
-// (refused) or the start of a UTF-8 sequence (validated).
+// Plain bytes (ASCII from ' ' on, other than '"' and '\\') are skipped by
+// plainPrefix; the first other byte is then looked at on its own: the
+// closing quote, an escape, a control byte (refused) or the start of a UTF-8
+// sequence (validated).
 func (d *jsonDecoder) str() (string, error) {
 	s, i := d.s, d.i+1 // after the '"'
 	start := i
 	for {
-		for i+8 <= len(s) {
-			if m := special8(load8(s, i)); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
+		i = plainPrefix(s, i)
 		if i >= len(s) {
 			return "", errJSONSyntax
 		}
-		c := s[i]
-		switch {
+		switch c := s[i]; {
 		case c == '"':
 			d.i = i + 1
 			return s[start:i], nil
@@ -326,9 +323,7 @@ func (d *jsonDecoder) str() (string, error) {
 			return d.strSlow(start)
 		case c < 0x20:
 			return "", errJSONSyntax
-		case c < utf8.RuneSelf:
-			i++
-		default:
+		default: // the start of a UTF-8 sequence
 			r, n := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError && n <= 1 {
 				return "", errJSONUTF8
@@ -336,6 +331,23 @@ func (d *jsonDecoder) str() (string, error) {
 			i += n
 		}
 	}
+}
+
+// plainPrefix returns the index of the first byte at or after i that a
+// string scan must look at on its own (special8's: a control byte, '"',
+// '\\' or a non-ASCII byte), or len(s): eight bytes at a time, then the
+// last few one by one.
+func plainPrefix(s string, i int) int {
+	for i+8 <= len(s) {
+		if m := special8(load8(s, i)); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(s) && s[i] >= 0x20 && s[i] < utf8.RuneSelf && s[i] != '"' && s[i] != '\\' {
+		i++
+	}
+	return i
 }
 
 // load8 returns the eight bytes of s at i as a little-endian word (the

@@ -270,8 +270,10 @@ func interleaved(b *testing.B, peers bool) {
 	times := make([][]time.Duration, len(contenders))
 	round := 0
 	for b.Loop() {
-		// Rotate the order each round, so that no contender always runs
-		// right after the same one (caches, GC debt).
+		// Rotate the starting point each round, so that no contender is
+		// always the first after the loop's own work. The cyclic order,
+		// and so each contender's neighbours, stay the same (a random
+		// order each round measured the same, within a run's noise).
 		round++
 		for k := range contenders {
 			i := (k + round) % len(contenders)
