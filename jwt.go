@@ -480,7 +480,7 @@ type registeredClaims struct {
 	iss, sub, azp, clientID, nonce, sid, acr, orgID, jti, scope string
 
 	// email and name are the profile claims the session keeps; a value of
-	// another type is ignored, as it always was.
+	// another type is ignored (it is no error).
 	email, name string
 
 	hasAzp, hasNonce, hasScope bool
@@ -717,7 +717,7 @@ func (c *registeredClaims) member(d *jsonDecoder, k string, arena *[]string, ns 
 	case slotIat, slotExp, slotNbf, slotAuthTime:
 		err = c.timeClaim(d, k, slot)
 	case slotEmail, slotName:
-		// A value of another type is ignored, as it always was.
+		// A value of another type is ignored (see registeredClaims).
 		var s string
 		if s, err = d.lenientString(); err == nil {
 			c.setString(slot, s, arena)
